@@ -1,0 +1,343 @@
+"""Configuration: one pydantic model, filled from defaults < TOML file < environment < CLI flags.
+
+Nothing here touches the filesystem at import time; platform directories are resolved lazily.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+Mode = Literal["direct", "server"]
+
+
+class AgentPresetConfig(BaseModel):
+    """An agent the dashboard can launch (`[[agents]]` in the config file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Name shown in the agent selector.")
+    command: str | list[str] = Field(description="Command line (string) or argv list.")
+    cwd: str | None = Field(default=None, description="Working directory for the agent.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+    restart_on_crash: bool = Field(default=False, description="Restart the agent when it exits non-zero.")
+    max_restarts: int = Field(default=3, ge=0, description="Restart limit for restart_on_crash.")
+
+
+class PriceConfig(BaseModel):
+    """A price override or addition, in USD per million tokens (`[prices."model-name"]`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_mtok: float = Field(ge=0, description="USD per million input tokens.")
+    output_per_mtok: float = Field(ge=0, description="USD per million output tokens.")
+    cache_read_per_mtok: float | None = Field(default=None, ge=0, description="USD per million cache-read tokens.")
+    cache_write_per_mtok: float | None = Field(default=None, ge=0, description="USD per million cache-write tokens.")
+
+
+class Settings(BaseModel):
+    """Every option of iron-tui. Field names are the TOML keys; CLI flags use dashes."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    host: str = Field(default="127.0.0.1", description="Bind address for the proxy and feed.")
+    port: int = Field(default=8478, ge=0, le=65535, description="Proxy and feed port; 0 picks a free port.")
+    allow_remote: bool = Field(default=False, description="Allow binding a non-loopback address.")
+    openai_key: SecretStr | None = Field(default=None, description="OpenAI provider key (direct mode).")
+    anthropic_key: SecretStr | None = Field(default=None, description="Anthropic provider key (direct mode).")
+    provider_key: SecretStr | None = Field(
+        default=None, description="A key whose provider is detected from its prefix (sk-ant- is Anthropic)."
+    )
+    token: SecretStr | None = Field(
+        default=None, description="Token clients must present; in server mode, the Iron Cage IC token."
+    )
+    server_url: str | None = Field(default=None, description="Iron Cage control server URL.")
+    budget: float | None = Field(default=None, ge=0, description="Spend limit in USD; unset means unlimited.")
+    budget_period: Literal["session", "day", "week", "month"] = Field(
+        default="session", description="When the budget resets: session, day, week or month (local time)."
+    )
+    strict_pricing: bool = Field(default=False, description="Refuse calls to models with no known price.")
+    openai_base_url: str = Field(default="https://api.openai.com", description="OpenAI upstream base URL.")
+    anthropic_base_url: str = Field(default="https://api.anthropic.com", description="Anthropic upstream base URL.")
+    agent: str | None = Field(default=None, description="Agent command line the dashboard's Start button runs.")
+    agents: list[AgentPresetConfig] = Field(default_factory=list, description="Agent presets.")
+    data_dir: Path | None = Field(default=None, description="Directory for SQLite state (outbox, history, ledger).")
+    theme: str = Field(default="iron", description="Dashboard theme name.")
+    log_format: Literal["text", "json"] = Field(default="text", description="Headless log line format.")
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
+    upstream_timeout: float = Field(default=300.0, gt=0, description="Seconds to wait for an upstream response.")
+    connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to wait for an upstream connection.")
+    default_max_tokens: int = Field(
+        default=4096, ge=1, description="max_tokens sent to Anthropic when an OpenAI client sets none."
+    )
+    cache_ttl_seconds: float = Field(default=300.0, ge=0, description="Server mode: provider-key cache lifetime.")
+    sync_interval: float = Field(default=5.0, gt=0, description="Seconds between analytics syncs.")
+    flush_timeout: float = Field(default=5.0, ge=0, description="Seconds the final analytics flush may take.")
+    history_size: int = Field(default=1000, ge=10, description="Requests kept in memory with full detail.")
+    body_preview_bytes: int = Field(default=65536, ge=256, description="Stored size of each request/response body.")
+    agent_grace_seconds: float = Field(default=5.0, ge=0, description="Seconds between SIGTERM and SIGKILL.")
+    prices: dict[str, PriceConfig] = Field(default_factory=dict, description="Model price overrides.")
+
+    @field_validator("openai_base_url", "anthropic_base_url", "server_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = v.strip().rstrip("/")
+        if not (v.startswith("http://") or v.startswith("https://")):
+            raise ValueError("must start with http:// or https://")
+        return v
+
+    @model_validator(mode="after")
+    def _loopback(self) -> Settings:
+        if not self.allow_remote and not is_loopback(self.host):
+            raise ValueError(
+                f"host {self.host!r} is not a loopback address; pass --allow-remote to expose the proxy"
+            )
+        return self
+
+    # --- derived -------------------------------------------------------------------------------
+
+    def provider_keys(self) -> dict[str, str]:
+        keys: dict[str, str] = {}
+        if self.provider_key is not None:
+            k = self.provider_key.get_secret_value()
+            keys[provider_for_key(k)] = k
+        if self.openai_key is not None:
+            keys["openai"] = self.openai_key.get_secret_value()
+        if self.anthropic_key is not None:
+            keys["anthropic"] = self.anthropic_key.get_secret_value()
+        return {p: k for p, k in keys.items() if k}
+
+    @property
+    def mode(self) -> Mode:
+        if self.provider_keys():
+            return "direct"
+        return "server"
+
+    def check_runnable(self) -> None:
+        """Raise ConfigError when the engine cannot run with these settings."""
+        if self.provider_keys():
+            return
+        if self.server_url and self.token is not None:
+            return
+        raise ConfigError(
+            "no provider key: set --openai-key/OPENAI_API_KEY or --anthropic-key/ANTHROPIC_API_KEY "
+            "(direct mode), or --server-url with --token/IC_TOKEN (server mode)"
+        )
+
+
+class ConfigError(Exception):
+    """Bad configuration, reported as one line and exit status 2."""
+
+
+def provider_for_key(key: str) -> str:
+    return "anthropic" if key.startswith("sk-ant-") else "openai"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def mask_secret(value: str | None) -> str | None:
+    """Show enough of a key to recognise it, never enough to use it."""
+    if value is None:
+        return None
+    if len(value) <= 12:
+        return "****"
+    return f"{value[:6]}…{value[-4:]}"
+
+
+def settings_from(**values: Any) -> Settings:
+    """Build settings from keyword values, dropping Nones so defaults apply."""
+    return Settings(**{k: v for k, v in values.items() if v is not None})
+
+
+# --- loading: defaults < TOML file < environment < CLI ----------------------------------------------
+
+ENV_VARS: dict[str, str] = {
+    "host": "IRON_HOST",
+    "port": "IRON_PORT",
+    "openai_key": "OPENAI_API_KEY",
+    "anthropic_key": "ANTHROPIC_API_KEY",
+    "token": "IC_TOKEN",
+    "server_url": "IC_SERVER",
+    "budget": "IRON_BUDGET",
+    "openai_base_url": "IRON_OPENAI_BASE_URL",
+    "anthropic_base_url": "IRON_ANTHROPIC_BASE_URL",
+    "agent": "IRON_AGENT",
+    "data_dir": "IRON_DATA_DIR",
+    "theme": "IRON_THEME",
+}
+CONFIG_ENV = "IRON_CONFIG"
+
+
+def default_config_path() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("iron-tui", appauthor=False)) / "config.toml"
+
+
+def default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("iron-tui", appauthor=False))
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+
+
+def load_settings(
+    cli: dict[str, Any] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    config_path: Path | None = None,
+) -> tuple[Settings, Path]:
+    """Merge the sources; return the settings and the config file path that was consulted."""
+    settings, path, _ = load_settings_with_sources(cli, env=env, config_path=config_path)
+    return settings, path
+
+
+def load_settings_with_sources(
+    cli: dict[str, Any] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    config_path: Path | None = None,
+) -> tuple[Settings, Path, dict[str, str]]:
+    """As `load_settings`, plus where each explicitly set value came from (field name → source:
+    "config file PATH", "environment variable NAME" or "--flag"); `iron-tui config show` prints them."""
+    import os
+
+    env = dict(os.environ) if env is None else env
+    cli = {k: v for k, v in (cli or {}).items() if v is not None}
+    path = config_path or (Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else default_config_path())
+    merged: dict[str, Any] = dict(read_config_file(path))
+    sources: dict[str, str] = {k: f"config file {path}" for k in merged}
+    for field_name, var in ENV_VARS.items():
+        value = env.get(var)
+        if value:
+            merged[field_name] = value
+            sources[field_name] = f"environment variable {var}"
+    for k, v in cli.items():
+        merged[k] = v
+        sources[k] = "--" + k.replace("_", "-")
+    try:
+        settings = Settings(**merged)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, merged, sources)) from None
+    if settings.data_dir is None:
+        settings.data_dir = default_data_dir()
+    return settings, path, sources
+
+
+def describe_validation_error(exc: ValidationError, values: dict[str, Any], sources: dict[str, str]) -> str:
+    """One clear line per problem: the option, where it came from, the value, and what is allowed."""
+    # A union field (e.g. an agent's command: string or list) reports one error per member, tagged
+    # with the member's type in `loc`; merge them into one problem per real location.
+    problems: dict[tuple[str, ...], list[Any]] = {}
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        while loc and (loc[-1] in _TYPE_TAGS or "[" in loc[-1]):
+            loc = loc[:-1]
+        problems.setdefault(loc, []).append(err)
+    lines = []
+    for loc, errs in problems.items():
+        key = loc[0] if loc else ""
+        where = sources.get(key, "")
+        if not key:
+            lines.append(f"invalid configuration: {_reason(errs[0], key)}")
+            continue
+        from_file = where.startswith("config file")
+        name = _loc_name(loc) if from_file or len(loc) > 1 else "--" + key.replace("_", "-")
+        origin = f" from {where}" if where and not where.startswith("--") else ""
+        reasons = list(dict.fromkeys(_reason(e, loc[-1]) for e in errs))
+        err = errs[0]
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown option {name}{origin}: {reasons[0]}")
+            continue
+        if err["type"] == "missing":
+            lines.append(f"invalid {_loc_name(loc[:-1])}{origin}: {reasons[0]}")
+            continue
+        shown = values.get(key) if len(loc) == 1 else err.get("input")
+        if key in SECRET_FIELDS:
+            shown = "<secret>"
+        if len(reasons) > 1 and all(r.startswith("expected ") for r in reasons):
+            reasons = [reasons[0], *(r.removeprefix("expected ") for r in reasons[1:])]
+        lines.append(f"invalid {name}{origin}: {shown!r}: {' or '.join(reasons)}")
+    return "; ".join(lines)
+
+
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "none", "list", "dict"})
+_REASONS = {
+    "int_parsing": "expected a whole number",
+    "int_type": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "float_parsing": "expected a number",
+    "float_type": "expected a number",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "string_type": "expected a string",
+    "list_type": "expected a list",
+    "dict_type": "expected a table",
+    "model_type": "expected a table",
+    "model_attributes_type": "expected a table",
+    "path_type": "expected a path (a string)",
+}
+
+
+def _loc_name(loc: tuple[str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out
+
+
+def _num(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _reason(err: Any, field: str) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind in _REASONS:
+        return _REASONS[kind]
+    if kind == "literal_error":
+        return f"allowed values: {ctx.get('expected')}"
+    if kind == "greater_than_equal":
+        return f"must be at least {_num(ctx.get('ge'))}"
+    if kind == "greater_than":
+        return f"must be greater than {_num(ctx.get('gt'))}"
+    if kind == "less_than_equal":
+        return f"must be at most {_num(ctx.get('le'))}"
+    if kind == "missing":
+        return f"missing required key {field!r}"
+    if kind == "extra_forbidden":
+        import difflib
+
+        options = list(Settings.model_fields) + list(AgentPresetConfig.model_fields) + list(
+            PriceConfig.model_fields)
+        close = difflib.get_close_matches(field, options, n=1)
+        return "not an iron-tui setting" + (f" (did you mean {close[0]!r}?)" if close else "")
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+SECRET_FIELDS = frozenset({"openai_key", "anthropic_key", "provider_key", "token"})

@@ -1,0 +1,77 @@
+"""Injectable time and id sources, so tests and snapshots are deterministic."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Wall-clock time in epoch seconds."""
+
+    def monotonic(self) -> float:
+        """Monotonic seconds, for durations."""
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.perf_counter()
+
+
+class FixedClock:
+    """A clock that only moves when told to (tests, snapshots)."""
+
+    def __init__(self, start: float = 1_767_225_600.0) -> None:  # 2026-01-01T00:00:00Z
+        self._now = start
+        self._mono = 1000.0
+
+    def now(self) -> float:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
+        self._mono += seconds
+
+
+class IdSource(Protocol):
+    def request_id(self) -> str: ...
+
+    def event_id(self) -> str: ...
+
+
+class RandomIds:
+    def request_id(self) -> str:
+        return "req_" + secrets.token_hex(8)
+
+    def event_id(self) -> str:
+        return str(uuid.uuid4())
+
+
+class SequentialIds:
+    """Predictable ids for tests and snapshots."""
+
+    def __init__(self) -> None:
+        self._req = itertools.count(1)
+        self._evt = itertools.count(1)
+
+    def request_id(self) -> str:
+        return f"req_{next(self._req):06d}"
+
+    def event_id(self) -> str:
+        return str(uuid.UUID(int=next(self._evt), version=4))
+
+
+def iso_utc(ts: float) -> str:
+    """ISO-8601 UTC with millisecond precision and a Z suffix."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

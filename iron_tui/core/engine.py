@@ -1,0 +1,368 @@
+"""The engine: one async context manager that owns everything the front ends look at.
+
+    async with Engine(settings) as engine:
+        ...  # proxy and feed serve on engine.port; subscribe to engine.bus for live events
+
+Front ends (TUI, headless, LlmRouter) only start it and subscribe; none of them reach inside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from iron_tui import __version__
+from iron_tui.config import Settings
+from iron_tui.core.agent import AgentPreset, AgentSupervisor, ProxyWiring
+from iron_tui.core.analytics import AnalyticsSync, Outbox, completed_event, failed_event
+from iron_tui.core.budget import BudgetLedger
+from iron_tui.core.bus import EventBus
+from iron_tui.core.clock import Clock, IdSource, RandomIds, SystemClock, iso_utc
+from iron_tui.core.control import ControlClient, ControlError, Lease
+from iron_tui.core.events import MICROS_PER_USD, Notice, RequestFinished, RequestRecord, SyncStatus, usd
+from iron_tui.core.feed import Feed
+from iron_tui.core.history import History
+from iron_tui.core.keys import KeyRing
+from iron_tui.core.pricing import PriceOverride, Pricer
+from iron_tui.core.proxy.handlers import Proxy
+
+ENGINE: web.AppKey[Engine] = web.AppKey("engine", object)  # type: ignore[arg-type]
+
+
+class EngineError(Exception):
+    """The engine could not start (port in use, bad settings); the message is for the user."""
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        ids: IdSource | None = None,
+        data_dir: Path | None = None,
+        feed_heartbeat_s: float = 30.0,
+        persist: bool = True,
+    ) -> None:
+        settings.check_runnable()
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.ids: IdSource = ids or RandomIds()
+        self.bus = EventBus()
+        self.data_dir = data_dir or settings.data_dir
+        self._persist = persist and self.data_dir is not None
+        self._feed_heartbeat_s = feed_heartbeat_s
+        token = settings.token.get_secret_value() if settings.token is not None else None
+        self.token: str = token or "iron-" + secrets.token_urlsafe(24)
+        self.mode = settings.mode
+        self.session_id = secrets.token_hex(6)
+        self.started_at = self.clock.now()
+        self.port: int = 0
+        self.host = settings.host
+        self.lease: Lease | None = None
+        self.lease_error: str | None = None
+        self.session: aiohttp.ClientSession
+        self.control: ControlClient | None = None
+        self.analytics: AnalyticsSync | None = None
+        self.pricer = Pricer(
+            {
+                name: PriceOverride(p.input_per_mtok, p.output_per_mtok, p.cache_read_per_mtok,
+                                    p.cache_write_per_mtok)
+                for name, p in settings.prices.items()
+            },
+            strict=settings.strict_pricing,
+        )
+        db = self._db_path("state.sqlite3")
+        limit = None if settings.budget is None else round(settings.budget * MICROS_PER_USD)
+        self.ledger = BudgetLedger(
+            limit_micros=limit, publish=self.bus.publish, clock=self.clock, period=settings.budget_period,
+            db_path=db if settings.budget_period != "session" else None,
+        )
+        self.history = History(settings.history_size, self._db_path("history.sqlite3"), self.session_id)
+        self.agent = AgentSupervisor(
+            publish=self.bus.publish,
+            clock=self.clock,
+            presets=_presets(settings),
+            grace_seconds=settings.agent_grace_seconds,
+        )
+        self.keys: KeyRing
+        self.proxy: Proxy
+        self.feed: Feed
+        self._runner: web.AppRunner | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopped = asyncio.Event()
+        self._closing = False
+
+    def _db_path(self, name: str) -> Path | None:
+        if not self._persist or self.data_dir is None:
+            return None
+        return Path(self.data_dir) / name
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        """Where clients send calls, without /v1 (the Anthropic SDK's base URL)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        return self.base_url + "/v1"
+
+    @property
+    def feed_url(self) -> str:
+        return self.base_url.replace("http://", "ws://") + "/ws"
+
+    async def start(self) -> None:
+        s = self.settings
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=512, limit_per_host=256, keepalive_timeout=30,
+                                           ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=None, connect=s.connect_timeout, sock_read=s.upstream_timeout),
+            auto_decompress=True,
+            skip_auto_headers=("User-Agent",),
+        )
+        try:
+            await self._start_inner()
+        except BaseException:
+            await self._cleanup()
+            raise
+
+    async def _start_inner(self) -> None:
+        s = self.settings
+        ic_token = s.token.get_secret_value() if s.token is not None else None
+        if s.server_url and ic_token:
+            self.control = ControlClient(
+                s.server_url, ic_token, session=self.session, clock=self.clock,
+                cache_ttl_seconds=s.cache_ttl_seconds,
+            )
+            outbox_path = self._db_path("outbox.sqlite3")
+            if outbox_path is None:
+                outbox_path = Path(_tempdir()) / "outbox.sqlite3"
+            self.analytics = AnalyticsSync(
+                Outbox(outbox_path), self.control, publish=self.bus.publish, clock=self.clock,
+                interval_s=s.sync_interval, flush_timeout_s=s.flush_timeout,
+            )
+        base_urls = {"openai": s.openai_base_url, "anthropic": s.anthropic_base_url}
+        self.keys = KeyRing(s.provider_keys(), base_urls, self.control if self.mode == "server" else None)
+        self.proxy = Proxy(self)
+        self.feed = Feed(self.bus, token=self.token, snapshot=self.snapshot, clock=self.clock,
+                         heartbeat_s=self._feed_heartbeat_s)
+        app = web.Application(client_max_size=s.max_body_bytes)
+        app[ENGINE] = self
+        app.add_routes(self.proxy.routes())
+        app.add_routes([web.get("/ws", self.feed.handle), web.get("/dashboard", self.feed.handle_dashboard)])
+        # handler_cancellation: a client that disconnects cancels its handler, which closes the upstream
+        # response and so cancels the upstream request too.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.5, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, s.host, s.port, backlog=1024)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise EngineError(f"cannot listen on {s.host}:{s.port}: {exc.strerror or exc}"
+                              + (" (port in use? try --port 0)" if exc.errno in (98, 48) else "")) from None
+        sockets = site._server.sockets if site._server is not None else []  # type: ignore[attr-defined]
+        self.port = sockets[0].getsockname()[1]
+        self.agent.set_wiring(ProxyWiring(base_url=self.base_url, token=self.token))
+        await self.feed.start()
+        if self.analytics is not None:
+            await self.analytics.start()
+        else:
+            self.bus.publish(SyncStatus(self.clock.now(), "disabled"))
+        if self.control is not None and self.mode == "server" and s.budget is None:
+            await self._acquire_lease()
+        self._spawn(self._housekeeping())
+
+    async def _acquire_lease(self) -> None:
+        assert self.control is not None
+        try:
+            pk = await self.control.provider_key()
+            self.lease = await self.control.handshake(pk.provider)
+        except ControlError as exc:
+            self.lease_error = exc.message
+            self.bus.publish(Notice(self.clock.now(), "error", f"budget lease failed: {exc.message}"))
+            self._spawn(self._retry_lease())
+            return
+        self.lease_error = None
+        self.ledger.set_limit(self.lease.granted_micros)
+        self.bus.publish(Notice(self.clock.now(), "info",
+                                f"budget lease {self.lease.lease_id}: ${usd(self.lease.granted_micros):.2f} granted"))
+
+    async def _retry_lease(self) -> None:
+        delay = 2.0
+        while self.lease is None and not self._closing:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+            assert self.control is not None
+            try:
+                pk = await self.control.provider_key()
+                self.lease = await self.control.handshake(pk.provider)
+            except ControlError as exc:
+                self.lease_error = exc.message
+                continue
+            self.lease_error = None
+            self.ledger.set_limit(self.lease.granted_micros)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                self.history.flush()
+            except Exception as exc:  # a full disk must not kill the engine
+                self.bus.publish(Notice(self.clock.now(), "warning", f"history not saved: {exc}"))
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def stop(self) -> None:
+        if self._closing:
+            await self._stopped.wait()
+            return
+        self._closing = True
+        try:
+            await self._cleanup()
+        finally:
+            self._stopped.set()
+
+    async def _cleanup(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.agent.close()
+        if hasattr(self, "feed"):
+            with contextlib.suppress(Exception):
+                await self.feed.close()
+        if self._runner is not None:
+            # Stops accepting, lets in-flight calls finish (bounded by shutdown_timeout).
+            with contextlib.suppress(Exception):
+                await self._runner.cleanup()
+            self._runner = None
+        for t in list(self._tasks):
+            t.cancel()
+        for t in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await t
+        if self.analytics is not None:
+            with contextlib.suppress(Exception):
+                await self.analytics.stop()
+        if self.lease is not None and self.control is not None:
+            with contextlib.suppress(ControlError, asyncio.TimeoutError):
+                await asyncio.wait_for(self.control.return_lease(self.lease.lease_id, self.ledger.spent), 5.0)
+        with contextlib.suppress(Exception):
+            self.history.close()
+        with contextlib.suppress(Exception):
+            self.ledger.close()
+        if hasattr(self, "session"):
+            await self.session.close()
+
+    # --- what the proxy calls ----------------------------------------------------------------
+
+    def request_finished(self, rec: RequestRecord) -> None:
+        summary = rec.summary()
+        self.history.finished(rec, summary)
+        self.bus.publish(RequestFinished(self.clock.now(), summary))
+        if self.analytics is not None and self.control is not None:
+            self.analytics.record(self._analytics_event(rec))
+            if (self.lease is not None and rec.state == "ok" and rec.cost_micros is not None
+                    and rec.input_tokens + rec.output_tokens > 0):
+                self._spawn(self._report(rec))
+
+    def _analytics_event(self, rec: RequestRecord) -> dict[str, Any]:
+        assert self.control is not None
+        common: dict[str, Any] = {
+            "ic_token": self.control.ic_token,
+            "event_id": self.ids.event_id(),
+            "timestamp_ms": int(self.clock.now() * 1000),
+            "model": rec.model,
+            "provider": rec.provider,
+            "agent_id": rec.agent_id,
+        }
+        if rec.state == "ok":
+            return completed_event(input_tokens=rec.input_tokens, output_tokens=rec.output_tokens,
+                                   cost_micros=rec.cost_micros or 0, **common)
+        return failed_event(error_code=rec.error_code or str(rec.status or "error"),
+                            error_message=rec.error or "failed", **common)
+
+    async def _report(self, rec: RequestRecord) -> None:
+        assert self.control is not None and self.lease is not None
+        with contextlib.suppress(ControlError, asyncio.TimeoutError, aiohttp.ClientError):
+            await self.control.report(self.lease.lease_id, rec.id, rec.input_tokens + rec.output_tokens,
+                                      rec.cost_micros or 0, rec.model, rec.provider)
+
+    async def list_models(self, path: str) -> dict[str, Any]:
+        """Models the configured keys can reach (from the providers when reachable, cached)."""
+        from iron_tui.core.models import list_models
+
+        return await list_models(self, path)
+
+    # --- what the front ends call ------------------------------------------------------------
+
+    def set_budget(self, usd_limit: float | None) -> None:
+        self.ledger.set_limit(None if usd_limit is None else round(usd_limit * MICROS_PER_USD))
+
+    def snapshot(self) -> dict[str, Any]:
+        """The current state, for a late subscriber (feed SNAPSHOT, TUI start)."""
+        spent, limit = self.ledger.status()
+        sync = self.analytics.status if self.analytics is not None else SyncStatus(self.clock.now(), "disabled")
+        return {
+            "mode": self.mode,
+            "version": __version__,
+            "proxy_url": self.openai_base_url,
+            "feed_url": self.feed_url,
+            "started_at": iso_utc(self.started_at),
+            "budget": {
+                "spent_usd": usd(spent),
+                "limit_usd": usd(limit),
+                "reserved_usd": usd(self.ledger.reserved),
+                "period": self.settings.budget_period,
+                "unpriced_calls": self.ledger.unpriced_calls,
+            },
+            "sync": {
+                "state": sync.state,
+                "pending": sync.pending,
+                "sent": sync.sent,
+                "rejected": sync.rejected,
+                "last_success": None if sync.last_success is None else iso_utc(sync.last_success),
+            },
+            "agent": {
+                "agent_id": self.agent.agent_id,
+                "state": self.agent.state,
+                "pid": self.agent.pid,
+                "exit_code": self.agent.exit_code,
+                "reason": self.agent.reason,
+            },
+            "requests": [r.summary() for r in self.history.recent(50)],
+        }
+
+
+def _presets(settings: Settings) -> list[AgentPreset]:
+    out = [
+        AgentPreset(name=p.name, command=p.command, cwd=p.cwd, env=dict(p.env),
+                    restart_on_crash=p.restart_on_crash, max_restarts=p.max_restarts)
+        for p in settings.agents
+    ]
+    if settings.agent and not any(p.name == "agent" for p in out):
+        out.insert(0, AgentPreset(name="agent", command=settings.agent))
+    return out
+
+
+def _tempdir() -> str:
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="iron-tui-")

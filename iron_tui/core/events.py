@@ -1,0 +1,279 @@
+"""Typed events that flow over the bus, and their WebSocket wire form (docs/feed.md).
+
+Events are small frozen dataclasses; the mutable per-request record lives in `RequestRecord`, and a
+finished or started event carries a *copy* of its summary so late readers never see it change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from iron_tui.core.clock import iso_utc
+
+Provider = Literal["openai", "anthropic", "unknown"]
+Severity = Literal["warning", "critical", "exhausted"]
+SyncState = Literal["ok", "retrying", "offline", "disabled"]
+AgentState = Literal["idle", "starting", "running", "stopping", "exited", "failed"]
+
+MICROS_PER_USD = 1_000_000
+
+
+def usd(micros: int | None) -> float | None:
+    return None if micros is None else micros / MICROS_PER_USD
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """Everything known about one proxied call. Owned by the proxy while in flight."""
+
+    id: str
+    started_at: float  # epoch seconds
+    method: str
+    path: str
+    api: str  # openai.chat | anthropic.messages | openai.embeddings | openai.completions | openai.responses
+    model: str
+    provider: Provider
+    stream: bool = False
+    translated: bool = False
+    agent_id: str | None = None
+    state: Literal["pending", "ok", "error"] = "pending"
+    status: int | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_micros: int | None = None  # None while unknown / when unpriced
+    priced: bool = True
+    cost_estimated: bool = False  # charged from an estimate (stream cut before usage arrived)
+    reserved_micros: int = 0
+    error: str | None = None
+    error_code: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    # Detail for the dashboard's translation view: truncated, keys redacted.
+    request_body: str | None = None
+    translated_request: str | None = None
+    upstream_response: str | None = None
+    translated_response: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The feed's `request` object (DESIGN.md section 6)."""
+        return {
+            "id": self.id,
+            "started_at": iso_utc(self.started_at),
+            "model": self.model,
+            "provider": self.provider,
+            "api": self.api,
+            "path": self.path,
+            "translated": self.translated,
+            "stream": self.stream,
+            "agent_id": self.agent_id,
+            "state": self.state,
+            "status": self.status,
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 3),
+            "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 3),
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "cost_usd": usd(self.cost_micros),
+            "priced": self.priced,
+            "cost_estimated": self.cost_estimated,
+            "error": self.error,
+        }
+
+
+class Event:
+    """Base of every bus event. `timestamp` is epoch seconds from the engine clock."""
+
+    kind: ClassVar[str] = "event"
+    timestamp: float
+
+
+@dataclass(frozen=True, slots=True)
+class RequestStarted(Event):
+    kind: ClassVar[str] = "request_started"
+    timestamp: float
+    request: dict[str, Any]  # RequestRecord.summary() at start
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFinished(Event):
+    kind: ClassVar[str] = "request_finished"
+    timestamp: float
+    request: dict[str, Any]  # RequestRecord.summary() at finish
+
+
+@dataclass(frozen=True, slots=True)
+class SpendChanged(Event):
+    """Spend, reservation or limit changed. Amounts in microdollars; limit None = unlimited."""
+
+    kind: ClassVar[str] = "spend_changed"
+    timestamp: float
+    spent_micros: int
+    reserved_micros: int
+    limit_micros: int | None
+    agent_id: str | None = None
+    period: str = "session"
+
+
+@dataclass(frozen=True, slots=True)
+class CostAlert(Event):
+    kind: ClassVar[str] = "cost_alert"
+    timestamp: float
+    severity: Severity
+    spent_micros: int
+    limit_micros: int
+    agent_id: str | None = None
+
+    @property
+    def percentage(self) -> float:
+        return round(100.0 * self.spent_micros / self.limit_micros, 1) if self.limit_micros else 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class SyncStatus(Event):
+    kind: ClassVar[str] = "sync_status"
+    timestamp: float
+    state: SyncState
+    pending: int = 0
+    sent: int = 0
+    rejected: int = 0
+    last_success: float | None = None
+    next_attempt: float | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentStateChanged(Event):
+    kind: ClassVar[str] = "agent_state"
+    timestamp: float
+    agent_id: str
+    state: AgentState
+    name: str | None = None
+    pid: int | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    restarts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentOutput(Event):
+    kind: ClassVar[str] = "agent_output"
+    timestamp: float
+    agent_id: str
+    stream: Literal["stdout", "stderr"]
+    line: str
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Notice(Event):
+    """A human-readable message for the dashboard and logs (e.g. a bad theme, a lease granted)."""
+
+    kind: ClassVar[str] = "notice"
+    timestamp: float
+    level: Literal["info", "warning", "error"]
+    message: str
+
+
+# --- wire form (WebSocket feed) -------------------------------------------------------------------
+
+
+def _agent(agent_id: str | None) -> str:
+    return agent_id or "agent_local"
+
+
+def to_wire(event: Event) -> list[dict[str, Any]]:
+    """The feed messages for one bus event (some events map to two messages, some to none)."""
+    ts = iso_utc(event.timestamp)
+    if isinstance(event, RequestStarted):
+        return [{"type": "REQUEST_STARTED", "timestamp": ts, "request": event.request}]
+    if isinstance(event, RequestFinished):
+        r = event.request
+        return [
+            {"type": "REQUEST_FINISHED", "timestamp": ts, "request": r},
+            {
+                "type": "AGENT_EVENT",
+                "timestamp": ts,
+                "agent_id": _agent(r.get("agent_id")),
+                "event": "llm_call",
+                "data": {
+                    "request_id": r["id"],
+                    "model": r["model"],
+                    "provider": r["provider"],
+                    "tokens": r["input_tokens"] + r["output_tokens"],
+                    "input_tokens": r["input_tokens"],
+                    "output_tokens": r["output_tokens"],
+                    "cost_usd": r["cost_usd"],
+                    "status": r["status"],
+                    "success": r["state"] == "ok",
+                },
+            },
+        ]
+    if isinstance(event, SpendChanged):
+        return [
+            {
+                "type": "STATE_UPDATE",
+                "timestamp": ts,
+                "agent_id": _agent(event.agent_id),
+                "state": "budget",
+                "data": {
+                    "budget_spent": usd(event.spent_micros),
+                    "budget_limit": usd(event.limit_micros),
+                    "budget_reserved": usd(event.reserved_micros),
+                    "period": event.period,
+                },
+            }
+        ]
+    if isinstance(event, CostAlert):
+        return [
+            {
+                "type": "COST_ALERT",
+                "timestamp": ts,
+                "agent_id": _agent(event.agent_id),
+                "severity": event.severity,
+                "data": {
+                    "budget_spent": usd(event.spent_micros),
+                    "budget_limit": usd(event.limit_micros),
+                    "percentage": event.percentage,
+                },
+            }
+        ]
+    if isinstance(event, SyncStatus):
+        return [
+            {
+                "type": "SYNC_STATUS",
+                "timestamp": ts,
+                "sync": {
+                    "state": event.state,
+                    "pending": event.pending,
+                    "sent": event.sent,
+                    "rejected": event.rejected,
+                    "last_success": None if event.last_success is None else iso_utc(event.last_success),
+                    "next_attempt": None if event.next_attempt is None else iso_utc(event.next_attempt),
+                    "last_error": event.last_error,
+                },
+            }
+        ]
+    if isinstance(event, AgentStateChanged):
+        data = {"name": event.name, "pid": event.pid, "exit_code": event.exit_code,
+                "reason": event.reason, "restarts": event.restarts}
+        return [
+            {"type": "STATE_UPDATE", "timestamp": ts, "agent_id": event.agent_id, "state": event.state,
+             "data": data},
+            {"type": "AGENT_EVENT", "timestamp": ts, "agent_id": event.agent_id,
+             "event": _AGENT_STATE_EVENT.get(event.state, event.state), "data": data},
+        ]
+    if isinstance(event, AgentOutput):
+        return [
+            {"type": "AGENT_EVENT", "timestamp": ts, "agent_id": event.agent_id, "event": "output",
+             "data": {"stream": event.stream, "line": event.line, "seq": event.seq}}
+        ]
+    return []
+
+
+_AGENT_STATE_EVENT = {"running": "started", "exited": "exited", "failed": "failed",
+                      "starting": "starting", "stopping": "stopping", "idle": "idle"}

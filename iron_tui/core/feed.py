@@ -1,0 +1,501 @@
+"""The WebSocket feed for external dashboards (`GET /ws`) and the built-in page (`GET /dashboard`).
+
+One bus subscription feeds every client. The fan-out task turns each bus event into wire messages
+(`to_wire`), serialises each message once, and appends the string to every authenticated client's own
+bounded queue; each client has its own writer task. A client whose queue overflows is closed with 1013
+and counted, so a slow or stalled dashboard costs a bounded amount of memory and never slows the proxy.
+Protocol and examples: docs/feed.md; message schema: feed_schema.json (shipped in the package).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import re
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from iron_tui.core.bus import EventBus, Subscription
+from iron_tui.core.clock import Clock, iso_utc
+from iron_tui.core.events import AgentStateChanged, Event, SyncStatus, to_wire, usd
+
+log = logging.getLogger(__name__)
+
+# Close codes (docs/feed.md).
+CLOSE_GOING_AWAY = 1001  # server shutting down
+CLOSE_INTERNAL_ERROR = 1011  # the snapshot could not be built
+CLOSE_TRY_AGAIN_LATER = 1013  # client too slow; reconnect and take a fresh snapshot
+CLOSE_UNAUTHORIZED = 4401  # missing, wrong or late token
+
+_CLIENT_MAX_MSG = 64 * 1024  # clients only ever send AUTH / PING
+_FEED_SUBSCRIPTION_SIZE = 10_000
+
+
+def load_feed_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of every server → client message."""
+    text = resources.files("iron_tui.core").joinpath("feed_schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def dumps(message: dict[str, Any]) -> str:
+    """Compact JSON; NaN/Infinity are refused because browsers' JSON.parse rejects them."""
+    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+
+
+# --- messages the feed itself builds (the rest come from events.to_wire) ---------------------------
+
+
+def sync_wire(status: SyncStatus | None) -> dict[str, Any]:
+    """The `sync` object of SYNC_STATUS and of the snapshot; `None` means sync is disabled."""
+    if status is None:
+        return {"state": "disabled", "pending": 0, "sent": 0, "rejected": 0, "last_success": None,
+                "next_attempt": None, "last_error": None}
+    return {
+        "state": status.state,
+        "pending": status.pending,
+        "sent": status.sent,
+        "rejected": status.rejected,
+        "last_success": None if status.last_success is None else iso_utc(status.last_success),
+        "next_attempt": None if status.next_attempt is None else iso_utc(status.next_attempt),
+        "last_error": status.last_error,
+    }
+
+
+def agent_wire(agent: AgentStateChanged | None) -> dict[str, Any]:
+    """The snapshot's `agent` object; `None` means no agent has been started."""
+    if agent is None:
+        return {"agent_id": None, "state": "idle", "name": None, "pid": None, "exit_code": None,
+                "reason": None, "restarts": 0}
+    return {"agent_id": agent.agent_id, "state": agent.state, "name": agent.name, "pid": agent.pid,
+            "exit_code": agent.exit_code, "reason": agent.reason, "restarts": agent.restarts}
+
+
+def snapshot_state(
+    *,
+    mode: str,
+    proxy_url: str,
+    spent_micros: int,
+    limit_micros: int | None,
+    reserved_micros: int = 0,
+    sync: SyncStatus | None = None,
+    agent: AgentStateChanged | None = None,
+    requests: Iterable[dict[str, Any]] = (),
+    version: str | None = None,
+) -> dict[str, Any]:
+    """Build the SNAPSHOT `state` in the documented shape (the engine's `snapshot` callable returns this).
+
+    `requests` are the most recent `RequestRecord.summary()` dicts, newest first.
+    """
+    state: dict[str, Any] = {
+        "mode": mode,
+        "proxy_url": proxy_url,
+        "budget": {"spent_usd": usd(spent_micros), "limit_usd": usd(limit_micros),
+                   "reserved_usd": usd(reserved_micros)},
+        "sync": sync_wire(sync),
+        "agent": agent_wire(agent),
+        "requests": list(requests),
+    }
+    if version is not None:
+        state["version"] = version
+    return state
+
+
+def snapshot_message(timestamp: float, state: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "SNAPSHOT", "timestamp": iso_utc(timestamp), "state": state}
+
+
+def heartbeat_message(timestamp: float) -> dict[str, Any]:
+    return {"type": "HEARTBEAT", "timestamp": iso_utc(timestamp)}
+
+
+def pong_message(timestamp: float) -> dict[str, Any]:
+    return {"type": "PONG", "timestamp": iso_utc(timestamp)}
+
+
+def error_message(timestamp: float, message: str) -> dict[str, Any]:
+    return {"type": "ERROR", "timestamp": iso_utc(timestamp), "message": message}
+
+
+# --- per-client state ------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Client:
+    ws: web.WebSocketResponse
+    transport: asyncio.Transport | None
+    maxlen: int
+    queue: deque[str] = field(default_factory=deque)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    writer: asyncio.Task[None] | None = None
+    closer: asyncio.Task[None] | None = None
+    # Bus events published before this client's snapshot but not yet fanned out: the snapshot already
+    # reflects them, so the fan-out skips that many for this client (no duplicates, no gaps).
+    skip: int = 0
+    gone: asyncio.Event = field(default_factory=asyncio.Event)  # the handler stopped reading
+
+    def push(self, text: str) -> bool:
+        """Queue one message; False when the queue is full (the client is not keeping up)."""
+        if len(self.queue) >= self.maxlen:
+            return False
+        self.queue.append(text)
+        self.wakeup.set()
+        return True
+
+
+_BEARER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
+
+
+class Feed:
+    def __init__(
+        self,
+        bus: EventBus,
+        *,
+        token: str,
+        snapshot: Callable[[], dict[str, Any]],
+        clock: Clock,
+        heartbeat_s: float = 30.0,
+        auth_timeout_s: float = 5.0,
+        client_queue: int = 1000,
+        send_timeout_s: float = 5.0,
+        idle_timeout_s: float = 60.0,
+    ) -> None:
+        self._bus = bus
+        self._token = token.encode("utf-8")
+        self._snapshot = snapshot
+        self._clock = clock
+        self._heartbeat_s = heartbeat_s
+        self._auth_timeout_s = auth_timeout_s
+        self._client_queue = max(1, client_queue)
+        self._send_timeout_s = send_timeout_s
+        # aiohttp pings a quiet peer after idle/2 and drops it if no pong comes within idle/4 more.
+        self._ping_s = idle_timeout_s / 2 if idle_timeout_s > 0 else None
+        self._clients: set[_Client] = set()
+        self._unauthenticated: set[web.WebSocketResponse] = set()
+        self._sub: Subscription | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closers: set[asyncio.Task[None]] = set()
+        self._started = False
+        self._closed = False
+        self._seen_dropped = 0
+        self._page: tuple[bytes, str] | None = None
+        self.disconnected_slow = 0
+        self.resyncs = 0  # times every client was closed because the feed's own subscription overflowed
+        self.messages_sent = 0
+
+    @property
+    def client_count(self) -> int:
+        """Authenticated clients currently connected."""
+        return len(self._clients)
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self._sub = self._bus.subscribe(_FEED_SUBSCRIPTION_SIZE, name="feed")
+        self._tasks = [
+            asyncio.create_task(self._fanout(self._sub), name="feed-fanout"),
+            asyncio.create_task(self._heartbeat(), name="feed-heartbeat"),
+        ]
+
+    async def close(self) -> None:
+        """Close every client with 1001 (going away) and stop the feed's tasks. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._sub is not None:
+            self._sub.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for client in tuple(self._clients):
+            self._kick(client, CLOSE_GOING_AWAY, "server shutting down")
+        for ws in tuple(self._unauthenticated):
+            task = asyncio.create_task(self._close_quietly(ws, CLOSE_GOING_AWAY, "server shutting down"))
+            self._closers.add(task)
+            task.add_done_callback(self._closers.discard)
+        if self._closers:
+            # Healthy clients answer the close at once; stalled ones get one send timeout, then are cut.
+            _, late = await asyncio.wait(tuple(self._closers), timeout=self._send_timeout_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+    # --- GET /ws -----------------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(
+            autoping=True,
+            heartbeat=self._ping_s,
+            # Every message would otherwise be deflated once per client; local dashboards don't need it.
+            compress=False,
+            max_msg_size=_CLIENT_MAX_MSG,
+            timeout=self._send_timeout_s,  # how long close() waits for the peer's close reply
+        )
+        if not ws.can_prepare(request).ok:
+            return web.json_response(
+                {"error": {"message": "GET /ws expects a WebSocket upgrade", "type": "upgrade_required"}},
+                status=426, headers={"Upgrade": "websocket"},
+            )
+        await ws.prepare(request)
+        if self._closed:
+            await ws.close(code=CLOSE_GOING_AWAY, message=b"server shutting down")
+            return ws
+        if not self._started:
+            await self.start()
+
+        self._unauthenticated.add(ws)
+        try:
+            reason = await self._authenticate(ws, request)
+        finally:
+            self._unauthenticated.discard(ws)
+        if self._closed:
+            await self._close_quietly(ws, CLOSE_GOING_AWAY, "server shutting down")
+            return ws
+        if reason is not None:
+            await self._close_quietly(ws, CLOSE_UNAUTHORIZED, reason)
+            return ws
+
+        client = _Client(ws, request.transport, self._client_queue)
+        try:
+            # Snapshot and registration happen with no await in between, so no live message can fall
+            # between the snapshot and the client's first queued event.
+            state = self._snapshot()
+            client.push(dumps(snapshot_message(self._clock.now(), state)))
+            client.skip = len(self._sub) if self._sub is not None else 0
+        except Exception:
+            log.exception("feed: building the snapshot failed")
+            await self._close_quietly(ws, CLOSE_INTERNAL_ERROR, "snapshot unavailable")
+            return ws
+        self._clients.add(client)
+        client.writer = asyncio.create_task(self._write_loop(client), name="feed-writer")
+        try:
+            await self._read_loop(client)
+        finally:
+            self._clients.discard(client)
+            client.gone.set()
+            if client.writer is not None:
+                client.writer.cancel()
+            if client.closer is not None:
+                await asyncio.wait([client.closer])  # let the close handshake finish; never cancels it
+        return ws
+
+    async def _authenticate(self, ws: web.WebSocketResponse, request: web.Request) -> str | None:
+        """None when the client is authenticated, else the close reason."""
+        header = request.headers.get("Authorization")
+        if header is not None:
+            m = _BEARER.match(header)
+            return None if m and self._token_ok(m.group(1)) else "invalid token"
+        try:
+            msg = await ws.receive(timeout=self._auth_timeout_s)
+        except TimeoutError:
+            return "authentication timed out"
+        if msg.type is not WSMsgType.TEXT:
+            return "expected an AUTH message"
+        try:
+            data = json.loads(msg.data)
+        except ValueError:
+            return "expected an AUTH message"
+        if not isinstance(data, dict) or data.get("type") != "AUTH":
+            return "expected an AUTH message"
+        token = data.get("token")
+        return None if isinstance(token, str) and self._token_ok(token) else "invalid token"
+
+    def _token_ok(self, given: str) -> bool:
+        # Empty tokens never match, so a misconfigured empty token cannot open the feed.
+        return bool(given) and bool(self._token) and hmac.compare_digest(given.encode("utf-8"), self._token)
+
+    async def _read_loop(self, client: _Client) -> None:
+        async for msg in client.ws:
+            if msg.type is not WSMsgType.TEXT:
+                if msg.type is WSMsgType.BINARY:
+                    self._reply(client, error_message(self._clock.now(), "binary messages are not accepted"))
+                continue
+            try:
+                data = json.loads(msg.data)
+            except ValueError:
+                self._reply(client, error_message(self._clock.now(), "invalid JSON"))
+                continue
+            if isinstance(data, dict) and data.get("type") == "PING":
+                self._reply(client, pong_message(self._clock.now()))
+            # AUTH after authentication and unknown types are ignored (forward compatibility).
+
+    def _reply(self, client: _Client, message: dict[str, Any]) -> None:
+        if client in self._clients and not client.push(dumps(message)):
+            self._slow(client)
+
+    async def _write_loop(self, client: _Client) -> None:
+        ws = client.ws
+        try:
+            while True:
+                while not client.queue:
+                    client.wakeup.clear()
+                    await client.wakeup.wait()
+                text = client.queue.popleft()
+                try:
+                    async with asyncio.timeout(self._send_timeout_s):
+                        await ws.send_str(text)
+                except TimeoutError:
+                    self._slow(client)
+                    return
+                self.messages_sent += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The peer went away mid-send; the reader side sees the same and ends the handler. Leave the
+            # fan-out now so this client is not later miscounted as slow.
+            self._clients.discard(client)
+
+    # --- fan-out -----------------------------------------------------------------------------------
+
+    def _broadcast(self, text: str) -> None:
+        """O(clients) appends; never awaits."""
+        for client in tuple(self._clients):
+            if not client.push(text):
+                self._slow(client)
+
+    def _slow(self, client: _Client) -> None:
+        if client in self._clients:
+            self.disconnected_slow += 1
+            self._kick(client, CLOSE_TRY_AGAIN_LATER, "client too slow; reconnect")
+
+    def _kick(self, client: _Client, code: int, reason: str) -> None:
+        """Drop a client from the fan-out now and close its socket in the background."""
+        self._clients.discard(client)
+        client.queue.clear()
+        if client.writer is not None and client.writer is not asyncio.current_task():
+            client.writer.cancel()  # it may be stuck waiting for the peer to drain
+        if client.closer is None:
+            client.closer = asyncio.create_task(self._close_client(client, code, reason), name="feed-close")
+            self._closers.add(client.closer)
+            client.closer.add_done_callback(self._closers.discard)
+
+    async def _close_client(self, client: _Client, code: int, reason: str) -> None:
+        try:
+            async with asyncio.timeout(self._send_timeout_s):
+                await client.ws.close(code=code, message=reason.encode("utf-8"))
+            return
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                self._abort(client)  # the feed is shutting down: no grace
+                raise
+            # Not cancelled ourselves: aiohttp shares one drain future between all writers of a
+            # connection, and cancelling (or timing out) the stuck writer task cancelled it under us. The
+            # close frame is already queued and aiohttp is now closing the transport gracefully.
+        except Exception:  # timed out, or the peer is already gone
+            pass
+        # The close frame is queued behind data a stalled peer never read. Give it one more grace period
+        # to read it, then drop the connection so the socket cannot linger forever. Cancellation (the feed
+        # shutting down) ends the grace period early.
+        try:
+            async with asyncio.timeout(self._send_timeout_s):
+                await client.gone.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self._abort(client)
+
+    @staticmethod
+    def _abort(client: _Client) -> None:
+        if client.transport is not None:
+            client.transport.abort()
+
+    async def _close_quietly(self, ws: web.WebSocketResponse, code: int, reason: str) -> None:
+        try:
+            async with asyncio.timeout(self._send_timeout_s):
+                await ws.close(code=code, message=reason.encode("utf-8"))
+        except Exception:  # timed out, or the peer is already gone
+            pass
+
+    async def _fanout(self, sub: Subscription) -> None:
+        while True:
+            try:
+                events = await sub.get_batch(1000)
+            except EOFError:
+                return
+            if sub.dropped != self._seen_dropped:
+                self._resync(sub)
+            for event in events:
+                self._publish_event(event)
+
+    def _resync(self, sub: Subscription) -> None:
+        # The feed itself fell behind the bus, so every client missed events: close them all with 1013
+        # so they reconnect and take a fresh snapshot rather than show a silently wrong picture.
+        self._seen_dropped = sub.dropped
+        self.resyncs += 1
+        log.warning("feed: %d bus events dropped; asking %d clients to resync", sub.dropped,
+                    len(self._clients))
+        for client in tuple(self._clients):
+            self._kick(client, CLOSE_TRY_AGAIN_LATER, "feed fell behind; reconnect")
+
+    def _publish_event(self, event: Event) -> None:
+        try:
+            texts = [dumps(message) for message in to_wire(event)]
+        except Exception:
+            # A malformed event must not stop the feed; it is logged and skipped.
+            log.exception("feed: could not serialise %s", type(event).__name__)
+            texts = []
+        for client in tuple(self._clients):
+            if client.skip:
+                client.skip -= 1
+                continue
+            for text in texts:
+                if not client.push(text):
+                    self._slow(client)
+                    break
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_s)
+            self._broadcast(dumps(heartbeat_message(self._clock.now())))
+
+    # --- GET /dashboard ----------------------------------------------------------------------------
+
+    async def handle_dashboard(self, request: web.Request) -> web.StreamResponse:
+        """The self-contained dashboard page. No auth here: the page asks for the token itself."""
+        body, script_hash = self._load_page()
+        host = request.host
+        csp = (
+            "default-src 'none'; style-src 'unsafe-inline'; "
+            f"script-src {script_hash}; "
+            f"connect-src 'self' ws://{host} wss://{host}; "
+            "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        )
+        return web.Response(
+            body=body,
+            content_type="text/html",
+            charset="utf-8",
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Security-Policy": csp,
+                "Referrer-Policy": "no-referrer",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    def _load_page(self) -> tuple[bytes, str]:
+        if self._page is None:
+            html = resources.files("iron_tui.core").joinpath("static/dashboard.html").read_text("utf-8")
+            self._page = (html.encode("utf-8"), _inline_script_hash(html))
+        return self._page
+
+
+def _inline_script_hash(html: str) -> str:
+    """CSP hash of the page's single inline <script>, so no other script can run on the page."""
+    m = re.search(r"<script>(.*?)</script>", html, re.DOTALL)
+    if m is None:
+        return "'none'"
+    digest = hashlib.sha256(m.group(1).encode("utf-8")).digest()
+    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"

@@ -1,0 +1,100 @@
+"""Request history: the last N requests in memory with full detail, summaries persisted in SQLite.
+
+Persistence is write-behind: finished summaries are queued and written in one transaction per flush,
+so the hot path never waits for the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import OrderedDict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from iron_tui.core.events import RequestRecord
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    id TEXT PRIMARY KEY,
+    session TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    summary TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_started ON requests(started_at);
+"""
+
+
+class History:
+    def __init__(self, size: int = 1000, db_path: Path | None = None, session: str = "") -> None:
+        self.size = size
+        self._items: OrderedDict[str, RequestRecord] = OrderedDict()
+        self._pending: list[dict[str, Any]] = []
+        self._session = session
+        self._db: sqlite3.Connection | None = None
+        if db_path is not None:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+
+    def add(self, record: RequestRecord) -> None:
+        self._items[record.id] = record
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def finished(self, record: RequestRecord, summary: dict[str, Any]) -> None:
+        if self._db is not None:
+            self._pending.append(summary)
+
+    def get(self, request_id: str) -> RequestRecord | None:
+        return self._items.get(request_id)
+
+    def recent(self, limit: int | None = None) -> list[RequestRecord]:
+        """Newest first."""
+        items = list(reversed(self._items.values()))
+        return items if limit is None else items[:limit]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def flush(self) -> int:
+        if self._db is None or not self._pending:
+            return 0
+        rows = [(s["id"], self._session, _ts(s), json.dumps(s)) for s in self._pending]
+        self._pending = []
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO requests(id, session, started_at, summary) VALUES (?,?,?,?)", rows
+            )
+        return len(rows)
+
+    def past(self, limit: int = 100, *, other_sessions_only: bool = False) -> list[dict[str, Any]]:
+        """Persisted summaries, newest first (the dashboard shows past sessions from here)."""
+        if self._db is None:
+            return []
+        self.flush()
+        sql = "SELECT summary FROM requests"
+        args: Iterable[Any] = ()
+        if other_sessions_only:
+            sql += " WHERE session != ?"
+            args = (self._session,)
+        sql += " ORDER BY started_at DESC LIMIT ?"
+        return [json.loads(r[0]) for r in self._db.execute(sql, (*args, limit))]
+
+    def close(self) -> None:
+        if self._db is not None:
+            self.flush()
+            self._db.close()
+            self._db = None
+
+
+def _ts(summary: dict[str, Any]) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(summary["started_at"].replace("Z", "+00:00")).timestamp()

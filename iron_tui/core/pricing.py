@@ -1,0 +1,403 @@
+"""Exact per-call pricing from the bundled `genai-prices` data, with config overrides.
+
+Why the design looks like this:
+
+* `genai_prices.calc_price` costs ~0.6 ms per call and importing the package ~0.7 s, while the proxy
+  prices every call. So a (provider, model) pair is resolved *once* (aliases and dated names such as
+  `gpt-4o-2024-08-06` or `claude-sonnet-4-5-20250929` resolve through genai-prices' own matchers),
+  its prices are copied into exact `Decimal` rates and cached, and `cost()` is a few Decimal
+  multiplications (~2 µs). A test proves `cost()` equals `ceil(calc_price(...).total_price × 10⁶)` for
+  several models, including cache tokens and long-context tiers. Unknown models are cached too
+  (as unpriced), so a bad model name costs one lookup, not one per call.
+* Token accounting is unambiguous: `TokenUsage.input_tokens` EXCLUDES cache tokens (Anthropic's
+  convention). `from_openai` subtracts `cached_tokens` from `prompt_tokens` because OpenAI's prompt
+  count includes them. Each token is therefore billed exactly once, at its own rate: uncached input
+  at the input rate, cache reads at the read rate, cache writes at the write rate (litellm#9812 billed
+  cache tokens twice).
+* Tiers: genai-prices uses "cliff" tiers (e.g. claude-sonnet-4-5 above 200K input tokens: every token
+  of the call at the higher rate), selected by the call's *total* input (uncached + cache read +
+  cache write). `cost()` does the same with the actual input size; `worst_case()` uses the highest
+  rate of any tier the input bound could reach.
+* Rates missing from the data are filled conservatively: no cache-read price → cache reads cost the
+  input rate; no cache-write price → cache writes cost the input rate (this is also what genai-prices
+  does); no output price (embeddings) → output costs 0. A model with no per-token input price (audio
+  by the hour, moderation) is unpriced.
+* Not priced: hosted-tool fees (web/file search per 1K calls) and audio/image token modalities; they
+  are not in the usage the proxy reads.
+* Prices are taken as of the first lookup of a pair in this process (genai-prices' data can hold
+  dated price changes); the bundled data is never updated from the network.
+
+Units: `Rates` are µ$ per token, which is numerically the same as USD per million tokens.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_CEILING, Decimal
+from typing import Any
+
+# --- usage ----------------------------------------------------------------------------------------
+
+
+def _count(value: Any) -> int:
+    """A token count from a provider payload: ints (or integral floats) ≥ 0, anything else 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value if value > 0 else 0
+    if isinstance(value, float) and math.isfinite(value) and value > 0:
+        return int(value)
+    return 0
+
+
+def _sub(usage: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    details = usage.get(key)
+    return details if isinstance(details, Mapping) else {}
+
+
+@dataclass(frozen=True, slots=True)
+class TokenUsage:
+    """Normalised token usage of one call. `input_tokens` EXCLUDES cache read and write tokens.
+
+    `cache_write_1h_tokens` is the part of `cache_write_tokens` written with Anthropic's 1-hour TTL
+    (priced higher than the default 5-minute writes); it is included in `cache_write_tokens`.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+
+    @property
+    def total_input_tokens(self) -> int:
+        """Every input token the provider billed: uncached + cache read + cache write."""
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return self.total_input_tokens + self.output_tokens
+
+    @classmethod
+    def from_openai(cls, usage: Mapping[str, Any] | None) -> TokenUsage:
+        """From an OpenAI `usage` object: chat/completions, responses or embeddings.
+
+        OpenAI's `prompt_tokens` / `input_tokens` INCLUDE `cached_tokens`; they are split here so the
+        cached part is billed only at the cache-read rate. Reasoning tokens are part of the output count.
+        """
+        if not usage:
+            return cls()
+        if "prompt_tokens" in usage or "completion_tokens" in usage:  # chat, completions, embeddings
+            prompt = _count(usage.get("prompt_tokens"))
+            output = _count(usage.get("completion_tokens"))
+            cached = _count(_sub(usage, "prompt_tokens_details").get("cached_tokens"))
+        else:  # responses API
+            prompt = _count(usage.get("input_tokens"))
+            output = _count(usage.get("output_tokens"))
+            cached = _count(_sub(usage, "input_tokens_details").get("cached_tokens"))
+        cached = min(cached, prompt)
+        return cls(input_tokens=prompt - cached, output_tokens=output, cache_read_tokens=cached)
+
+    @classmethod
+    def from_anthropic(cls, usage: Mapping[str, Any] | None) -> TokenUsage:
+        """From an Anthropic `usage` object (Messages API; `input_tokens` already excludes cache tokens)."""
+        if not usage:
+            return cls()
+        return cls().updated_from_anthropic(usage)
+
+    def updated_from_anthropic(self, usage: Mapping[str, Any]) -> TokenUsage:
+        """Fold a streaming usage object: `message_start`'s, then each `message_delta`'s.
+
+        Anthropic's streamed counts are cumulative, so a field present and non-null replaces the one
+        held; absent or null fields keep their value (never add).
+        """
+        values = {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "cache_write_1h_tokens": self.cache_write_1h_tokens,
+        }
+        for src, dst in (
+            ("input_tokens", "input_tokens"),
+            ("output_tokens", "output_tokens"),
+            ("cache_read_input_tokens", "cache_read_tokens"),
+            ("cache_creation_input_tokens", "cache_write_tokens"),
+        ):
+            if usage.get(src) is not None:
+                values[dst] = _count(usage[src])
+        creation = usage.get("cache_creation")
+        if isinstance(creation, Mapping) and creation.get("ephemeral_1h_input_tokens") is not None:
+            values["cache_write_1h_tokens"] = _count(creation["ephemeral_1h_input_tokens"])
+        values["cache_write_1h_tokens"] = min(values["cache_write_1h_tokens"], values["cache_write_tokens"])
+        return TokenUsage(**values)
+
+
+# --- rates ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RateTier:
+    """Rates that apply to every token of a call whose total input exceeds `above` tokens."""
+
+    above: int
+    input: float
+    output: float
+    cache_read: float
+    cache_write: float
+    cache_write_1h: float
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """µ$ per token (== USD per million tokens) for the base tier; `tiers` lists higher tiers."""
+
+    input: float
+    output: float
+    cache_read: float
+    cache_write: float
+    source: str  # "genai-prices" | "config"
+    model_id: str = ""  # the canonical name the price was found under
+    cache_write_1h: float | None = None  # None: same as cache_write
+    tiers: tuple[RateTier, ...] = ()
+    context_window: int | None = None
+
+    def describe(self) -> str:
+        """Short human text, e.g. "$2.50 in / $10.00 out per Mtok (+tiers)"."""
+        text = f"${self.input:.2f} in / ${self.output:.2f} out per Mtok"
+        return text + (" (+tiers)" if self.tiers else "")
+
+
+@dataclass(frozen=True, slots=True)
+class PriceOverride:
+    """A configured price, USD per million tokens. Cache prices left None default to the provider's
+    rule: Anthropic reads 0.1× and writes 1.25× (1-hour writes 2×) the input price; others the input price.
+    """
+
+    input_per_mtok: float
+    output_per_mtok: float
+    cache_read_per_mtok: float | None = None
+    cache_write_per_mtok: float | None = None
+
+
+# Exact rate vector: (input, output, cache_read, cache_write, cache_write_1h), µ$ per token.
+_Vec = tuple[Decimal, Decimal, Decimal, Decimal, Decimal]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    rates: Rates
+    base: _Vec
+    tiers: tuple[tuple[int, _Vec], ...]  # ascending thresholds
+
+    def at(self, total_input: int) -> _Vec:
+        vec = self.base
+        for above, tier_vec in self.tiers:
+            if total_input > above:
+                vec = tier_vec
+        return vec
+
+
+def _ceil(value: Decimal) -> int:
+    return int(value.to_integral_value(rounding=ROUND_CEILING))
+
+
+def _dec(value: float) -> Decimal:
+    # str() keeps a config float's short form (0.075 stays 0.075, not 0.07499999...).
+    return Decimal(str(value))
+
+
+_MAX_CACHED = 4096  # bound on distinct (provider, model) pairs, so junk model names cannot grow memory
+
+
+class Pricer:
+    """Prices calls. `rates()`/`cost()`/`worst_case()` return None for an unpriced model.
+
+    `overrides` keys are model names, optionally `provider/model`; a key also matches every alias of
+    a known model (an override for `gpt-4o` applies to `gpt-4o-2024-08-06`). Unknown names add models.
+    """
+
+    def __init__(self, overrides: Mapping[str, PriceOverride] | None = None, *, strict: bool = False) -> None:
+        self.strict = strict
+        self._overrides = {k.strip().lower(): v for k, v in (overrides or {}).items()}
+        self._cache: dict[tuple[str, str], _Entry | None] = {}
+        self._lock = threading.Lock()  # LlmRouter may call from another thread; lookups are idempotent
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def preload(self) -> None:
+        """Import genai-prices and build its index (~0.8 s) ahead of the first call; safe in a thread."""
+        from genai_prices import data_snapshot
+
+        data_snapshot.get_snapshot()
+
+    def rates(self, provider: str, model: str) -> Rates | None:
+        entry = self._entry(provider, model)
+        return None if entry is None else entry.rates
+
+    def is_priced(self, provider: str, model: str) -> bool:
+        return self._entry(provider, model) is not None
+
+    def cost(self, provider: str, model: str, usage: TokenUsage) -> int | None:
+        """Exact cost in µ$, rounded up (never undercharge); None when the model is unpriced."""
+        entry = self._entry(provider, model)
+        if entry is None:
+            return None
+        inp, out, read, write, write_1h = entry.at(usage.total_input_tokens)
+        one_hour = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
+        total = (
+            usage.input_tokens * inp
+            + usage.output_tokens * out
+            + usage.cache_read_tokens * read
+            + (usage.cache_write_tokens - one_hour) * write
+            + one_hour * write_1h
+        )
+        return _ceil(total)
+
+    def worst_case(
+        self, provider: str, model: str, input_bound: int, max_output: int, *, cache_writes: bool = True
+    ) -> int | None:
+        """Upper bound in µ$ for a call with at most `input_bound` input and `max_output` output tokens.
+
+        Every input token is priced at the dearest input-side rate (with `cache_writes`, a cache write
+        may cost more than plain input: Anthropic 1.25×, 2× for 1-hour writes). Pass
+        `cache_writes=False` when the request cannot write a cache (an Anthropic request body without
+        `cache_control`) to tighten the bound. Every tier the input could reach is considered.
+        """
+        entry = self._entry(provider, model)
+        if entry is None:
+            return None
+        input_bound = max(0, input_bound)
+        max_output = max(0, max_output)
+        vecs = [entry.base] + [vec for above, vec in entry.tiers if input_bound > above]
+        in_rate = max(max(v[0], v[2], v[3], v[4]) if cache_writes else max(v[0], v[2]) for v in vecs)
+        out_rate = max(v[1] for v in vecs)
+        return _ceil(input_bound * in_rate + max_output * out_rate)
+
+    def cache_info(self) -> dict[str, int]:
+        """How many (provider, model) pairs are cached, priced and unpriced (for diagnostics)."""
+        priced = sum(1 for v in self._cache.values() if v is not None)
+        return {"cached": len(self._cache), "priced": priced, "unpriced": len(self._cache) - priced}
+
+    # -- lookup ---------------------------------------------------------------------------------
+
+    def _entry(self, provider: str, model: str) -> _Entry | None:
+        key = (provider, model)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+            entry = self._resolve(provider, model)
+            if len(self._cache) >= _MAX_CACHED:
+                self._cache.clear()
+            self._cache[key] = entry
+            return entry
+
+    def _override(self, provider: str, *names: str) -> PriceOverride | None:
+        for name in names:
+            name = name.lower()
+            found = self._overrides.get(f"{provider.lower()}/{name}") or self._overrides.get(name)
+            if found is not None:
+                return found
+        return None
+
+    def _resolve(self, provider: str, model: str) -> _Entry | None:
+        override = self._override(provider, model)
+        if override is not None:
+            return _from_override(provider, model, override, None)
+        found = _genai_lookup(provider, model)
+        if found is None:
+            return None
+        model_id, model_price, context_window = found
+        override = self._override(provider, model_id)
+        if override is not None:
+            return _from_override(provider, model_id, override, context_window)
+        return _from_genai(model_id, model_price, context_window)
+
+
+def _genai_lookup(provider: str, model: str) -> tuple[str, Any, int | None] | None:
+    """(canonical id, ModelPrice, context window) from genai-prices, or None when it has no such model."""
+    from genai_prices import data_snapshot
+
+    try:
+        _prov, info = data_snapshot.get_snapshot().find_provider_model(model, None, provider, None)
+    except LookupError:
+        return None
+    return info.id, info.get_prices(datetime.now(tz=UTC)), info.context_window
+
+
+def _from_override(provider: str, model_id: str, o: PriceOverride, context_window: int | None) -> _Entry:
+    inp, out = _dec(o.input_per_mtok), _dec(o.output_per_mtok)
+    anthropic = provider.lower() == "anthropic"
+    read = _dec(o.cache_read_per_mtok) if o.cache_read_per_mtok is not None else (
+        inp * Decimal("0.1") if anthropic else inp)
+    write = _dec(o.cache_write_per_mtok) if o.cache_write_per_mtok is not None else (
+        inp * Decimal("1.25") if anthropic else inp)
+    write_1h = max(write, inp * 2) if anthropic else write
+    base: _Vec = (inp, out, read, write, write_1h)
+    rates = Rates(
+        input=float(inp), output=float(out), cache_read=float(read), cache_write=float(write),
+        source="config", model_id=model_id, cache_write_1h=float(write_1h), context_window=context_window,
+    )
+    return _Entry(rates=rates, base=base, tiers=())
+
+
+def _from_genai(model_id: str, mp: Any, context_window: int | None) -> _Entry | None:
+    from genai_prices.types import TieredPrices
+
+    raw = {
+        "input": mp.input_mtok,
+        "output": mp.output_mtok,
+        "read": mp.cache_read_mtok,
+        "write": mp.cache_write_mtok,
+        "write_1h": mp.cache_write_1h_mtok,
+    }
+    if raw["input"] is None:
+        return None  # priced by something other than tokens (audio hours, characters) or free: unpriced
+
+    thresholds = sorted({t.start for p in raw.values() if isinstance(p, TieredPrices) for t in p.tiers})
+
+    def price(p: Any, total_input: int) -> Decimal | None:
+        # Mirrors genai_prices.types.calc_unit_price: the highest tier whose start is exceeded.
+        if p is None:
+            return None
+        if isinstance(p, TieredPrices):
+            chosen = p.base
+            for tier in p.tiers:
+                if total_input > tier.start:
+                    chosen = tier.price
+            return Decimal(chosen)
+        return Decimal(p)
+
+    def vec(total_input: int) -> _Vec:
+        inp = price(raw["input"], total_input)
+        assert inp is not None
+        out = price(raw["output"], total_input) or Decimal(0)
+        read = price(raw["read"], total_input)
+        write = price(raw["write"], total_input)
+        write_1h = price(raw["write_1h"], total_input)
+        read = inp if read is None else read
+        write = inp if write is None else write
+        return (inp, out, read, write, write if write_1h is None else write_1h)
+
+    base = vec(0)
+    tiers = tuple((start, vec(start + 1)) for start in thresholds)
+
+    def floats(v: _Vec) -> tuple[float, float, float, float, float]:
+        return float(v[0]), float(v[1]), float(v[2]), float(v[3]), float(v[4])
+
+    b = floats(base)
+    rates = Rates(
+        input=b[0], output=b[1], cache_read=b[2], cache_write=b[3], source="genai-prices",
+        model_id=model_id, cache_write_1h=b[4],
+        tiers=tuple(RateTier(start, *floats(v)) for start, v in tiers),
+        context_window=context_window,
+    )
+    return _Entry(rates=rates, base=base, tiers=tiers)

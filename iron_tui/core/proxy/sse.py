@@ -1,0 +1,48 @@
+"""An incremental Server-Sent Events parser over raw byte chunks.
+
+Upstream chunks split events anywhere (even inside a UTF-8 sequence), so bytes are buffered until a
+blank line ends an event. Only `event:` and `data:` fields matter to the proxy.
+"""
+
+from __future__ import annotations
+
+
+class SSEParser:
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, chunk: bytes) -> list[tuple[str, str, bytes]]:
+        """Return complete events as (event name, data, raw bytes incl. the terminating blank line)."""
+        buf = self._buf + chunk if self._buf else chunk
+        if b"\r" in buf:
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        out: list[tuple[str, str, bytes]] = []
+        start = 0
+        while True:
+            end = buf.find(b"\n\n", start)
+            if end < 0:
+                break
+            raw = buf[start : end + 2]
+            start = end + 2
+            event = "message"
+            data_lines: list[str] = []
+            for line in raw[:-2].decode("utf-8", "replace").split("\n"):
+                if not line or line.startswith(":"):
+                    continue
+                name, _, value = line.partition(":")
+                if value.startswith(" "):
+                    value = value[1:]
+                if name == "data":
+                    data_lines.append(value)
+                elif name == "event":
+                    event = value
+            if data_lines or event != "message":
+                out.append((event, "\n".join(data_lines), raw))
+        self._buf = buf[start:]
+        return out
+
+    @property
+    def pending(self) -> bytes:
+        return self._buf

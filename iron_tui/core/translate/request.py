@@ -1,0 +1,497 @@
+"""OpenAI Chat Completions request → Anthropic Messages request (reference/translation.md, "Request").
+
+Choices beyond the reference table (each one a known way Anthropic rejects a naive translation):
+- Anthropic requires alternating turns starting with `user`: consecutive same-role messages are merged,
+  `tool` messages join the following/preceding user content in ONE user turn with the tool_result blocks
+  first, and a conversation that starts with an assistant turn gets a "." user turn in front (warning).
+- Empty text parts are dropped (Anthropic rejects empty text blocks) and messages left with nothing are
+  skipped; trailing whitespace of a final assistant (prefill) text is stripped (Anthropic rejects it).
+- `response_format: json_schema` → `output_config.format` (Anthropic structured outputs; models without
+  it answer 400 upstream). `json_object` has no schema to enforce, so a system instruction asks for a
+  single JSON object and a warning is recorded. `text` is dropped.
+- Parameters that cannot be honoured (`n>1`, `logprobs`, `top_logprobs`, `logit_bias`, `audio`,
+  audio `modalities`, legacy `functions`/`function_call`, `web_search_options`) raise TranslationError.
+- `temperature` with `top_p`: only temperature is sent (current Claude models reject both; warning).
+  `send_sampling_params=False` drops all sampling parameters (API version 2026-10-21 rejects them).
+- Harmless OpenAI-only parameters (`seed`, penalties, `store`, `metadata`, `service_tier`,
+  `prompt_cache_key`, `reasoning_effort`, `prediction`, …) and unknown keys are not sent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from iron_tui.core.translate.errors import TranslationError
+
+__all__ = ["TranslatedRequest", "openai_to_anthropic_request"]
+
+_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+JSON_OBJECT_INSTRUCTION = "Respond with a single valid JSON object and nothing else."
+PLACEHOLDER_USER_TEXT = "."
+
+
+@dataclass
+class TranslatedRequest:
+    body: dict[str, Any]  # Anthropic Messages request body
+    include_usage: bool  # the client's stream_options.include_usage
+    warnings: list[str] = field(default_factory=list)  # lossy but accepted changes, for the request log
+
+
+class _Turn:
+    """One Anthropic message under construction; tool_result blocks are kept apart so they come first."""
+
+    __slots__ = ("blocks", "results", "role")
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+        self.results: list[dict[str, Any]] = []
+        self.blocks: list[dict[str, Any]] = []
+
+
+def _unsupported(param: str, why: str) -> TranslationError:
+    return TranslationError(
+        f"'{param}' is not supported for Claude models: {why}", param, "unsupported_parameter"
+    )
+
+
+def _refuse_unsupported(body: dict[str, Any]) -> None:
+    n = body.get("n")
+    if n is not None and n != 1:
+        raise _unsupported("n", "Anthropic returns exactly one choice per request")
+    if body.get("logprobs"):
+        raise _unsupported("logprobs", "Anthropic does not return token log probabilities")
+    if body.get("top_logprobs") is not None:
+        raise _unsupported("top_logprobs", "Anthropic does not return token log probabilities")
+    if body.get("logit_bias"):
+        raise _unsupported("logit_bias", "Anthropic has no token biasing")
+    if body.get("audio") is not None:
+        raise _unsupported("audio", "Claude models do not produce audio")
+    modalities = body.get("modalities")
+    if isinstance(modalities, list) and "audio" in modalities:
+        raise _unsupported("modalities", "Claude models do not produce audio")
+    if body.get("functions") is not None or body.get("function_call") is not None:
+        param = "functions" if body.get("functions") is not None else "function_call"
+        raise _unsupported(
+            param, "use 'tools' and 'tool_choice' instead of the legacy function-calling fields"
+        )
+    if body.get("web_search_options") is not None:
+        raise _unsupported("web_search_options", "web search is not available through this translation")
+
+
+def _max_tokens(body: dict[str, Any], default: int) -> int:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise TranslationError(f"'{name}' must be a non-negative integer", name, "invalid_value")
+        return value
+    return default
+
+
+def _number(body: dict[str, Any], name: str) -> float | int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TranslationError(f"'{name}' must be a number", name, "invalid_type")
+    return value
+
+
+def _stop_sequences(stop: object) -> list[str]:
+    items = [stop] if isinstance(stop, str) else stop
+    if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
+        raise TranslationError("'stop' must be a string or a list of strings", "stop", "invalid_type")
+    # Anthropic rejects empty and whitespace-only stop sequences (litellm#3286).
+    return [s for s in items if s.strip()]
+
+
+def _with_cache_control(block: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    cache_control = source.get("cache_control")
+    if cache_control:
+        block["cache_control"] = cache_control
+    return block
+
+
+def _image_block(part: dict[str, Any], param: str) -> dict[str, Any]:
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str) or not url:
+        raise TranslationError("image_url part needs a 'url'", param, "invalid_value")
+    if url.startswith("data:"):
+        header, sep, data = url[5:].partition(",")
+        media_type, _, encoding = header.partition(";")
+        if not sep or encoding != "base64":
+            raise TranslationError("image data URIs must be base64-encoded", param, "invalid_value")
+        if media_type not in _IMAGE_TYPES:
+            raise TranslationError(
+                f"image type '{media_type}' is not supported by Claude (use jpeg, png, gif or webp)",
+                param,
+                "unsupported_value",
+            )
+        source: dict[str, Any] = {"type": "base64", "media_type": media_type, "data": data}
+    elif url.startswith(("http://", "https://")):
+        # Anthropic fetches the URL itself; the proxy never downloads anything on a client's behalf.
+        source = {"type": "url", "url": url}
+    else:
+        raise TranslationError("image URLs must be http(s) or base64 data URIs", param, "invalid_value")
+    return _with_cache_control({"type": "image", "source": source}, part)
+
+
+def _file_block(part: dict[str, Any], param: str) -> dict[str, Any]:
+    # OpenAI `file` parts carry either an uploaded file id (unreachable from Anthropic) or inline data.
+    file = part.get("file")
+    data = file.get("file_data") if isinstance(file, dict) else None
+    if isinstance(data, str) and data.startswith("data:application/pdf;base64,"):
+        source = {
+            "type": "base64",
+            "media_type": "application/pdf",
+            "data": data[len("data:application/pdf;base64,") :],
+        }
+        return _with_cache_control({"type": "document", "source": source}, part)
+    raise TranslationError(
+        "only inline PDF file parts (file_data as a base64 data URI) can be sent to Claude",
+        param,
+        "unsupported_value",
+    )
+
+
+def _content_blocks(content: object, param: str, *, allow_media: bool) -> list[dict[str, Any]]:
+    """Anthropic blocks for an OpenAI message `content` (string or list of parts); empty text is dropped."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    if not isinstance(content, list):
+        raise TranslationError("message content must be a string or a list of parts", param, "invalid_type")
+    blocks: list[dict[str, Any]] = []
+    for j, part in enumerate(content):
+        part_param = f"{param}[{j}]"
+        if isinstance(part, str):  # tolerated: some clients send bare strings in the parts list
+            if part:
+                blocks.append({"type": "text", "text": part})
+            continue
+        if not isinstance(part, dict):
+            raise TranslationError("content parts must be objects", part_param, "invalid_type")
+        kind = part.get("type")
+        if kind == "text" or kind == "refusal":
+            text = part.get(kind)
+            if not isinstance(text, str):
+                raise TranslationError(f"{kind} part needs a string '{kind}'", part_param, "invalid_type")
+            if text:
+                blocks.append(_with_cache_control({"type": "text", "text": text}, part))
+        elif kind == "image_url" and allow_media:
+            blocks.append(_image_block(part, part_param))
+        elif kind == "file" and allow_media:
+            blocks.append(_file_block(part, part_param))
+        elif kind == "input_audio":
+            raise _unsupported(part_param, "Claude models do not accept audio input")
+        else:
+            raise TranslationError(
+                f"content part type '{kind}' is not supported here", part_param, "unsupported_value"
+            )
+    return blocks
+
+
+def _tool_use_blocks(tool_calls: object, param: str, warnings: list[str]) -> list[dict[str, Any]]:
+    if not isinstance(tool_calls, list):
+        raise TranslationError("'tool_calls' must be a list", param, "invalid_type")
+    blocks: list[dict[str, Any]] = []
+    for j, call in enumerate(tool_calls):
+        call_param = f"{param}[{j}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(call, dict) or not isinstance(function, dict):
+            raise TranslationError("tool call needs a 'function' object", call_param, "invalid_type")
+        call_id, name = call.get("id"), function.get("name")
+        if not isinstance(call_id, str) or not call_id or not isinstance(name, str) or not name:
+            raise TranslationError(
+                "tool call needs an 'id' and a 'function.name'", call_param, "invalid_value"
+            )
+        arguments = function.get("arguments")
+        tool_input: object = None
+        if isinstance(arguments, dict):
+            tool_input = arguments
+        elif isinstance(arguments, str) and arguments.strip():
+            try:
+                tool_input = json.loads(arguments)
+            except ValueError:
+                tool_input = None
+        if not isinstance(tool_input, dict):
+            # Anthropic needs an object; the model's own malformed output must not make the next call fail.
+            warnings.append(
+                f"{call_param}: arguments of tool call {call_id!r} are not a JSON object; sent as {{}}"
+            )
+            tool_input = {}
+        blocks.append({"type": "tool_use", "id": call_id, "name": name, "input": tool_input})
+    return blocks
+
+
+def _tool_result(message: dict[str, Any], param: str) -> dict[str, Any]:
+    call_id = message.get("tool_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise TranslationError(
+            "tool messages need a 'tool_call_id'", f"{param}.tool_call_id", "missing_required_parameter"
+        )
+    result: dict[str, Any] = {"type": "tool_result", "tool_use_id": call_id}
+    content = message.get("content")
+    if isinstance(content, str):
+        if content:
+            result["content"] = content
+    else:
+        blocks = _content_blocks(content, f"{param}.content", allow_media=True)
+        if blocks:
+            result["content"] = blocks
+    return _with_cache_control(result, message)
+
+
+def _convert_messages(
+    messages: list[Any], warnings: list[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(system text blocks, Anthropic messages) for the OpenAI `messages` list."""
+    system: list[dict[str, Any]] = []
+    turns: list[_Turn] = []
+
+    def turn_for(role: str) -> _Turn:
+        if turns and turns[-1].role == role:
+            return turns[-1]  # Anthropic requires alternation: same-role neighbours become one turn
+        turn = _Turn(role)
+        turns.append(turn)
+        return turn
+
+    for i, message in enumerate(messages):
+        param = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise TranslationError("each message must be an object", param, "invalid_type")
+        role = message.get("role")
+        content = message.get("content")
+        if role == "system" or role == "developer":
+            blocks = _content_blocks(content, f"{param}.content", allow_media=False)
+            if blocks:
+                _with_cache_control(blocks[-1], message)
+                system.extend(blocks)
+        elif role == "user":
+            blocks = _content_blocks(content, f"{param}.content", allow_media=True)
+            if blocks:
+                _with_cache_control(blocks[-1], message)
+                turn_for("user").blocks.extend(blocks)
+        elif role == "assistant":
+            blocks = _content_blocks(content, f"{param}.content", allow_media=False)
+            tool_calls = message.get("tool_calls")
+            if tool_calls:
+                blocks.extend(_tool_use_blocks(tool_calls, f"{param}.tool_calls", warnings))
+            if blocks:
+                _with_cache_control(blocks[-1], message)
+                turn_for("assistant").blocks.extend(blocks)
+        elif role == "tool":
+            turn_for("user").results.append(_tool_result(message, param))
+        else:
+            raise TranslationError(
+                f"message role '{role}' is not supported", f"{param}.role", "invalid_value"
+            )
+
+    if turns and turns[-1].role == "assistant":
+        # A final assistant turn is a prefill, which Anthropic rejects if it ends in whitespace.
+        last = turns[-1].blocks
+        if last[-1]["type"] == "text":
+            stripped = last[-1]["text"].rstrip()
+            if stripped:
+                last[-1]["text"] = stripped
+            else:
+                last.pop()
+                if not last:
+                    turns.pop()
+    if not turns:
+        raise TranslationError(
+            "'messages' must contain at least one non-empty user, assistant or tool message",
+            "messages",
+            "invalid_value",
+        )
+    out = [{"role": t.role, "content": t.results + t.blocks} for t in turns]
+    if out[0]["role"] == "assistant":
+        warnings.append(
+            "conversation starts with an assistant message; a '.' user turn was inserted before it"
+        )
+        out.insert(0, {"role": "user", "content": [{"type": "text", "text": PLACEHOLDER_USER_TEXT}]})
+    return system, out
+
+
+def _system_value(blocks: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    if any("cache_control" in b for b in blocks):
+        return blocks  # cache breakpoints only exist on blocks
+    return "\n\n".join(b["text"] for b in blocks)
+
+
+def _tools(tools: object) -> list[dict[str, Any]]:
+    if not isinstance(tools, list):
+        raise TranslationError("'tools' must be a list", "tools", "invalid_type")
+    out: list[dict[str, Any]] = []
+    for i, tool in enumerate(tools):
+        param = f"tools[{i}]"
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            raise TranslationError(
+                f"tool type '{kind}' is not supported; only 'function'", param, "unsupported_value"
+            )
+        function = tool.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
+        if not isinstance(function, dict) or not isinstance(name, str) or not name:
+            raise TranslationError(
+                "tool needs a 'function' with a 'name'", f"{param}.function", "invalid_value"
+            )
+        parameters = function.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            raise TranslationError(
+                "'parameters' must be an object", f"{param}.function.parameters", "invalid_type"
+            )
+        if not parameters:
+            schema: dict[str, Any] = {"type": "object", "properties": {}}
+        elif "type" not in parameters:
+            schema = {"type": "object", **parameters}
+        else:
+            schema = parameters
+        converted: dict[str, Any] = {"name": name, "input_schema": schema}
+        description = function.get("description")
+        if isinstance(description, str) and description:
+            converted["description"] = description
+        out.append(_with_cache_control(converted, tool))
+    return out
+
+
+def _tool_choice(choice: object, parallel: object) -> dict[str, Any] | None:
+    result: dict[str, Any]
+    if choice is None:
+        if parallel is not False:
+            return None
+        result = {"type": "auto"}
+    elif choice == "auto":
+        result = {"type": "auto"}
+    elif choice == "required":
+        result = {"type": "any"}
+    elif choice == "none":
+        return {"type": "none"}  # Anthropic's "none" has no parallel flag
+    elif isinstance(choice, dict) and choice.get("type", "function") == "function":
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
+        if not isinstance(name, str) or not name:
+            raise TranslationError("tool_choice needs 'function.name'", "tool_choice", "invalid_value")
+        result = {"type": "tool", "name": name}
+    else:
+        raise TranslationError("unsupported 'tool_choice' value", "tool_choice", "unsupported_value")
+    if parallel is False:
+        result["disable_parallel_tool_use"] = True
+    return result
+
+
+def _response_format(
+    value: object, system: list[dict[str, Any]], out: dict[str, Any], warnings: list[str]
+) -> None:
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "text" or value is None:
+        return
+    if kind == "json_schema":
+        spec = value.get("json_schema") if isinstance(value, dict) else None
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict):
+            raise TranslationError("json_schema needs a 'schema' object", "response_format", "invalid_value")
+        out["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+    elif kind == "json_object":
+        system.append({"type": "text", "text": JSON_OBJECT_INSTRUCTION})
+        warnings.append(
+            "response_format json_object is not enforced by Claude; a system instruction asks for JSON"
+        )
+    else:
+        raise TranslationError(
+            f"response_format type '{kind}' is not supported", "response_format", "unsupported_value"
+        )
+
+
+def _sampling(body: dict[str, Any], out: dict[str, Any], warnings: list[str], *, send: bool) -> None:
+    temperature = _number(body, "temperature")
+    top_p = _number(body, "top_p")
+    top_k = body.get("top_k")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)):
+        raise TranslationError("'top_k' must be an integer", "top_k", "invalid_type")
+    if not send:
+        given = [
+            n for n, v in (("temperature", temperature), ("top_p", top_p), ("top_k", top_k)) if v is not None
+        ]
+        if given:
+            warnings.append(f"sampling parameters not sent to Anthropic: {', '.join(given)}")
+        return
+    if temperature is not None:
+        out["temperature"] = min(max(temperature, 0), 1)  # OpenAI allows 0–2, Anthropic 0–1
+        if top_p is not None:
+            # Current Claude models answer 400 "temperature and top_p cannot both be specified".
+            warnings.append("top_p not sent: Claude models accept temperature or top_p, not both")
+            top_p = None
+    if top_p is not None:
+        out["top_p"] = top_p
+    if top_k is not None:
+        out["top_k"] = top_k
+
+
+def openai_to_anthropic_request(
+    body: dict[str, Any], *, default_max_tokens: int = 4096, send_sampling_params: bool = True
+) -> TranslatedRequest:
+    """Translate an OpenAI chat-completions body into an Anthropic Messages body.
+
+    `send_sampling_params=False` drops temperature/top_p/top_k (with a warning): Anthropic API version
+    2026-10-21 rejects them at any value, and some newer models reject them under 2023-06-01 too.
+
+    Raises TranslationError (→ HTTP 400 in OpenAI's error shape) for anything that cannot be honoured.
+    The input is never mutated; nested values that pass through unchanged (tool schemas, cache_control)
+    are shared, not copied.
+    """
+    if not isinstance(body, dict):
+        raise TranslationError("the request body must be a JSON object", None, "invalid_type")
+    model = body.get("model")
+    if model is None:
+        raise TranslationError("you must provide a 'model' parameter", "model", "missing_required_parameter")
+    if not isinstance(model, str) or not model:
+        raise TranslationError("'model' must be a non-empty string", "model", "invalid_type")
+    messages = body.get("messages")
+    if messages is None:
+        raise TranslationError(
+            "you must provide a 'messages' parameter", "messages", "missing_required_parameter"
+        )
+    if not isinstance(messages, list) or not messages:
+        raise TranslationError("'messages' must be a non-empty list", "messages", "invalid_value")
+    _refuse_unsupported(body)
+
+    warnings: list[str] = []
+    system, turns = _convert_messages(messages, warnings)
+    out: dict[str, Any] = {
+        "model": model,
+        "max_tokens": _max_tokens(body, default_max_tokens),
+        "messages": turns,
+    }
+    _response_format(body.get("response_format"), system, out, warnings)
+    if system:
+        out["system"] = _system_value(system)
+
+    _sampling(body, out, warnings, send=send_sampling_params)
+    stop = body.get("stop")
+    if stop is not None:
+        sequences = _stop_sequences(stop)
+        if sequences:
+            out["stop_sequences"] = sequences
+    user = body.get("user") or body.get("safety_identifier")
+    if isinstance(user, str) and user:
+        out["metadata"] = {"user_id": user}
+
+    tools = body.get("tools")
+    if tools:
+        out["tools"] = _tools(tools)
+        choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
+        if choice is not None:
+            out["tool_choice"] = choice
+    # tool_choice / parallel_tool_calls without tools mean nothing to Anthropic and are not sent.
+
+    stream = body.get("stream") is True
+    if stream:
+        out["stream"] = True
+    options = body.get("stream_options")
+    include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
+    return TranslatedRequest(out, include_usage, warnings)

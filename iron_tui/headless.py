@@ -1,0 +1,170 @@
+"""`iron-tui --no-ui`: the engine with log lines instead of a dashboard.
+
+Prints `iron-tui ready: http://HOST:PORT/v1 feed ws://HOST:PORT/ws` once the port accepts connections,
+one line per finished request, and stops gracefully on SIGINT/SIGTERM. With an agent command it
+exits with the agent's exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from typing import Any, TextIO
+
+from iron_tui.config import Settings
+from iron_tui.core.clock import iso_utc
+from iron_tui.core.engine import Engine
+from iron_tui.core.events import (
+    AgentOutput,
+    AgentStateChanged,
+    CostAlert,
+    Event,
+    Notice,
+    RequestFinished,
+    SyncStatus,
+    to_wire,
+)
+
+
+def format_request(r: dict[str, Any]) -> str:
+    cost = r.get("cost_usd")
+    cost_s = "unpriced" if not r.get("priced", True) else ("-" if cost is None else f"${cost:.6f}")
+    if r.get("cost_estimated") and cost is not None:
+        cost_s += "~"
+    flags = []
+    if r.get("stream"):
+        flags.append("stream")
+    if r.get("translated"):
+        flags.append("openai→anthropic")
+    if r.get("agent_id"):
+        flags.append(f"agent={r['agent_id']}")
+    lat = r.get("latency_ms")
+    line = (
+        f"{r['started_at']} {r['id']} {r['provider']} {r['model']} {r.get('status') or '-'} "
+        f"{'-' if lat is None else f'{lat:.1f}ms'} in={r['input_tokens']} out={r['output_tokens']} {cost_s}"
+    )
+    if flags:
+        line += " [" + " ".join(flags) + "]"
+    if r.get("error"):
+        line += f" error: {r['error']}"
+    return line
+
+
+def format_event(event: Event, fmt: str) -> str | None:
+    if fmt == "json":
+        if isinstance(event, Notice):
+            return json.dumps({"type": "NOTICE", "timestamp": iso_utc(event.timestamp), "level": event.level,
+                               "message": event.message})
+        msgs = [m for m in to_wire(event) if m["type"] != "AGENT_EVENT" or isinstance(event, AgentOutput)]
+        if isinstance(event, SyncStatus) and event.state == "ok" and not event.pending:
+            return None
+        return "\n".join(json.dumps(m) for m in msgs) or None
+    ts = iso_utc(event.timestamp)
+    if isinstance(event, RequestFinished):
+        return format_request(event.request)
+    if isinstance(event, CostAlert):
+        return (f"{ts} budget {event.severity}: ${event.spent_micros / 1e6:.4f} of "
+                f"${event.limit_micros / 1e6:.2f} spent ({event.percentage:.0f}%)")
+    if isinstance(event, Notice):
+        return f"{ts} {event.level}: {event.message}"
+    if isinstance(event, AgentStateChanged):
+        extra = ""
+        if event.state == "running":
+            extra = f" pid={event.pid}"
+        elif event.state == "exited":
+            extra = f" code={event.exit_code}"
+        elif event.state == "failed":
+            extra = f" reason={event.reason}"
+        return f"{ts} agent {event.agent_id} {event.state}{extra}"
+    if isinstance(event, AgentOutput):
+        return f"[{event.agent_id} {event.stream}] {event.line}"
+    if isinstance(event, SyncStatus):
+        if event.state == "disabled":
+            return None
+        tail = f" error: {event.last_error}" if event.last_error and event.state != "ok" else ""
+        return f"{ts} sync {event.state}: sent={event.sent} pending={event.pending} rejected={event.rejected}{tail}"
+    return None
+
+
+async def run_headless(
+    settings: Settings,
+    agent_argv: list[str] | None = None,
+    *,
+    out: TextIO | None = None,
+    engine: Engine | None = None,
+    ready_prefix: str = "iron-tui ready",
+) -> int:
+    out = out or sys.stdout
+    engine = engine or Engine(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal)
+    sub = engine.bus.subscribe(maxsize=100_000, name="headless")
+    last_sync: tuple[Any, ...] = ()
+
+    async def printer() -> None:
+        nonlocal last_sync
+        while True:
+            try:
+                batch = await sub.get_batch()
+            except EOFError:
+                return
+            lines = []
+            for ev in batch:
+                if isinstance(ev, SyncStatus):
+                    key = (ev.state, ev.rejected, ev.pending == 0)
+                    if key == last_sync:
+                        continue
+                    last_sync = key
+                line = format_event(ev, settings.log_format)
+                if line:
+                    lines.append(line)
+            if lines:
+                out.write("\n".join(lines) + "\n")
+                out.flush()
+
+    code = 0
+    async with engine:
+        out.write(f"{ready_prefix}: {engine.openai_base_url} feed {engine.feed_url}\n")
+        out.flush()
+        printer_task = asyncio.create_task(printer())
+        try:
+            if agent_argv:
+                await engine.agent.start(agent_argv)
+                waiter = asyncio.create_task(engine.agent.wait())
+                stopper = asyncio.create_task(stop.wait())
+                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                if not waiter.done():
+                    await engine.agent.stop()
+                stopper.cancel()
+                result = await waiter
+                if engine.agent.state == "failed":
+                    code = 127
+                else:
+                    code = result if result is not None else 1
+                    if code < 0:  # killed by a signal: shell convention
+                        code = 128 - code
+            else:
+                await stop.wait()
+        except BaseException:
+            printer_task.cancel()
+            raise
+    # After the engine stopped, so the agent's exit and the final sync are printed too.
+    sub.close()
+    await printer_task
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(sig)
+    return code

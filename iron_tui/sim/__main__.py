@@ -1,0 +1,41 @@
+"""`python -m iron_tui.sim`: run the simulated providers (and optionally the control server) standalone.
+
+Prints `sim ready: URL` (and `control ready: URL`) once listening; used by the benchmark and handy for
+pointing a real agent at iron-tui without keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+
+
+async def _main(args: argparse.Namespace) -> None:
+    from iron_tui.sim import ProviderSim, SimSettings
+
+    sim = ProviderSim(SimSettings(latency_ms=args.latency_ms, chunk_delay_ms=args.chunk_delay_ms))
+    await sim.start(port=args.port)
+    print(f"sim ready: {sim.url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await sim.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m iron_tui.sim")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--latency-ms", type=float, default=0.0)
+    ap.add_argument("--chunk-delay-ms", type=float, default=0.0)
+    asyncio.run(_main(ap.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Textual messages the bus pump posts to the dashboard.
+
+The pump (a worker) turns each drained batch of bus events into a handful of these; it never touches
+a widget. State messages (spend, sync, health) say "here is the latest value", so a newer one may
+replace an older one still queued (`can_replace`): a burst collapses to one repaint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+
+from iron_tui.core.events import AgentOutput, AgentStateChanged, CostAlert, Notice, SpendChanged, SyncStatus
+
+
+class RequestsUpdated(Message):
+    """Request summaries that started or finished since the last batch (one per id, latest wins)."""
+
+    def __init__(self, rows: list[dict[str, Any]], finished: list[tuple[float, dict[str, Any]]]) -> None:
+        super().__init__()
+        self.rows = rows
+        # (finish time, summary) of the calls that finished: counted once in totals and the spend series
+        self.finished = finished
+
+
+class SpendUpdated(Message):
+    def __init__(self, event: SpendChanged) -> None:
+        super().__init__()
+        self.event = event
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SpendUpdated)
+
+
+class SyncUpdated(Message):
+    def __init__(self, event: SyncStatus) -> None:
+        super().__init__()
+        self.event = event
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SyncUpdated)
+
+
+class AgentActivity(Message):
+    """Agent state transitions and output lines, in the order they happened."""
+
+    def __init__(self, events: list[AgentStateChanged | AgentOutput], skipped_lines: int = 0) -> None:
+        super().__init__()
+        self.events = events
+        self.skipped_lines = skipped_lines
+
+
+class Alerted(Message):
+    """Budget alerts and engine notices, shown as notifications."""
+
+    def __init__(self, events: list[CostAlert | Notice]) -> None:
+        super().__init__()
+        self.events = events
+
+
+class EngineReady(Message):
+    pass
+
+
+class EngineFailed(Message):
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+class AgentCommandFailed(Message):
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason

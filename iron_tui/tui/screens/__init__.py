@@ -1,0 +1,1 @@
+"""Dashboard screens: the main dashboard, request detail, help and the small input dialogs."""

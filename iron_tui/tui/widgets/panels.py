@@ -1,0 +1,229 @@
+"""The header line and the spend, sync and agent panels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.widgets import Button, RichLog, Select, Sparkline, Static
+
+from iron_tui.core.events import AgentOutput, AgentStateChanged, SyncStatus
+from iron_tui.tui.model import ModelTotal, alert_level, fmt_age, fmt_duration, fmt_usd
+
+# --- header ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class HeaderInfo:
+    mode: str = ""
+    url: str = ""
+    token: str = ""
+    uptime_s: float = 0.0
+    feed_clients: int = 0
+    drops: int = 0
+    paused: bool = False
+    unseen: int = 0
+
+
+class StatusHeader(Horizontal):
+    """Mode, proxy URL, masked token (y copies it), uptime, feed clients and bus drops."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("iron-tui", id="brand")
+        yield Static(id="endpoint")
+        yield Static(id="stats")
+
+    def show(self, info: HeaderInfo) -> None:
+        self.query_one("#endpoint", Static).update(
+            Content.from_markup(
+                "[$accent]$mode[/]  [b]$url[/]  token [$text-muted]$token[/] [dim](y copy)[/]",
+                mode=info.mode, url=info.url, token=info.token,
+            )
+        )
+        paused = Content.from_markup("[reverse $warning] PAUSED +$n [/] ", n=str(info.unseen)) if info.paused \
+            else Content("")
+        drops = Content.from_markup("[$error]drops $d[/]" if info.drops else "drops $d", d=str(info.drops))
+        self.query_one("#stats", Static).update(
+            Content.assemble(
+                paused,
+                Content.from_markup("up $up  feed $feed  ", up=fmt_duration(info.uptime_s),
+                                    feed=str(info.feed_clients)),
+                drops,
+            )
+        )
+
+
+# --- spend ----------------------------------------------------------------------------------------
+
+LEVEL_CLASSES = ("-ok", "-warning", "-critical", "-exhausted")
+
+
+class SpendPanel(Vertical):
+    """Spent vs limit, a bar coloured by alert level, a sparkline and per-model totals."""
+
+    BORDER_TITLE = "Spend"
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="spend-figure")
+        yield Static(id="spend-bar")
+        yield Sparkline([0.0], id="spend-spark", summary_function=max)
+        yield Static(id="spend-models")
+
+    def show_spend(self, spent: int, reserved: int, limit: int | None, period: str) -> None:
+        level = alert_level(spent, limit)
+        for cls in LEVEL_CLASSES:
+            self.set_class(cls == f"-{level}", cls)
+        figure = Content.from_markup("[b]$spent[/] of $limit", spent=fmt_usd(spent), limit=fmt_usd(limit))
+        extras = []
+        if limit is not None:
+            pct = 100.0 * spent / limit if limit else 100.0
+            extras.append(f"{pct:.0f}%")
+        if reserved:
+            extras.append(f"{fmt_usd(reserved)} in flight")
+        if period != "session":
+            extras.append(f"per {period}")
+        if level == "exhausted":
+            extras.append("EXHAUSTED")
+        if extras:
+            figure = figure + Content("  " + " · ".join(extras))
+        self.query_one("#spend-figure", Static).update(figure)
+        bar = self.query_one("#spend-bar", Static)
+        bar.display = limit is not None
+        if limit is not None:
+            bar.update(_bar(spent, limit, max(10, bar.size.width or 30)))
+
+    def show_series(self, values: Sequence[float]) -> None:
+        self.query_one("#spend-spark", Sparkline).data = list(values)
+
+    def show_models(self, totals: dict[str, ModelTotal], limit: int = 5) -> None:
+        ranked = sorted(totals.items(), key=lambda kv: (-kv[1].cost_micros, -kv[1].calls, kv[0]))
+        lines = []
+        for model, t in ranked[:limit]:
+            cost = fmt_usd(t.cost_micros)
+            if t.unpriced:
+                cost += f" +{t.unpriced} unpriced"
+            lines.append(Content.from_markup("$model [$text-muted]×$calls[/] $cost",
+                                             model=_clip(model, 22), calls=str(t.calls), cost=cost))
+        if len(ranked) > limit:
+            lines.append(Content(f"… {len(ranked) - limit} more models"))
+        self.query_one("#spend-models", Static).update(
+            Content("\n").join(lines) if lines else Content.from_markup("[$text-muted]no calls yet[/]")
+        )
+
+
+def _bar(spent: int, limit: int, width: int) -> str:
+    frac = 1.0 if limit <= 0 else min(1.0, spent / limit)
+    full = round(frac * width)
+    return "█" * full + "░" * (width - full)
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+# --- sync -----------------------------------------------------------------------------------------
+
+SYNC_MARK = {"ok": "●", "retrying": "◐", "offline": "○", "disabled": "–"}
+
+
+class SyncPanel(Static):
+    BORDER_TITLE = "Sync"
+
+    def show(self, status: SyncStatus, now: float) -> None:
+        for state in SYNC_MARK:
+            self.set_class(status.state == state, f"-{state}")
+        last = "never" if status.last_success is None else fmt_age(now - status.last_success)
+        if status.state == "disabled":
+            body = Content.from_markup("[b]– disabled[/]\n[$text-muted]no control server[/]")
+        else:
+            body = Content.from_markup(
+                "[b]$mark $state[/]\npending  $pending\nsent     $sent\nrejected $rejected\nlast ok  $last",
+                mark=SYNC_MARK[status.state], state=status.state, pending=str(status.pending),
+                sent=str(status.sent), rejected=str(status.rejected), last=last,
+            )
+            if status.last_error and status.state != "ok":
+                body = body + Content.from_markup("\n[$text-error]$err[/]", err=_clip(status.last_error, 60))
+        self.update(body)
+
+
+# --- agent ----------------------------------------------------------------------------------------
+
+AGENT_MARK = {"idle": "○", "starting": "◐", "running": "●", "stopping": "◑", "exited": "■", "failed": "✖"}
+LOG_LINES = 1000
+
+
+class AgentPanel(Vertical):
+    """Preset selector, Start / Stop / Restart, the agent's state and its live output."""
+
+    BORDER_TITLE = "Agent"
+
+    def __init__(self, presets: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._presets = list(presets)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="agent-controls"):
+            yield Select([(p, p) for p in self._presets], prompt="no preset" if not self._presets else "preset",
+                         allow_blank=not self._presets, compact=True, id="agent-preset")
+            yield Button("Start", id="agent-start", variant="success", compact=True)
+            yield Button("Stop", id="agent-stop", variant="error", compact=True)
+            yield Button("Restart", id="agent-restart", variant="warning", compact=True)
+        yield Static(id="agent-state")
+        yield RichLog(max_lines=LOG_LINES, markup=False, highlight=False, wrap=False, id="agent-log")
+
+    @property
+    def selected_preset(self) -> str | None:
+        value = self.query_one("#agent-preset", Select).value
+        return value if isinstance(value, str) else None
+
+    def show_state(self, state: str, name: str | None, pid: int | None, exit_code: int | None,
+                   reason: str | None, restarts: int, can_restart: bool) -> None:
+        for s in AGENT_MARK:
+            self.set_class(s == state, f"-{s}")
+        crashed = state == "exited" and (reason or "").startswith(("crashed", "killed by"))
+        self.set_class(crashed, "-crashed")
+        parts = [f"{AGENT_MARK.get(state, '?')} {state}"]
+        if name:
+            parts.append(_clip(name, 24))
+        if pid is not None and state in ("running", "stopping"):
+            parts.append(f"pid {pid}")
+        if state == "exited" and exit_code is not None:
+            parts.append(f"code {exit_code}")
+        if restarts:
+            parts.append(f"restarts {restarts}")
+        text = "  ".join(parts)
+        if reason and state in ("exited", "failed"):
+            text += f" — {reason}"
+        self.query_one("#agent-state", Static).update(Content(text))
+        active = state in ("starting", "running", "stopping")
+        self.query_one("#agent-start", Button).disabled = active
+        self.query_one("#agent-stop", Button).disabled = not active
+        self.query_one("#agent-restart", Button).disabled = not can_restart or state == "stopping"
+
+    def write_events(self, events: Sequence[AgentStateChanged | AgentOutput], skipped: int) -> None:
+        log = self.query_one("#agent-log", RichLog)
+        v = self.app.theme_variables
+        if skipped:
+            log.write(Text(f"… {skipped} lines not shown (output too fast)", style="italic"))
+        for ev in events:
+            if isinstance(ev, AgentOutput):
+                style = v.get("text-error", "") if ev.stream == "stderr" else ""
+                log.write(Text(ev.line, style=style))
+            elif ev.state in ("running", "exited", "failed"):
+                log.write(Text(_transition(ev), style=f"bold {v.get('text-accent', '')}"))
+
+    def clear_log(self) -> None:
+        self.query_one("#agent-log", RichLog).clear()
+
+
+def _transition(ev: AgentStateChanged) -> str:
+    if ev.state == "running":
+        return f"── {ev.name or 'agent'} started (pid {ev.pid}) ──"
+    if ev.state == "exited":
+        return f"── exited: {ev.reason or f'code {ev.exit_code}'} ──"
+    return f"── failed: {ev.reason or 'could not start'} ──"

@@ -1,0 +1,245 @@
+"""The built-in /dashboard page, in real headless Chromium driven over the DevTools protocol.
+
+Needs Debian's `chromium` package (`apt-get install -y chromium`); without it these tests fail loudly.
+The browser only ever talks to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from iron_tui.core.bus import EventBus
+from iron_tui.core.clock import FixedClock
+from iron_tui.core.events import (
+    AgentStateChanged,
+    RequestFinished,
+    RequestRecord,
+    RequestStarted,
+    SpendChanged,
+    SyncStatus,
+)
+from iron_tui.core.feed import Feed, snapshot_state
+
+CHROMIUM = "/usr/bin/chromium"
+TOKEN = "dash-test-token-91c2"
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+def record(rid: str, model: str, **values: Any) -> RequestRecord:
+    rec = RequestRecord(id=rid, started_at=T0, method="POST", path="/v1/chat/completions", api="openai.chat",
+                        model=model, provider="openai")
+    for key, value in values.items():
+        setattr(rec, key, value)
+    return rec
+
+
+def initial_state() -> dict[str, Any]:
+    old = record("req_old", "gpt-4o", state="ok", status=200, latency_ms=95.0, input_tokens=10,
+                 output_tokens=5, cost_micros=75)
+    return snapshot_state(mode="demo", proxy_url="http://127.0.0.1:8478/v1", spent_micros=0,
+                          limit_micros=5_000_000, requests=[old.summary()])
+
+
+@dataclass
+class Server:
+    bus: EventBus
+    feed: Feed
+    base: str
+
+
+@asynccontextmanager
+async def dashboard_server() -> AsyncIterator[Server]:
+    bus = EventBus()
+    feed = Feed(bus, token=TOKEN, snapshot=initial_state, clock=FixedClock(T0))
+    app = web.Application()
+    app.router.add_get("/ws", feed.handle)
+    app.router.add_get("/dashboard", feed.handle_dashboard)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    await feed.start()
+    try:
+        yield Server(bus, feed, f"http://127.0.0.1:{port}")
+    finally:
+        await feed.close()
+        await runner.cleanup()
+
+
+# --- a minimal DevTools-protocol client ----------------------------------------------------------
+
+
+class Page:
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._ws = ws
+        self._next = 0
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self._next += 1
+        await self._ws.send_json({"id": self._next, "method": method, "params": params})
+        while True:
+            msg = await self._ws.receive_json(timeout=10)
+            if msg.get("id") == self._next:
+                assert "error" not in msg, msg
+                result: dict[str, Any] = msg["result"]
+                return result
+
+    async def eval(self, expression: str) -> Any:
+        res = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        assert "exceptionDetails" not in res, res["exceptionDetails"]
+        return res["result"].get("value")
+
+    async def wait_for(self, expression: str, pred: Callable[[Any], bool], timeout: float = 15.0) -> Any:
+        deadline = time.monotonic() + timeout
+        value = None
+        while time.monotonic() < deadline:
+            res = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+            # An exception means the page has not loaded yet (the elements are missing): try again.
+            value = res.get("exceptionDetails") or res["result"].get("value")
+            if "exceptionDetails" not in res and pred(value):
+                return value
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"page never satisfied the condition; last value: {value!r}")
+
+
+@asynccontextmanager
+async def chromium_page(url: str, tmp: Path) -> AsyncIterator[Page]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's Chromium with `apt-get install -y chromium`")
+    profile = tmp / "chromium-profile"
+    profile.mkdir()
+    args = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-extensions", "--mute-audio", f"--user-data-dir={profile}",
+        "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", url,
+    ]
+    env = {**os.environ, "HOME": str(tmp), "XDG_CONFIG_HOME": str(tmp / "config"),
+           "XDG_CACHE_HOME": str(tmp / "cache")}
+    proc = await asyncio.create_subprocess_exec(
+        CHROMIUM, *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # its own process group, so its helper processes can be ended with it
+    )
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not port_file.exists() or not port_file.read_text().strip():
+            if proc.returncode is not None or time.monotonic() > deadline:
+                err = (await proc.stderr.read()).decode(errors="replace") if proc.stderr else ""
+                raise AssertionError(f"Chromium did not start its DevTools endpoint:\n{err[-2000:]}")
+            await asyncio.sleep(0.05)
+        port = int(port_file.read_text().split()[0])
+        async with aiohttp.ClientSession() as session:
+            target = None
+            while target is None:
+                async with session.get(f"http://127.0.0.1:{port}/json/list") as resp:
+                    targets = await resp.json()
+                target = next((t for t in targets if t.get("type") == "page"), None)
+                if target is None:
+                    assert time.monotonic() < deadline, f"no page target: {targets}"
+                    await asyncio.sleep(0.05)
+            async with session.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+                yield Page(ws)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+
+
+async def wait_until(cond: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"{what} not reached in time"
+        await asyncio.sleep(0.02)
+
+
+PAGE_STATE = """JSON.stringify({
+  rows: Array.from(document.querySelectorAll('#requests tbody tr')).map(
+    tr => ({id: tr.dataset.id || null, cells: Array.from(tr.cells).map(td => td.textContent)})),
+  spend: document.getElementById('spend').textContent,
+  bar: document.querySelector('#bar > div').style.width,
+  sync: document.getElementById('sync').textContent,
+  agent: document.getElementById('agent').textContent,
+  conn: document.getElementById('conn').textContent,
+  login: document.getElementById('login').hasAttribute('data-show'),
+  hash: location.hash,
+})"""
+
+
+def state_of(raw: Any) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(raw)
+    return value
+
+
+async def test_request_published_on_the_bus_shows_in_the_page(tmp_path: Path) -> None:
+    async with dashboard_server() as srv, chromium_page(f"{srv.base}/dashboard#token={TOKEN}", tmp_path) as page:
+        await wait_until(lambda: srv.feed.client_count == 1, what="the page authenticating on /ws")
+        first = state_of(await page.wait_for(PAGE_STATE, lambda v: json.loads(v)["conn"] == "live"))
+        assert [r["id"] for r in first["rows"]] == ["req_old"]  # from the snapshot
+        assert first["hash"] == ""  # the token was taken out of the address bar
+
+        started = record("req_new", "gpt-4o-mini-dashboard", stream=True)
+        srv.bus.publish(RequestStarted(T0 + 1, request=started.summary()))
+        finished = record("req_new", "gpt-4o-mini-dashboard", stream=True, state="ok", status=200,
+                          latency_ms=812.4, input_tokens=1200, output_tokens=350, cost_micros=1_234)
+        srv.bus.publish(RequestFinished(T0 + 2, request=finished.summary()))
+        srv.bus.publish(SpendChanged(T0 + 2, spent_micros=1_500_000, reserved_micros=0, limit_micros=5_000_000))
+        srv.bus.publish(SyncStatus(T0 + 2, state="retrying", pending=2, sent=7))
+        srv.bus.publish(AgentStateChanged(T0 + 2, agent_id="agent_001", state="running", pid=99))
+
+        shown = state_of(await page.wait_for(
+            PAGE_STATE, lambda v: "retrying" in v and "running" in v and "$0.001234" in v))
+        assert [r["id"] for r in shown["rows"]] == ["req_new", "req_old"]  # newest first, one row per call
+        time_cell, model, provider, status, latency, tokens, cost = shown["rows"][0]["cells"]
+        assert time_cell == "00:00:00"
+        assert model.startswith("gpt-4o-mini-dashboard") and "stream" in model
+        assert (provider, status, latency, tokens, cost) == ("openai", "200", "812 ms", "1200 / 350", "$0.001234")
+        assert shown["spend"] == "$1.50 / $5.00" and shown["bar"] == "30%"
+        assert shown["sync"] == "retrying" and shown["agent"] == "running"
+
+
+async def test_rejected_token_asks_for_another(tmp_path: Path) -> None:
+    async with dashboard_server() as srv, chromium_page(f"{srv.base}/dashboard#token=wrong", tmp_path) as page:
+        shown = state_of(await page.wait_for(PAGE_STATE, lambda v: json.loads(v)["login"]))
+        assert shown["conn"] == "token rejected"
+        assert srv.feed.client_count == 0
+        # Typing the right token into the form connects.
+        await page.eval(f"document.getElementById('token').value = {json.dumps(TOKEN)};"
+                        "document.querySelector('#login button').click()")
+        await page.wait_for(PAGE_STATE, lambda v: json.loads(v)["conn"] == "live")
+        assert srv.feed.client_count == 1
+
+
+async def test_page_is_self_contained_and_locked_down() -> None:
+    async with dashboard_server() as srv, aiohttp.ClientSession() as session:
+        async with session.get(srv.base + "/dashboard") as resp:
+            assert resp.status == 200
+            assert resp.content_type == "text/html"
+            html = await resp.text()
+            csp = resp.headers["Content-Security-Policy"]
+            assert resp.headers["Cache-Control"] == "no-store"
+    # No external resources: nothing the page loads or links to leaves this host.
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "@import" not in html and "url(" not in html
+    assert "default-src 'none'" in csp and "script-src 'sha256-" in csp
