@@ -19,7 +19,7 @@ import aiohttp
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import OPENAI_KEY, start_process  # noqa: E402
+from run import OPENAI_KEY, start_process
 
 BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}).encode()
 HEADERS = {"authorization": f"Bearer {OPENAI_KEY}", "content-type": "application/json"}

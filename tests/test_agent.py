@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from iron_tui.core.events import AgentOutput, AgentStateChanged, Event
 AGENTS = Path(__file__).parent / "agents"
 WIRING = ProxyWiring(base_url="http://127.0.0.1:9", token="iron-local-token-abcd")
 GRACE = 0.3
+pytestmark = pytest.mark.timeout(30)  # a hung supervisor should fail fast, not stall the suite
 
 
 def agent(name: str, *args: str) -> list[str]:
@@ -93,6 +96,16 @@ async def make() -> AsyncIterator[Factory]:
         assert sup.pid is None or not alive(sup.pid)
 
 
+@pytest.fixture
+def strays() -> Iterator[list[int]]:
+    """Pids a failing test might leave behind; SIGKILLed at teardown whatever happened."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 # --- environment ----------------------------------------------------------------------------------
 
 
@@ -113,7 +126,8 @@ async def test_child_env_is_wired_and_parent_keys_do_not_leak(make: Factory, mon
     assert env["OPENAI_BASE_URL"] == "http://127.0.0.1:9/v1"
     assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:9"
     assert env["IRON_PROXY_URL"] == "http://127.0.0.1:9"
-    assert env["OPENAI_API_KEY"] == env["ANTHROPIC_API_KEY"] == "iron-local-token-abcd"
+    # The local token plus the agent id, so the proxy can attribute the agent's calls to it.
+    assert env["OPENAI_API_KEY"] == env["ANTHROPIC_API_KEY"] == f"iron-local-token-abcd.{sup.agent_id}"
     assert env["IRON_AGENT_ID"] == sup.agent_id
     assert env["PYTHONUNBUFFERED"] == "1"
     assert env["MY_SETTING"] == "42"
@@ -171,6 +185,7 @@ def test_command_argv() -> None:
     assert command_argv("node 'my agent.js' --fast") == (["node", "my agent.js", "--fast"], False)
     assert command_argv("a | b") == (["/bin/sh", "-c", "a | b"], True)
     assert command_argv(["python", "x y.py"]) == (["python", "x y.py"], False)
+    bad: str | list[str]
     for bad in ("", "   ", [], "python 'unclosed"):
         with pytest.raises(ValueError):
             command_argv(bad)
@@ -301,8 +316,8 @@ async def test_stop_terminates_gracefully(make: Factory) -> None:
     pid = sup.pid
     assert pid is not None and sup.state == "running"
     started = time.monotonic()
-    assert await sup.stop() == -15
-    assert time.monotonic() - started < GRACE  # no need to wait out the grace period
+    assert await sup.stop(grace_seconds=3.0) == -15
+    assert time.monotonic() - started < 1.5  # it obeyed SIGTERM: the grace period is not waited out
     assert sup.state == "exited" and sup.reason == "stopped" and not alive(pid)
     assert states(events) == ["starting", "running", "stopping", "exited"]
     assert await sup.stop() == -15  # a no-op now
@@ -322,10 +337,11 @@ async def test_agent_ignoring_sigterm_is_killed_after_grace(make: Factory) -> No
     assert sup.reason == "killed: still running 0.4 s after SIGTERM"
 
 
-async def test_stop_kills_the_whole_process_group(make: Factory) -> None:
+async def test_stop_kills_the_whole_process_group(make: Factory, strays: list[int]) -> None:
     sup = make()
     await sup.start(agent("grandchild.py"))
     grandchild = int((await line_starting(sup, "grandchild ")).split()[1])
+    strays.append(grandchild)
     await line_starting(sup, "ready")
     assert alive(grandchild)
     await sup.stop()
@@ -333,7 +349,7 @@ async def test_stop_kills_the_whole_process_group(make: Factory) -> None:
     assert await gone(grandchild, timeout=0.5)  # it ignored SIGTERM, so the group got SIGKILL
 
 
-async def test_leftovers_of_an_agent_that_exits_are_cleared(make: Factory) -> None:
+async def test_leftovers_of_an_agent_that_exits_are_cleared(make: Factory, strays: list[int]) -> None:
     """A grandchild holding the agent's stdout must neither outlive it nor stall the exit."""
     sup = make()
     started = time.monotonic()
@@ -341,6 +357,7 @@ async def test_leftovers_of_an_agent_that_exits_are_cleared(make: Factory) -> No
     assert await sup.wait() == 0
     assert time.monotonic() - started < 3
     grandchild = int(next(t for t in texts(sup) if t.startswith("grandchild ")).split()[1])
+    strays.append(grandchild)
     assert await gone(grandchild, timeout=0.5)
 
 
@@ -439,13 +456,13 @@ async def test_openai_sdk_agent_reaches_the_proxy_with_the_local_token(
     make: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-real-key-must-not-be-used")
-    monkeypatch.setenv("OPENAI_BASE_URL", "https://api.openai.com/v1")
-    seen: list[tuple[str, str, str]] = []
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # must be overridden (closed port)
+    seen: list[tuple[str, str]] = []
 
     async def chat(request: web.Request) -> web.Response:
         body = await request.json()
-        seen.append((request.headers.get("Authorization", ""), body["model"], request.headers.get("x-iron-agent-id", "")))
-        if request.headers.get("Authorization") != f"Bearer {WIRING.token}":
+        seen.append((request.headers.get("Authorization", ""), body["model"]))
+        if not request.headers.get("Authorization", "").startswith(f"Bearer {WIRING.token}."):
             return web.json_response({"error": {"message": "bad token", "type": "auth"}}, status=401)
         return web.json_response({
             "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": body["model"],
@@ -468,6 +485,6 @@ async def test_openai_sdk_agent_reaches_the_proxy_with_the_local_token(
         code = await asyncio.wait_for(sup.wait(), 30)
         assert code == 0, texts(sup)
         assert texts(sup, "stdout") == ["reply: hello from the proxy"]
-        assert [s[:2] for s in seen] == [(f"Bearer {WIRING.token}", "gpt-4o-mini")]
+        assert seen == [(f"Bearer {WIRING.token}.{sup.agent_id}", "gpt-4o-mini")]
     finally:
         await runner.cleanup()

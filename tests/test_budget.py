@@ -359,9 +359,11 @@ def test_spent_resets_when_the_period_turns(
     assert ledger.spent == 900
     held = ledger.reserve("inflight", 50, model="m", provider="openai")
     clock.advance(step_across)
-    assert ledger.status() == (0, 1000)  # noticed lazily
-    assert ledger.reserved == 50  # in-flight reservations carry over
+    assert ledger.status() == (0, 1000)  # reads see the new period at once...
+    assert rec.spend()[-1].spent_micros == 900  # ...without side effects
+    ledger.tick()  # the engine's periodic tick (or the next reserve/settle) rolls over and says so
     assert rec.spend()[-1].spent_micros == 0 and rec.spend()[-1].period == period
+    assert ledger.reserved == 50  # in-flight reservations carry over
     ledger.settle(held, 30)  # charged to the period it settles in
     settle(ledger, 800)
     assert ledger.spent == 830
@@ -383,14 +385,16 @@ def test_persistence_restores_spent_for_the_same_period(tmp_path: Path) -> None:
     second, _, _ = make(10 * USD, period="month", db_path=db, clock=clock)
     assert second.status() == (1_500_000, 10 * USD)
     settle(second, 1)
-    second.close()
     clock.advance(20 * 86400)  # June: a new period starts from zero, May's row is kept
+    assert second.spent == 0
+    settle(second, 7)  # rolls over lazily: charged to June
+    second.close()
     third, _, _ = make(10 * USD, period="month", db_path=db, clock=clock)
-    assert third.spent == 0
+    assert third.spent == 7
     third.close()
     with sqlite3.connect(db) as other:
         assert dict(other.execute("SELECT period_key, spent_micros FROM budget_periods").fetchall()) == {
-            "2026-05": 1_500_001}
+            "2026-05": 1_500_001, "2026-06": 7}
 
 
 def test_two_ledgers_on_one_database_add_up(tmp_path: Path) -> None:

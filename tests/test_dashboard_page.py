@@ -195,7 +195,8 @@ def state_of(raw: Any) -> dict[str, Any]:
 async def test_request_published_on_the_bus_shows_in_the_page(tmp_path: Path) -> None:
     async with dashboard_server() as srv, chromium_page(f"{srv.base}/dashboard#token={TOKEN}", tmp_path) as page:
         await wait_until(lambda: srv.feed.client_count == 1, what="the page authenticating on /ws")
-        first = state_of(await page.wait_for(PAGE_STATE, lambda v: json.loads(v)["conn"] == "live"))
+        first = state_of(await page.wait_for(
+            PAGE_STATE, lambda v: json.loads(v)["conn"] == "live" and json.loads(v)["rows"][0]["id"]))
         assert [r["id"] for r in first["rows"]] == ["req_old"]  # from the snapshot
         assert first["hash"] == ""  # the token was taken out of the address bar
 

@@ -41,7 +41,8 @@ def strip_images(obj: Any) -> tuple[Any, int]:
     if isinstance(obj, dict):
         if obj.get("type") in IMAGE_PART_TYPES:
             return {}, 1
-        out, n = {}, 0
+        out: dict[str, Any] = {}
+        n = 0
         for k, v in obj.items():
             out[k], m = strip_images(v)
             n += m
@@ -223,14 +224,16 @@ def test_server_tools_add_an_allowance() -> None:
 
 
 def test_junk_bodies_do_not_crash() -> None:
-    for body in ({}, {"messages": None}, {"messages": "x"}, {"tools": "x"}, {"input": [None, 1, {}]}):
+    bodies: list[dict[str, Any]] = [{}, {"messages": None}, {"messages": "x"}, {"tools": "x"},
+                                     {"input": [None, 1, {}]}]
+    for body in bodies:
         assert input_token_bound(body, "openai.chat") >= estimate.PER_REQUEST_TOKENS
     assert input_token_bound([], "openai.chat") == estimate.PER_REQUEST_TOKENS  # type: ignore[arg-type]
 
 
 def test_bound_is_fast_on_a_long_conversation() -> None:
     rng = random.Random(1)
-    body = {"model": "gpt-4o", "messages": [
+    body: dict[str, Any] = {"model": "gpt-4o", "messages": [
         {"role": "user" if i % 2 else "assistant", "content": " ".join(rng.choices(WORDS, k=150))}
         for i in range(200)]}
     start = time.perf_counter()
@@ -258,7 +261,7 @@ def realistic_tokens(body: dict[str, Any]) -> int:
 
 
 def english(rng: random.Random, words: int) -> str:
-    out = []
+    out: list[str] = []
     for i in range(words):
         w = rng.choice(WORDS)
         out.append(w.capitalize() if i == 0 or out[-1].endswith(".") else w)

@@ -66,6 +66,17 @@ def test_anthropic_cache_write_rate_is_its_own(pricer: Pricer) -> None:
     assert [(t.above, t.input, t.output) for t in r.tiers] == [(200_000, 6.0, 22.5)]
 
 
+def test_rates_describe_themselves(pricer: Pricer) -> None:
+    gpt4o = pricer.rates("openai", "gpt-4o")
+    mini = pricer.rates("openai", "gpt-4o-mini")
+    sonnet = pricer.rates("anthropic", "claude-sonnet-4-5")
+    assert gpt4o is not None and gpt4o.describe() == "$2.50 in / $10.00 out per Mtok"
+    assert mini is not None and mini.describe() == "$0.15 in / $0.60 out per Mtok"
+    assert sonnet is not None and sonnet.describe() == "$3.00 in / $15.00 out per Mtok (+tiers)"
+    assert Pricer({"x": PriceOverride(0.075, 0.3)}).rates("openai", "x").describe() == (  # type: ignore[union-attr]
+        "$0.075 in / $0.30 out per Mtok")
+
+
 def test_embeddings_are_priced_on_input_only(pricer: Pricer) -> None:
     usage = TokenUsage.from_openai({"prompt_tokens": 1_000_000, "total_tokens": 1_000_000})
     assert pricer.cost("openai", "text-embedding-3-small", usage) == 20_000  # $0.02 / Mtok

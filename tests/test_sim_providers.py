@@ -20,7 +20,7 @@ from iron_tui.sim.script import make_text
 
 OA_KEY = "sk-sim-openai"
 AN_KEY = "sk-ant-sim-anthropic"
-WEATHER = {
+WEATHER: Any = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -32,11 +32,14 @@ WEATHER = {
         },
     },
 }
-TIME = {
+TIME: Any = {
     "type": "function",
     "function": {
         "name": "get_time",
-        "parameters": {"type": "object", "properties": {"zone": {"type": "string"}, "hour24": {"type": "boolean"}}},
+        "parameters": {
+            "type": "object",
+            "properties": {"zone": {"type": "string"}, "hour24": {"type": "boolean"}},
+        },
     },
 }
 AN_TOOLS: list[Any] = [
@@ -125,7 +128,9 @@ async def test_chat_max_tokens_and_stop_sequence(oa: openai.AsyncOpenAI) -> None
     assert cut.choices[0].finish_reason == "length"
     assert cut.choices[0].message.content == "Simulated reply to: alpha beta"
     assert cut.usage is not None and cut.usage.completion_tokens == 5
-    stopped = await oa.chat.completions.create(model="gpt-4o", messages=user("alpha beta gamma"), stop=[" beta"])
+    stopped = await oa.chat.completions.create(
+        model="gpt-4o", messages=user("alpha beta gamma"), stop=[" beta"]
+    )
     assert stopped.choices[0].finish_reason == "stop"
     assert stopped.choices[0].message.content == "Simulated reply to: alpha"
 
@@ -159,7 +164,9 @@ async def test_chat_parallel_tool_calls_stream_to_valid_json(oa: openai.AsyncOpe
 
 
 async def test_chat_tool_call_then_tool_result_reply(oa: openai.AsyncOpenAI) -> None:
-    first = await oa.chat.completions.create(model="gpt-4o", messages=user("weather in Paris?"), tools=[WEATHER])
+    first = await oa.chat.completions.create(
+        model="gpt-4o", messages=user("weather in Paris?"), tools=[WEATHER]
+    )
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls" and choice.message.content is None
     assert choice.message.tool_calls is not None and len(choice.message.tool_calls) == 1
@@ -186,7 +193,9 @@ async def test_chat_prompt_cache_key_reports_cached_tokens(oa: openai.AsyncOpenA
     two = await oa.chat.completions.create(
         model="gpt-4o", messages=[*convo[:1], *user("second")], prompt_cache_key="k1"
     )
-    assert one.usage and one.usage.prompt_tokens_details and one.usage.prompt_tokens_details.cached_tokens == 0
+    assert (
+        one.usage and one.usage.prompt_tokens_details and one.usage.prompt_tokens_details.cached_tokens == 0
+    )
     assert two.usage and two.usage.prompt_tokens_details
     assert two.usage.prompt_tokens_details.cached_tokens == 105  # the 420-char system prompt
 
@@ -232,7 +241,9 @@ async def test_fault_queue_fails_next_matching_requests(
     with pytest.raises(anthropic.RateLimitError) as rate:
         await an.messages.create(model="claude-sonnet-4-6", max_tokens=50, messages=user("hi"))
     assert rate.value.response.headers["retry-after"] == "7" and len(psim.faults) == 0
-    psim.faults.push(status=503, body={"error": {"message": "custom", "type": "x", "param": None, "code": None}})
+    psim.faults.push(
+        status=503, body={"error": {"message": "custom", "type": "x", "param": None, "code": None}}
+    )
     with pytest.raises(openai.InternalServerError) as custom:
         await oa.chat.completions.create(model="gpt-4o", messages=user("hi"))
     assert custom.value.message.endswith("custom")
@@ -253,7 +264,9 @@ async def test_openai_midstream_and_prestream_errors(oa: openai.AsyncOpenAI) -> 
         async for chunk in stream:
             got.append(chunk.choices[0].delta.content or "")
     assert "".join(got) == "Simulated reply to:" and err.value.type == "server_error"
-    stream = await oa.chat.completions.create(model="gpt-4o", messages=user("[[sim:prestream_error]]"), stream=True)
+    stream = await oa.chat.completions.create(
+        model="gpt-4o", messages=user("[[sim:prestream_error]]"), stream=True
+    )
     with pytest.raises(openai.APIError):
         async for _ in stream:
             pytest.fail("no chunk may arrive before a pre-stream error")
@@ -265,7 +278,9 @@ async def test_openai_midstream_and_prestream_errors(oa: openai.AsyncOpenAI) -> 
 
 
 async def test_embeddings_float_and_base64_are_deterministic(oa: openai.AsyncOpenAI) -> None:
-    b64 = await oa.embeddings.create(model="text-embedding-3-small", input=["hello", "world"])  # SDK asks base64
+    b64 = await oa.embeddings.create(
+        model="text-embedding-3-small", input=["hello", "world"]
+    )  # SDK asks base64
     flt = await oa.embeddings.create(model="text-embedding-3-small", input="hello", encoding_format="float")
     small = await oa.embeddings.create(model="text-embedding-3-small", input="hello", dimensions=8)
     assert [d.index for d in b64.data] == [0, 1] and len(b64.data[0].embedding) == 1536
@@ -278,7 +293,9 @@ async def test_embeddings_float_and_base64_are_deterministic(oa: openai.AsyncOpe
 
 async def test_legacy_completions_and_stream(oa: openai.AsyncOpenAI) -> None:
     done = await oa.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say this is a test")
-    assert done.object == "text_completion" and done.choices[0].text.startswith("Simulated reply to: Say this")
+    assert done.object == "text_completion" and done.choices[0].text.startswith(
+        "Simulated reply to: Say this"
+    )
     assert done.usage is not None and done.usage.prompt_tokens == 5 and done.usage.completion_tokens == 12
     cut = await oa.completions.create(model="gpt-3.5-turbo-instruct", prompt="x", max_tokens=2)
     assert cut.choices[0].finish_reason == "length" and cut.choices[0].text == "Simulated reply"
@@ -327,12 +344,22 @@ async def test_messages_non_stream(an: anthropic.AsyncAnthropic, psim: ProviderS
     assert raw.headers["request-id"].startswith("req_")
     assert raw.headers["anthropic-ratelimit-requests-remaining"]
     assert msg.id.startswith("msg_") and msg.role == "assistant" and msg.stop_reason == "end_turn"
-    assert msg.content[0].type == "text" and msg.content[0].text.startswith("Simulated reply to: hello there world")
+    assert msg.content[0].type == "text" and msg.content[0].text.startswith(
+        "Simulated reply to: hello there world"
+    )
     u = msg.usage
-    assert (u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens) == (7, 12, 0, 0)
+    assert (u.input_tokens, u.output_tokens, u.cache_creation_input_tokens, u.cache_read_input_tokens) == (
+        7,
+        12,
+        0,
+        0,
+    )
     rec = psim.requests[-1]
     # The Anthropic SDK sends the key as x-api-key or (newer releases) as a bearer token; the sim takes both.
-    assert rec.provider == "anthropic" and AN_KEY in (rec.headers.get("x-api-key"), rec.headers["authorization"][7:])
+    assert rec.provider == "anthropic" and AN_KEY in (
+        rec.headers.get("x-api-key"),
+        rec.headers["authorization"][7:],
+    )
     assert rec.headers["anthropic-version"]
     cut = await an.messages.create(model="claude-sonnet-4-6", max_tokens=4, messages=user("a b c"))
     assert cut.stop_reason == "max_tokens" and cut.usage.output_tokens == 4
@@ -357,7 +384,9 @@ async def test_messages_stream_events(an: anthropic.AsyncAnthropic) -> None:
     assert start.message.usage.input_tokens == whole.usage.input_tokens
     assert delta.type == "message_delta" and delta.delta.stop_reason == "end_turn"
     assert delta.usage.output_tokens == whole.usage.output_tokens
-    text = "".join(e.delta.text for e in events if e.type == "content_block_delta" and e.delta.type == "text_delta")
+    text = "".join(
+        e.delta.text for e in events if e.type == "content_block_delta" and e.delta.type == "text_delta"
+    )
     assert whole.content[0].type == "text" and text == whole.content[0].text
 
 
@@ -376,7 +405,9 @@ async def test_messages_tool_use_stream_and_parallel(an: anthropic.AsyncAnthropi
     assert uses[0].name == "get_weather" and uses[0].input == {"city": "sim-city", "unit": "c"}
     assert uses[1].input == {"zone": "sim-zone", "hour24": True} and uses[0].id.startswith("toolu_")
     assert partials >= 6  # several partial_json pieces per tool
-    one = await an.messages.create(model="claude-sonnet-4-6", max_tokens=200, tools=AN_TOOLS, messages=user("w?"))
+    one = await an.messages.create(
+        model="claude-sonnet-4-6", max_tokens=200, tools=AN_TOOLS, messages=user("w?")
+    )
     assert [b.type for b in one.content] == ["tool_use"]
     follow = [
         *user("w?"),
@@ -386,26 +417,38 @@ async def test_messages_tool_use_stream_and_parallel(an: anthropic.AsyncAnthropi
             "content": [{"type": "tool_result", "tool_use_id": one.content[0].id, "content": "rainy 9C"}],  # type: ignore[union-attr]
         },
     ]
-    answer = await an.messages.create(model="claude-sonnet-4-6", max_tokens=200, tools=AN_TOOLS, messages=follow)
+    answer = await an.messages.create(
+        model="claude-sonnet-4-6", max_tokens=200, tools=AN_TOOLS, messages=follow
+    )
     assert answer.stop_reason == "end_turn" and answer.content[0].type == "text"
     assert answer.content[0].text.startswith("Simulated reply to tool result: rainy 9C")
 
 
 async def test_messages_prompt_cache_write_then_read(an: anthropic.AsyncAnthropic) -> None:
     system: Any = [{"type": "text", "text": "cached preamble " * 25, "cache_control": {"type": "ephemeral"}}]
-    first = await an.messages.create(model="claude-sonnet-4-6", max_tokens=20, system=system, messages=user("one"))
-    second = await an.messages.create(model="claude-sonnet-4-6", max_tokens=20, system=system, messages=user("two"))
+    first = await an.messages.create(
+        model="claude-sonnet-4-6", max_tokens=20, system=system, messages=user("one")
+    )
+    second = await an.messages.create(
+        model="claude-sonnet-4-6", max_tokens=20, system=system, messages=user("two")
+    )
     assert (first.usage.cache_creation_input_tokens, first.usage.cache_read_input_tokens) == (100, 0)
     assert (second.usage.cache_creation_input_tokens, second.usage.cache_read_input_tokens) == (0, 100)
     assert first.usage.input_tokens == second.usage.input_tokens == 1
 
 
-async def test_messages_validation_catches_translation_bugs(an: anthropic.AsyncAnthropic, psim: ProviderSim) -> None:
+async def test_messages_validation_catches_translation_bugs(
+    an: anthropic.AsyncAnthropic, psim: ProviderSim
+) -> None:
     bad_requests: list[dict[str, Any]] = [
         {"messages": [*user("a"), *user("b")]},  # roles do not alternate
         {"messages": [{"role": "assistant", "content": "hi"}]},  # must start with user
         {"messages": [{"role": "system", "content": "x"}, *user("a")]},  # system is not a role
-        {"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "x"}]}]},
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "x"}]}
+            ]
+        },
         {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
         {"messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]},
         {"messages": user("a"), "stop_sequences": [" "]},
@@ -414,7 +457,10 @@ async def test_messages_validation_catches_translation_bugs(an: anthropic.AsyncA
         {
             "messages": [
                 *user("a"),
-                {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}],
+                },
                 *user("no result for t1"),
             ]
         },
@@ -422,7 +468,9 @@ async def test_messages_validation_catches_translation_bugs(an: anthropic.AsyncA
     for case in bad_requests:
         messages = case.pop("messages")
         with pytest.raises(anthropic.BadRequestError) as err:
-            await an.messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=messages, extra_body=case)
+            await an.messages.create(
+                model="claude-sonnet-4-6", max_tokens=10, messages=messages, extra_body=case
+            )
         assert err.value.status_code == 400 and err.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
     assert all(r.status == 400 for r in psim.requests[-len(bad_requests) :])
     async with aiohttp.ClientSession() as http:
@@ -431,11 +479,17 @@ async def test_messages_validation_catches_translation_bugs(an: anthropic.AsyncA
         async with http.post(psim.url + "/v1/messages", json=payload, headers=hdrs) as resp:
             assert resp.status == 400 and "anthropic-version" in (await resp.json())["error"]["message"]
         hdrs["anthropic-version"] = "2023-06-01"
-        async with http.post(psim.url + "/v1/messages", json={**payload, "max_tokens": None}, headers=hdrs) as resp:
-            assert resp.status == 400 and (await resp.json())["error"]["message"] == "max_tokens: Field required"
+        async with http.post(
+            psim.url + "/v1/messages", json={**payload, "max_tokens": None}, headers=hdrs
+        ) as resp:
+            assert (
+                resp.status == 400 and (await resp.json())["error"]["message"] == "max_tokens: Field required"
+            )
 
 
-async def test_anthropic_errors_map_to_sdk_exceptions(an: anthropic.AsyncAnthropic, psim: ProviderSim) -> None:
+async def test_anthropic_errors_map_to_sdk_exceptions(
+    an: anthropic.AsyncAnthropic, psim: ProviderSim
+) -> None:
     with pytest.raises(anthropic.OverloadedError) as over:
         await an.messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=user("[[sim:error=529]]"))
     assert over.value.status_code == 529 and over.value.body == {
@@ -451,7 +505,10 @@ async def test_anthropic_errors_map_to_sdk_exceptions(an: anthropic.AsyncAnthrop
     with pytest.raises(anthropic.AuthenticationError) as auth:
         await wrong.messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=user("hi"))
     await wrong.close()
-    assert auth.value.body == {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}
+    assert auth.value.body == {
+        "type": "error",
+        "error": {"type": "authentication_error", "message": "invalid x-api-key"},
+    }
 
 
 async def test_anthropic_midstream_and_prestream_errors(an: anthropic.AsyncAnthropic) -> None:
@@ -475,7 +532,9 @@ async def test_anthropic_midstream_and_prestream_errors(an: anthropic.AsyncAnthr
 # ---- latency, hangs and cancellation -----------------------------------------------------------------
 
 
-async def test_stream_closed_early_is_recorded_cancelled(an: anthropic.AsyncAnthropic, psim: ProviderSim) -> None:
+async def test_stream_closed_early_is_recorded_cancelled(
+    an: anthropic.AsyncAnthropic, psim: ProviderSim
+) -> None:
     stream = await an.messages.create(
         model="claude-sonnet-4-6",
         max_tokens=500,
@@ -519,7 +578,48 @@ async def test_stop_ends_hanging_handlers_quickly() -> None:
         _ = sim.url
 
 
-async def test_request_log_is_bounded(oa: openai.AsyncOpenAI, psim: ProviderSim, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_embedded_app_without_handler_cancellation_still_sees_cancels() -> None:
+    # Embedders may run make_app() on a runner that does not cancel handlers on disconnect;
+    # the sim then notices the vanished client by polling while it waits.
+    sim = ProviderSim()
+    runner = aiohttp.web.AppRunner(sim.make_app(), access_log=None)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    body = {"model": "gpt-4o", "stream": True, "messages": user("[[sim:stall]] wait")}
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, json=body, headers={"Authorization": f"Bearer {OA_KEY}"}) as resp:
+                assert resp.status == 200
+                first = await resp.content.readuntil(b"\n\n")
+                assert first.startswith(b"data: {") and b'"role":"assistant"' in first
+        rec = await sim.wait_cancelled(timeout=3)
+        assert rec.path == "/v1/chat/completions" and await rec.wait_done(0.1) is rec
+        assert sim.cancelled_requests == [rec]
+    finally:
+        await runner.cleanup()
+
+
+async def test_count_tokens_and_openai_stream_helper(
+    oa: openai.AsyncOpenAI, an: anthropic.AsyncAnthropic
+) -> None:
+    counted = await an.messages.count_tokens(model="claude-sonnet-4-6", messages=user("hello world!"))
+    assert counted.input_tokens == 3
+    async with oa.chat.completions.stream(
+        model="gpt-4o", messages=user("w [[sim:tools=2]]"), tools=[WEATHER, TIME]
+    ) as stream:
+        async for _ in stream:
+            pass
+        final = await stream.get_final_completion()
+    calls = final.choices[0].message.tool_calls or []
+    assert [c.function.name for c in calls] == ["get_weather", "get_time"]
+
+
+async def test_request_log_is_bounded(
+    oa: openai.AsyncOpenAI, psim: ProviderSim, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(base, "MAX_RECORDED", 3)
     for i in range(5):
         await oa.chat.completions.create(model="gpt-4o", messages=user(f"n{i}"))

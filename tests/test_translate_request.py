@@ -213,7 +213,7 @@ MESSAGE_ROWS: list[tuple[str, list[dict[str, Any]], Any, list[dict[str, Any]]]] 
     ),
     (
         "text parts and cache_control on user parts",
-        [{"role": "user", "content": [text("a"), text("b", cache_control=EPHEMERAL), text("")]}],
+        [{"role": "user", "content": [text("a"), text("b", cache_control=EPHEMERAL), text(""), text("\t ")]}],
         None,
         [{"role": "user", "content": [text("a"), text("b", cache_control=EPHEMERAL)]}],
     ),
@@ -392,8 +392,14 @@ MESSAGE_ROWS: list[tuple[str, list[dict[str, Any]], Any, list[dict[str, Any]]]] 
         ],
     ),
     (
-        "empty messages skipped",
-        [USER, {"role": "assistant", "content": ""}, {"role": "user", "content": "again"}],
+        "empty and blank messages skipped",
+        [
+            USER,
+            {"role": "assistant", "content": ""},
+            {"role": "assistant", "content": [text(" \n")]},
+            {"role": "user", "content": "again"},
+            {"role": "user", "content": "  "},
+        ],
         None,
         [{"role": "user", "content": [text("hi"), text("again")]}],
     ),

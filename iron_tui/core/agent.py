@@ -45,7 +45,7 @@ __all__ = ["AgentError", "AgentPreset", "AgentSupervisor", "OutputLine", "ProxyW
 log = logging.getLogger(__name__)
 
 _CHUNK = 64 * 1024
-_POLL = 0.01  # seconds between "is the group gone yet?" checks while stopping
+_POLL = 0.02  # seconds between "is the group gone yet?" checks while stopping
 
 
 class AgentError(Exception):
@@ -325,7 +325,8 @@ class AgentSupervisor:
     async def _monitor(
         self, proc: asyncio.subprocess.Process, readers: list[asyncio.Task[None]], preset: AgentPreset
     ) -> None:
-        code = await proc.wait()
+        waiter = asyncio.ensure_future(proc.wait())
+        code = await _exit_code(proc, waiter)
         pending = await _wait_some(readers, self._drain_seconds)
         if not self._stop_requested and _group_alive(proc.pid):
             # The agent is gone but its helpers are not; they go with it (and release our pipes).
@@ -335,6 +336,8 @@ class AgentSupervisor:
             for task in pending:  # held open by a process outside the group: stop waiting
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        if not waiter.done():
+            waiter.cancel()  # a pipe is still held open elsewhere; the exit code is all we need
         self._proc = None
         self.exit_code = code
         crashed = code != 0 and not self._stop_requested
@@ -421,6 +424,17 @@ class AgentSupervisor:
 
 
 # --- process helpers ----------------------------------------------------------------------------
+
+
+async def _exit_code(proc: asyncio.subprocess.Process, waiter: asyncio.Future[int]) -> int:
+    """The agent's exit code as soon as it exits.
+
+    `Process.wait()` alone is not enough: on Python 3.11 it also waits for the pipes to close,
+    which never happens while a grandchild holds them, so the exit status is polled as well.
+    """
+    while proc.returncode is None and not waiter.done():
+        await asyncio.wait({waiter}, timeout=0.05)
+    return proc.returncode if proc.returncode is not None else waiter.result()
 
 
 async def _wait_some(tasks: Sequence[asyncio.Task[None]], timeout: float) -> list[asyncio.Task[None]]:

@@ -75,12 +75,15 @@ def child_environment(
     env = {k: v for k, v in base.items() if not is_provider_secret(k)}
     if wiring is not None:
         base_url = wiring.base_url.rstrip("/")
+        # `<token>.<agent_id>`: the proxy accepts it as the token and attributes the call to this
+        # agent, since unmodified SDKs cannot be told to send an agent header.
+        token = f"{wiring.token}.{agent_id}"
         env.update(
             OPENAI_BASE_URL=base_url + "/v1",
             OPENAI_API_BASE=base_url + "/v1",  # pre-1.0 openai and LangChain read this name
-            OPENAI_API_KEY=wiring.token,
+            OPENAI_API_KEY=token,
             ANTHROPIC_BASE_URL=base_url,  # the Anthropic SDK appends /v1 itself
-            ANTHROPIC_API_KEY=wiring.token,
+            ANTHROPIC_API_KEY=token,
             IRON_PROXY_URL=base_url,
         )
         _bypass_http_proxy(env, base_url)

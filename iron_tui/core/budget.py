@@ -16,8 +16,9 @@ ledger.release(res)` after a settle is harmless); the proxy does this on every p
 Periods: "session" is in memory. "day" / "week" / "month" keep spent per calendar period (the LOCAL
 calendar of the injected clock: `2026-01-31`, ISO week `2026-W05`, `2026-01`) in SQLite, written
 through on every settle (a crash loses no settled spend). Crossing a boundary starts the new period
-at the spend stored for it (normally 0) and re-arms the alerts; it is noticed lazily on
-reserve/settle/status. A reservation made before a boundary is charged to the period it settles in.
+at the spend stored for it (normally 0) and re-arms the alerts; reads (`spent`, `status()`) report the
+new period at once, and the roll-over itself (state, `SpendChanged`) happens on the next
+reserve/settle/release/set_limit or `tick()`. A reservation made before a boundary is charged to the period it settles in.
 Several processes sharing one database add to the same row (`spent = spent + ?`), so their spend
 adds up.
 
@@ -232,10 +233,12 @@ class BudgetLedger:
     def limit(self) -> int | None:
         return self._limit
 
+    # Reads have no side effects (LlmRouter reads them from the caller's thread): when the clock has
+    # passed into a new period they already report it, and the next reserve/settle/tick() rolls over.
+
     @property
     def spent(self) -> int:
-        self._roll()
-        return self._spent
+        return 0 if self._stale() else self._spent
 
     @property
     def reserved(self) -> int:
@@ -250,8 +253,7 @@ class BudgetLedger:
 
     @property
     def period_key(self) -> str:
-        self._roll()
-        return self._key
+        return period_key(self.period, self._clock.now())
 
     @property
     def active_reservations(self) -> int:
@@ -259,8 +261,13 @@ class BudgetLedger:
 
     def status(self) -> tuple[int, int | None]:
         """(spent, limit) in µ$; limit None = unlimited."""
+        return self.spent, self._limit
+
+    def tick(self) -> None:
+        """Start a new period if the clock has entered one (publishes the reset). Call it now and then
+        from the engine loop so an idle dashboard shows the reset at midnight; otherwise it happens on
+        the next reserve or settle."""
         self._roll()
-        return self._spent, self._limit
 
     # -- admission and settlement ---------------------------------------------------------------
 
@@ -375,6 +382,9 @@ class BudgetLedger:
         self._publish(SpendChanged(timestamp=self._clock.now(), spent_micros=self._spent,
                                    reserved_micros=self._reserved, limit_micros=self._limit,
                                    period=self.period))
+
+    def _stale(self) -> bool:
+        return self.period != "session" and period_key(self.period, self._clock.now()) != self._key
 
     def _roll(self) -> None:
         if self.period == "session":

@@ -21,7 +21,7 @@ from iron_tui import __version__
 from iron_tui.config import Settings
 from iron_tui.core.agent import AgentPreset, AgentSupervisor, ProxyWiring
 from iron_tui.core.analytics import AnalyticsSync, Outbox, completed_event, failed_event
-from iron_tui.core.budget import BudgetLedger
+from iron_tui.core.budget import BudgetLedger, LedgerStorageError
 from iron_tui.core.bus import EventBus
 from iron_tui.core.clock import Clock, IdSource, RandomIds, SystemClock, iso_utc
 from iron_tui.core.control import ControlClient, ControlError, Lease
@@ -80,10 +80,13 @@ class Engine:
         )
         db = self._db_path("state.sqlite3")
         limit = None if settings.budget is None else round(settings.budget * MICROS_PER_USD)
-        self.ledger = BudgetLedger(
-            limit_micros=limit, publish=self.bus.publish, clock=self.clock, period=settings.budget_period,
-            db_path=db if settings.budget_period != "session" else None,
-        )
+        try:
+            self.ledger = BudgetLedger(
+                limit_micros=limit, publish=self.bus.publish, clock=self.clock, period=settings.budget_period,
+                db_path=db if settings.budget_period != "session" else None,
+            )
+        except LedgerStorageError as exc:
+            raise EngineError(str(exc)) from None
         self.history = History(settings.history_size, self._db_path("history.sqlite3"), self.session_id)
         self.agent = AgentSupervisor(
             publish=self.bus.publish,
@@ -187,6 +190,8 @@ class Engine:
         if self.control is not None and self.mode == "server" and s.budget is None:
             await self._acquire_lease()
         self._spawn(self._housekeeping())
+        # genai-prices builds its tables lazily (~0.5 s); do it off the loop so the first call doesn't pay.
+        self._spawn(asyncio.to_thread(self.pricer.preload))
 
     async def _acquire_lease(self) -> None:
         assert self.control is not None
@@ -221,6 +226,7 @@ class Engine:
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(1.0)
+            self.ledger.tick()  # so an idle dashboard still sees a period reset at midnight
             try:
                 self.history.flush()
             except Exception as exc:  # a full disk must not kill the engine

@@ -152,6 +152,7 @@ class _Client:
         return True
 
 
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 _BEARER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
 
 
@@ -466,11 +467,13 @@ class Feed:
     async def handle_dashboard(self, request: web.Request) -> web.StreamResponse:
         """The self-contained dashboard page. No auth here: the page asks for the token itself."""
         body, script_hash = self._load_page()
-        host = request.host
+        # The Host header is the client's; only a plain host[:port] may go into the policy.
+        host = request.host if _HOST.fullmatch(request.host) else None
+        ws_src = f" ws://{host} wss://{host}" if host else ""
         csp = (
             "default-src 'none'; style-src 'unsafe-inline'; "
             f"script-src {script_hash}; "
-            f"connect-src 'self' ws://{host} wss://{host}; "
+            f"connect-src 'self'{ws_src}; "
             "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
         )
         return web.Response(

@@ -40,7 +40,7 @@ async def _fetch(engine: Engine, provider: str) -> list[dict[str, Any]]:
             if resp.status != 200:
                 return []
             data = await resp.json(content_type=None)
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+    except (TimeoutError, aiohttp.ClientError, ValueError):
         return []
     items = [m for m in data.get("data", []) if isinstance(m, dict) and isinstance(m.get("id"), str)]
     _cache[key] = (time.monotonic(), items)

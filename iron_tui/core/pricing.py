@@ -167,9 +167,15 @@ class Rates:
     context_window: int | None = None
 
     def describe(self) -> str:
-        """Short human text, e.g. "$2.50 in / $10.00 out per Mtok (+tiers)"."""
-        text = f"${self.input:.2f} in / ${self.output:.2f} out per Mtok"
+        """Short human text, e.g. "$2.50 in / $10.00 out per Mtok (+tiers)" or "$0.075 in / ..."."""
+        text = f"${_money(self.input)} in / ${_money(self.output)} out per Mtok"
         return text + (" (+tiers)" if self.tiers else "")
+
+
+def _money(value: float) -> str:
+    text = f"{value:.4f}".rstrip("0")
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,7 @@ class ReceivedRequest:
     received_at: float
     cancelled: bool = False  # the client went away before the response finished
     completed: bool = False  # the whole response was handed to the transport
-    status: int = 0  # HTTP status sent (0 when the sim dropped the connection or never answered)
+    status: int = 0  # HTTP status sent; 0 until answered, -1 when the sim dropped the connection
     _done: asyncio.Event | None = field(default=None, repr=False, compare=False)
 
     @property

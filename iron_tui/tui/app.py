@@ -92,6 +92,11 @@ class IronApp(App[int]):
 
     # --- lifecycle ------------------------------------------------------------------------------------
 
+    @property
+    def pending_events(self) -> int:
+        """Bus events not yet taken by the pump."""
+        return 0 if self._subscription is None else len(self._subscription)
+
     def get_default_screen(self) -> Screen[None]:
         return self.dashboard
 

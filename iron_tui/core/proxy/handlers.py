@@ -19,7 +19,7 @@ from aiohttp import web
 from iron_tui import __version__
 from iron_tui.core.budget import BudgetExceeded, Reservation, budget_error_body
 from iron_tui.core.estimate import estimate_output_tokens_from_text, input_token_bound, max_output_tokens
-from iron_tui.core.events import RequestFinished, RequestRecord, RequestStarted
+from iron_tui.core.events import RequestRecord, RequestStarted
 from iron_tui.core.keys import KeyUnavailable, ResolvedKey
 from iron_tui.core.pricing import TokenUsage
 from iron_tui.core.proxy.errors import Shape, error_body, error_response, json_response
@@ -286,7 +286,8 @@ class Proxy:
             try:
                 tr = openai_to_anthropic_request(body, default_max_tokens=eng.settings.default_max_tokens)
             except TranslationError as exc:
-                raise _ProxyError(400, exc.message, param=exc.param, code=exc.code or "unsupported_parameter")
+                raise _ProxyError(400, exc.message, param=exc.param,
+                                  code=exc.code or "unsupported_parameter") from None
             rec.warnings.extend(tr.warnings)
             out = json.dumps(tr.body).encode()
             rec.translated_request = preview(out, limit)
@@ -352,9 +353,10 @@ class Proxy:
             headers = upstream_headers(request.headers, rec.provider, key.key)
             try:
                 resp = await eng.session.post(url, data=send_body, headers=headers)
-            except asyncio.TimeoutError:
-                raise _ProxyError(504, f"{_pname(rec.provider)} did not answer within the timeout "
-                                       f"({eng.settings.connect_timeout:g}s to connect)", code="upstream_timeout")
+            except TimeoutError:
+                raise _ProxyError(504, f"{_pname(rec.provider)} did not answer in time (connect timeout "
+                                       f"{eng.settings.connect_timeout:g}s, read timeout "
+                                       f"{eng.settings.upstream_timeout:g}s)", code="upstream_timeout") from None
             except aiohttp.ClientError as exc:
                 raise _ProxyError(502, f"{_pname(rec.provider)} is unreachable at {key.base_url}: "
                                        f"{_reason(exc)}", code="upstream_unreachable") from None
@@ -388,7 +390,7 @@ class Proxy:
         eng = self.engine
         try:
             data = await resp.read()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise _ProxyError(504, f"{_pname(rec.provider)} response timed out", code="upstream_timeout") from None
         except aiohttp.ClientError as exc:
             raise _ProxyError(502, f"{_pname(rec.provider)} connection failed: {_reason(exc)}",
@@ -534,7 +536,7 @@ class Proxy:
                 await out.write(payload)
                 if stream_error is not None and translator is not None:
                     break
-        except asyncio.TimeoutError:
+        except TimeoutError:
             stream_error = f"{_pname(rec.provider)} stream timed out"
             rec.status = 504 if not prepared else rec.status
             if not prepared:

@@ -4,8 +4,8 @@ Choices beyond the reference table (each one a known way Anthropic rejects a nai
 - Anthropic requires alternating turns starting with `user`: consecutive same-role messages are merged,
   `tool` messages join the following/preceding user content in ONE user turn with the tool_result blocks
   first, and a conversation that starts with an assistant turn gets a "." user turn in front (warning).
-- Empty text parts are dropped (Anthropic rejects empty text blocks) and messages left with nothing are
-  skipped; trailing whitespace of a final assistant (prefill) text is stripped (Anthropic rejects it).
+- Empty and whitespace-only text parts are dropped (Anthropic rejects them) and messages left with
+  nothing are skipped; trailing whitespace of a final assistant (prefill) text is stripped (Anthropic rejects it).
 - `response_format: json_schema` → `output_config.format` (Anthropic structured outputs; models without
   it answer 400 upstream). `json_object` has no schema to enforce, so a system instruction asks for a
   single JSON object and a warning is recorded. `text` is dropped.
@@ -159,18 +159,22 @@ def _file_block(part: dict[str, Any], param: str) -> dict[str, Any]:
 
 
 def _content_blocks(content: object, param: str, *, allow_media: bool) -> list[dict[str, Any]]:
-    """Anthropic blocks for an OpenAI message `content` (string or list of parts); empty text is dropped."""
+    """Anthropic blocks for an OpenAI message `content` (string or list of parts).
+
+    Empty and whitespace-only text is dropped: Anthropic answers 400 "text content blocks must contain
+    non-whitespace text".
+    """
     if content is None:
         return []
     if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content else []
+        return [{"type": "text", "text": content}] if content.strip() else []
     if not isinstance(content, list):
         raise TranslationError("message content must be a string or a list of parts", param, "invalid_type")
     blocks: list[dict[str, Any]] = []
     for j, part in enumerate(content):
         part_param = f"{param}[{j}]"
         if isinstance(part, str):  # tolerated: some clients send bare strings in the parts list
-            if part:
+            if part.strip():
                 blocks.append({"type": "text", "text": part})
             continue
         if not isinstance(part, dict):
@@ -180,7 +184,7 @@ def _content_blocks(content: object, param: str, *, allow_media: bool) -> list[d
             text = part.get(kind)
             if not isinstance(text, str):
                 raise TranslationError(f"{kind} part needs a string '{kind}'", part_param, "invalid_type")
-            if text:
+            if text.strip():
                 blocks.append(_with_cache_control({"type": "text", "text": text}, part))
         elif kind == "image_url" and allow_media:
             blocks.append(_image_block(part, part_param))
@@ -237,7 +241,7 @@ def _tool_result(message: dict[str, Any], param: str) -> dict[str, Any]:
     result: dict[str, Any] = {"type": "tool_result", "tool_use_id": call_id}
     content = message.get("content")
     if isinstance(content, str):
-        if content:
+        if content.strip():
             result["content"] = content
     else:
         blocks = _content_blocks(content, f"{param}.content", allow_media=True)

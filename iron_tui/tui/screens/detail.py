@@ -29,7 +29,7 @@ TABS: tuple[tuple[str, str], ...] = (
 def body_content(body: str | None, missing: str) -> Content:
     """Pretty-printed, highlighted JSON; other text (SSE streams, truncated bodies) as it is."""
     if body is None:
-        return Content.from_markup("[$text-muted]$m[/]", m=missing)
+        return Content.from_markup("[$foreground-muted]$m[/]", m=missing)
     try:
         pretty = json.dumps(json.loads(body), indent=2, ensure_ascii=False)
     except ValueError:
@@ -55,7 +55,7 @@ class RequestDetailScreen(Screen[None]):
         route = f"{s['provider']}" + (" · translated openai→anthropic" if s.get("translated") else "")
         yield Static(
             Content.from_markup(
-                "[b]$id[/]  $model  [$text-muted]$route[/]  status $status  $lat  $cost",
+                "[b]$id[/]  $model  [$foreground-muted]$route[/]  status $status  $lat  $cost",
                 id=s["id"], model=s["model"], route=route, status=status_text(s),
                 lat=fmt_ms(s.get("latency_ms")), cost=fmt_cost(s),
             ),
@@ -116,7 +116,7 @@ class RequestDetailScreen(Screen[None]):
             rows.append(("reserved at admission", f"${rec.reserved_micros / 1_000_000:.6f}"))
         width = max(len(k) for k, _ in rows)
         return Content("\n").join(
-            Content.from_markup("[$text-muted]$k[/]  $v", k=k.ljust(width), v=v) for k, v in rows
+            Content.from_markup("[$foreground-muted]$k[/]  $v", k=k.ljust(width), v=v) for k, v in rows
         )
 
     def _error(self) -> Content:
@@ -126,7 +126,7 @@ class RequestDetailScreen(Screen[None]):
             code = rec.error_code if rec is not None and rec.error_code else ""
             parts.append(Content.from_markup("[b $text-error]$err[/]", err=s["error"]))
             if code:
-                parts.append(Content.from_markup("[$text-muted]code[/] $code", code=code))
+                parts.append(Content.from_markup("[$foreground-muted]code[/] $code", code=code))
         warnings = rec.warnings if rec is not None else []
         for w in warnings:
             parts.append(Content.from_markup("[$text-warning]warning:[/] $w", w=w))

@@ -46,9 +46,9 @@ class BudgetDialog(ModalScreen[float | object | None]):
             yield Static("Spend limit in USD (empty = unlimited)")
             yield Input(value="" if self.current is None else f"{self.current:g}", placeholder="unlimited",
                         id="budget-input")
-            yield Static(Content.from_markup("[$text-muted]spent so far $s[/]", s=self.spent_text))
+            yield Static(Content.from_markup("[$foreground-muted]spent so far $s[/]", s=self.spent_text))
             yield Static(id="budget-error", classes="error")
-            yield Static(Content.from_markup("[$text-muted]Enter apply · Escape cancel[/]"))
+            yield Static(Content.from_markup("[$foreground-muted]Enter apply · Escape cancel[/]"))
 
     @on(Input.Submitted, "#budget-input")
     def _submit(self, event: Input.Submitted) -> None:
@@ -77,7 +77,7 @@ class FilterDialog(ModalScreen[str | None]):
             box.border_title = "Filter requests"
             yield Input(value=self.current, placeholder="e.g. provider:anthropic status:err gpt", id="filter-input")
             yield Static(Content.from_markup(
-                "[$text-muted]model:  provider:  status: (200, 5, ok, err, pending)  id:  agent:  or any text\n"
+                "[$foreground-muted]model:  provider:  status: (200, 5, ok, err, pending)  id:  agent:  or any text\n"
                 "Enter apply · empty clears · Escape cancel[/]"
             ))
 
@@ -119,7 +119,7 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(classes="dialog help") as box:
             box.border_title = "iron-tui help"
             yield Static(intro + Content("\n").join(lines))
-            yield Static(Content.from_markup("[$text-muted]Escape closes[/]"))
+            yield Static(Content.from_markup("[$foreground-muted]Escape closes[/]"))
 
     def action_close(self) -> None:
         self.dismiss()

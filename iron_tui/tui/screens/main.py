@@ -116,11 +116,12 @@ class MainScreen(Screen[None]):
 
     def _tick(self) -> None:
         self._show_header()
-        self.query_one(SyncPanel).show(self.sync, self.iron.clock.now())
+        self._show_sync()
         self.query_one(SpendPanel).show_series(self.series.window(self.iron.clock.now(), SPARK_BUCKETS))
 
     def refresh_header(self) -> None:
-        self._show_header()
+        if self.is_mounted:  # before mount, on_mount draws it
+            self._show_header()
 
     def _show_header(self) -> None:
         app = self.iron
@@ -154,22 +155,22 @@ class MainScreen(Screen[None]):
                 if cost:
                     self.series.add(ts, round(cost * 1_000_000))
             self._show_models()
-            self.query_one(SpendPanel).show_series(self.series.window(self.iron.clock.now(), SPARK_BUCKETS))
-        if self.paused:
-            self._show_header()
-        else:
+        if not self.paused:
             self._refresh_requests()
+        self._tick()  # the clock moved with the traffic: uptime, sparkline, "ago" times
 
     @on(SpendUpdated)
     def _spend(self, msg: SpendUpdated) -> None:
         e = msg.event
         self.spend = (e.spent_micros, e.reserved_micros, e.limit_micros, e.period)
         self._show_spend()
+        self._show_header()
 
     @on(SyncUpdated)
     def _sync(self, msg: SyncUpdated) -> None:
         self.sync = msg.event
-        self.query_one(SyncPanel).show(self.sync, self.iron.clock.now())
+        self._show_sync()
+        self._show_header()
 
     @on(AgentActivity)
     def _agent_activity(self, msg: AgentActivity) -> None:
@@ -180,6 +181,7 @@ class MainScreen(Screen[None]):
             e = states[-1]
             self.agent_name = e.name or self.agent_name
             self._show_agent(e.state, e.name, e.pid, e.exit_code, e.reason, e.restarts)
+        self._show_header()
 
     @on(Alerted)
     def _alerted(self, msg: Alerted) -> None:
@@ -211,6 +213,10 @@ class MainScreen(Screen[None]):
             parts.append(f"newest {len(rows)} shown")
         table.border_subtitle = " · ".join(parts)
         table.set_class(self.filter.active, "-filtered")
+
+    def _show_sync(self) -> None:
+        self.query_one(SyncPanel).show(self.sync, self.iron.clock.now())
+        self.query_one(SpendPanel).show_sync_line(self.sync)
 
     def _show_spend(self) -> None:
         spent, reserved, limit, period = self.spend

@@ -10,6 +10,8 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.reactive import reactive
+from textual.widget import Widget
 from textual.widgets import Button, RichLog, Select, Sparkline, Static
 
 from iron_tui.core.events import AgentOutput, AgentStateChanged, SyncStatus
@@ -36,12 +38,13 @@ class StatusHeader(Horizontal):
     def compose(self) -> ComposeResult:
         yield Static("iron-tui", id="brand")
         yield Static(id="endpoint")
+        yield Static(Content.from_markup("[dim](y copy)[/]"), id="copy-hint")
         yield Static(id="stats")
 
     def show(self, info: HeaderInfo) -> None:
         self.query_one("#endpoint", Static).update(
             Content.from_markup(
-                "[$accent]$mode[/]  [b]$url[/]  token [$text-muted]$token[/] [dim](y copy)[/]",
+                "[$accent]$mode[/]  [b]$url[/]  token [$foreground-muted]$token[/]",
                 mode=info.mode, url=info.url, token=info.token,
             )
         )
@@ -70,32 +73,41 @@ class SpendPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(id="spend-figure")
-        yield Static(id="spend-bar")
+        yield SpendBar(id="spend-bar")
         yield Sparkline([0.0], id="spend-spark", summary_function=max)
         yield Static(id="spend-models")
+        yield Static(id="mini-sync")  # narrow layouts only, where the sync panel is hidden
 
     def show_spend(self, spent: int, reserved: int, limit: int | None, period: str) -> None:
         level = alert_level(spent, limit)
         for cls in LEVEL_CLASSES:
             self.set_class(cls == f"-{level}", cls)
-        figure = Content.from_markup("[b]$spent[/] of $limit", spent=fmt_usd(spent), limit=fmt_usd(limit))
+        if limit is None:
+            figure = Content.from_markup("[b]$spent[/] spent · no limit", spent=fmt_usd(spent))
+        else:
+            figure = Content.from_markup("[b]$spent[/] / $limit", spent=fmt_usd(spent), limit=fmt_usd(limit))
         extras = []
         if limit is not None:
             pct = 100.0 * spent / limit if limit else 100.0
             extras.append(f"{pct:.0f}%")
         if reserved:
-            extras.append(f"{fmt_usd(reserved)} in flight")
+            extras.append(f"{fmt_usd(reserved)} reserved")
         if period != "session":
             extras.append(f"per {period}")
         if level == "exhausted":
             extras.append("EXHAUSTED")
         if extras:
-            figure = figure + Content("  " + " · ".join(extras))
+            figure = figure + Content(" · " + " · ".join(extras))
         self.query_one("#spend-figure", Static).update(figure)
-        bar = self.query_one("#spend-bar", Static)
+        bar = self.query_one(SpendBar)
         bar.display = limit is not None
-        if limit is not None:
-            bar.update(_bar(spent, limit, max(10, bar.size.width or 30)))
+        bar.fraction = 1.0 if not limit else min(1.0, spent / limit)
+
+    def show_sync_line(self, status: SyncStatus) -> None:
+        text = f"sync {SYNC_MARK[status.state]} {status.state}"
+        if status.pending:
+            text += f" · {status.pending} pending"
+        self.query_one("#mini-sync", Static).update(text)
 
     def show_series(self, values: Sequence[float]) -> None:
         self.query_one("#spend-spark", Sparkline).data = list(values)
@@ -104,22 +116,28 @@ class SpendPanel(Vertical):
         ranked = sorted(totals.items(), key=lambda kv: (-kv[1].cost_micros, -kv[1].calls, kv[0]))
         lines = []
         for model, t in ranked[:limit]:
-            cost = fmt_usd(t.cost_micros)
-            if t.unpriced:
-                cost += f" +{t.unpriced} unpriced"
-            lines.append(Content.from_markup("$model [$text-muted]×$calls[/] $cost",
+            if t.unpriced == t.calls:
+                cost = "unpriced"
+            else:
+                cost = fmt_usd(t.cost_micros) + (f" +{t.unpriced} unpriced" if t.unpriced else "")
+            lines.append(Content.from_markup("$model [$foreground-muted]×$calls[/] $cost",
                                              model=_clip(model, 22), calls=str(t.calls), cost=cost))
         if len(ranked) > limit:
             lines.append(Content(f"… {len(ranked) - limit} more models"))
         self.query_one("#spend-models", Static).update(
-            Content("\n").join(lines) if lines else Content.from_markup("[$text-muted]no calls yet[/]")
+            Content("\n").join(lines) if lines else Content.from_markup("[$foreground-muted]no calls yet[/]")
         )
 
 
-def _bar(spent: int, limit: int, width: int) -> str:
-    frac = 1.0 if limit <= 0 else min(1.0, spent / limit)
-    full = round(frac * width)
-    return "█" * full + "░" * (width - full)
+class SpendBar(Widget):
+    """Spent as a fraction of the limit, drawn to the widget's width (colour from CSS by level)."""
+
+    fraction: reactive[float] = reactive(0.0)
+
+    def render(self) -> str:
+        width = max(1, self.size.width)
+        full = round(self.fraction * width)
+        return "█" * full + "░" * (width - full)
 
 
 def _clip(text: str, n: int) -> str:
@@ -139,7 +157,7 @@ class SyncPanel(Static):
             self.set_class(status.state == state, f"-{state}")
         last = "never" if status.last_success is None else fmt_age(now - status.last_success)
         if status.state == "disabled":
-            body = Content.from_markup("[b]– disabled[/]\n[$text-muted]no control server[/]")
+            body = Content.from_markup("[b]– disabled[/]\n[$foreground-muted]no control server[/]")
         else:
             body = Content.from_markup(
                 "[b]$mark $state[/]\npending  $pending\nsent     $sent\nrejected $rejected\nlast ok  $last",
@@ -174,7 +192,7 @@ class AgentPanel(Vertical):
             yield Button("Stop", id="agent-stop", variant="error", compact=True)
             yield Button("Restart", id="agent-restart", variant="warning", compact=True)
         yield Static(id="agent-state")
-        yield RichLog(max_lines=LOG_LINES, markup=False, highlight=False, wrap=False, id="agent-log")
+        yield RichLog(max_lines=LOG_LINES, markup=False, highlight=False, wrap=True, id="agent-log")
 
     @property
     def selected_preset(self) -> str | None:
@@ -192,13 +210,14 @@ class AgentPanel(Vertical):
             parts.append(_clip(name, 24))
         if pid is not None and state in ("running", "stopping"):
             parts.append(f"pid {pid}")
-        if state == "exited" and exit_code is not None:
-            parts.append(f"code {exit_code}")
         if restarts:
             parts.append(f"restarts {restarts}")
-        text = "  ".join(parts)
-        if reason and state in ("exited", "failed"):
-            text += f" — {reason}"
+        if state in ("exited", "failed"):
+            if reason:
+                parts.append(reason)
+            elif exit_code is not None:
+                parts.append(f"exit code {exit_code}")
+        text = " · ".join(parts)
         self.query_one("#agent-state", Static).update(Content(text))
         active = state in ("starting", "running", "stopping")
         self.query_one("#agent-start", Button).disabled = active

@@ -84,6 +84,7 @@ class RequestsTable(DataTable[Any]):
 
     def _cells(self, r: dict[str, Any], keys: list[str]) -> list[Any]:
         c = self._colors
+        pending = r.get("state") == "pending"
         values: dict[str, Any] = {
             "time": fmt_time(r["started_at"]),
             "id": r["id"],
@@ -94,8 +95,8 @@ class RequestsTable(DataTable[Any]):
             "status": self._status(r),
             "latency": Text(fmt_ms(r.get("latency_ms")), justify="right"),
             "ttft": Text(fmt_ms(r.get("ttft_ms")), justify="right"),
-            "in": Text(fmt_tokens(r.get("input_tokens")), justify="right"),
-            "out": Text(fmt_tokens(r.get("output_tokens")), justify="right"),
+            "in": Text("" if pending else fmt_tokens(r.get("input_tokens")), justify="right"),
+            "out": Text("" if pending else fmt_tokens(r.get("output_tokens")), justify="right"),
             "cost": self._cost(r),
         }
         return [values[k] for k in keys]
