@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -127,11 +128,14 @@ def _run_headless(settings: Settings, agent_argv: list[str] | None) -> int:
     from iron_tui.core.engine import EngineError
     from iron_tui.headless import run_headless
 
+    from iron_tui.core.loop import new_event_loop
+
     try:
-        return asyncio.run(run_headless(settings, agent_argv))
-    except EngineError as exc:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            return runner.run(run_headless(settings, agent_argv))
+    except (EngineError, ConfigError) as exc:
         return _fail(str(exc))
-    except ConfigError as exc:
-        return _fail(str(exc))
+    except (OSError, sqlite3.Error) as exc:  # e.g. a data dir that cannot be created or opened
+        return _fail(f"cannot use data dir {settings.data_dir}: {exc}")
     except KeyboardInterrupt:
         return 130

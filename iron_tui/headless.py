@@ -53,14 +53,18 @@ def format_request(r: dict[str, Any]) -> str:
     return line
 
 
+_LOGGED = (RequestFinished, CostAlert, AgentStateChanged, AgentOutput, SyncStatus)
+
+
 def format_event(event: Event, fmt: str) -> str | None:
     if fmt == "json":
         if isinstance(event, Notice):
             return json.dumps({"type": "NOTICE", "timestamp": iso_utc(event.timestamp), "level": event.level,
                                "message": event.message})
-        msgs = [m for m in to_wire(event) if m["type"] != "AGENT_EVENT" or isinstance(event, AgentOutput)]
-        if isinstance(event, SyncStatus) and event.state == "ok" and not event.pending:
+        # The same lines as text mode, as feed-shaped objects: no per-call spend chatter.
+        if not isinstance(event, _LOGGED):
             return None
+        msgs = [m for m in to_wire(event) if m["type"] != "AGENT_EVENT" or isinstance(event, AgentOutput)]
         return "\n".join(json.dumps(m) for m in msgs) or None
     ts = iso_utc(event.timestamp)
     if isinstance(event, RequestFinished):
@@ -138,6 +142,10 @@ async def run_headless(
     code = 0
     async with engine:
         out.write(f"{ready_prefix}: {engine.openai_base_url} feed {engine.feed_url}\n")
+        if settings.token is None:
+            # A generated token is the only way for a separately started agent to get in; it is a
+            # local credential for this run, never a provider key.
+            out.write(f"iron-tui token: {engine.token}\n")
         out.flush()
         printer_task = asyncio.create_task(printer())
         try:

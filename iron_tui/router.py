@@ -20,6 +20,7 @@ from typing import Any
 from iron_tui.config import ConfigError, Settings, default_data_dir, provider_for_key
 from iron_tui.core.engine import Engine
 from iron_tui.core.events import MICROS_PER_USD
+from iron_tui.core.loop import new_event_loop
 
 _START_TIMEOUT_S = 30.0
 
@@ -70,7 +71,7 @@ class LlmRouter:
             provider_for_key(provider_key) if provider_key else (sorted(keys)[0] if keys else None)
         )
         self._engine: Engine | None = None
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()
         self._ready: Future[Engine] = Future()
         self._stopped = False
         self._lock = threading.Lock()

@@ -96,6 +96,19 @@ def test_config_show_masks_every_secret(clean_env: Path, monkeypatch: pytest.Mon
     assert "mode: direct (provider keys: anthropic, openai)" in out
 
 
+def test_config_show_prints_agent_and_price_tables(clean_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    clean_env.parent.mkdir()
+    clean_env.write_text('[[agents]]\nname = "research"\ncommand = ["python", "a.py"]\n[agents.env]\nX = "1"\n'
+                         '[prices."my-model"]\ninput_per_mtok = 0.3\noutput_per_mtok = 1.2\n')
+    code, out, err = run_config(capsys, "show")
+    assert code == 0, err
+    values = tomllib.loads(out)
+    assert values["agents"] == [{"name": "research", "command": ["python", "a.py"], "env": {"X": "1"},
+                                 "restart_on_crash": False, "max_restarts": 3}]
+    assert values["prices"] == {"my-model": {"input_per_mtok": 0.3, "output_per_mtok": 1.2}}
+    assert out.count(f"# from config file {clean_env}") == 2
+
+
 # --- init ------------------------------------------------------------------------------------------------
 
 

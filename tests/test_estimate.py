@@ -345,3 +345,16 @@ def test_max_output_tokens(body: dict[str, Any], api: str, expected: int) -> Non
 @pytest.mark.parametrize(("chars", "tokens"), [(0, 0), (-3, 0), (1, 1), (2, 1), (3, 2), (4001, 2001)])
 def test_cut_stream_estimate(chars: int, tokens: int) -> None:
     assert estimate_output_tokens_from_text(chars) == tokens
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(max_size=200), min_size=1, max_size=8), st.booleans())
+def test_raw_fast_path_is_still_an_upper_bound(texts: list[str], ascii_only: bool) -> None:
+    import json as _json
+
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": t} for t in texts]}
+    raw = _json.dumps(body, separators=(",", ":"), ensure_ascii=ascii_only).encode()
+    fast = input_token_bound(body, "openai.chat", raw)
+    # One token covers at least one byte of a string's UTF-8 text.
+    assert fast >= sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
+    assert fast <= input_token_bound(body, "openai.chat") + len(raw)

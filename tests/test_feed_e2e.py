@@ -54,6 +54,12 @@ async def test_feed_shows_proxy_traffic_and_alerts(make_engine: EngineFactory) -
         fin = next(m for m in msgs if m["type"] == "REQUEST_FINISHED")["request"]
         assert fin["model"] == "gpt-4o-mini" and fin["status"] == 200 and fin["cost_usd"] > 0
         assert "STATE_UPDATE" in types
+        # A late joiner's snapshot carries the per-model and per-provider totals.
+        ws2 = await s.ws_connect(engine.feed_url, headers={"authorization": f"Bearer {engine.token}"})
+        totals = (await recv(ws2))["state"]["totals"]
+        assert totals["by_model"][0]["model"] == "gpt-4o-mini" and totals["by_model"][0]["calls"] == 1
+        assert totals["by_provider"][0]["cost_usd"] == fin["cost_usd"]
+        await ws2.close()
         # Spend until an alert crosses.
         for _ in range(20):
             try:

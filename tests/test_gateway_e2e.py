@@ -11,7 +11,7 @@ import pytest
 from iron_tui.core.engine import Engine
 from iron_tui.sim import ProviderSim
 
-CLAUDE = "claude-sonnet-4-5"
+CLAUDE = "claude-sonnet-4-6"
 TOOLS = [
     {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
                                       "parameters": {"type": "object", "properties": {"city": {"type": "string"}},

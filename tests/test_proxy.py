@@ -71,7 +71,7 @@ async def test_openai_chat_stream_with_usage(engine: Engine) -> None:
 async def test_anthropic_messages_non_stream_and_stream(engine: Engine, sim: ProviderSim) -> None:
     client = ant(engine)
     msg = await client.messages.create(
-        model="claude-sonnet-4-5", max_tokens=100, messages=[{"role": "user", "content": "Hi"}],
+        model="claude-sonnet-4-6", max_tokens=100, messages=[{"role": "user", "content": "Hi"}],
         extra_headers={"anthropic-beta": "prompt-caching-2024-07-31"},
     )
     assert msg.content[0].type == "text"
@@ -80,7 +80,7 @@ async def test_anthropic_messages_non_stream_and_stream(engine: Engine, sim: Pro
     assert hdrs["x-api-key"] == ANTHROPIC_KEY
     assert hdrs["anthropic-beta"] == "prompt-caching-2024-07-31"
     async with client.messages.stream(
-        model="claude-sonnet-4-5", max_tokens=100, messages=[{"role": "user", "content": "Hi"}]
+        model="claude-sonnet-4-6", max_tokens=100, messages=[{"role": "user", "content": "Hi"}]
     ) as stream:
         text = "".join([t async for t in stream.text_stream])
         final = await stream.get_final_message()
@@ -117,7 +117,7 @@ async def test_wrong_token_is_sdk_authentication_error(engine: Engine) -> None:
     assert "token" in str(e.value)
     with pytest.raises(anthropic.AuthenticationError) as ea:
         await ant(engine, token="nope").messages.create(
-            model="claude-sonnet-4-5", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+            model="claude-sonnet-4-6", max_tokens=10, messages=[{"role": "user", "content": "x"}])
     assert ea.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
 
 
@@ -126,7 +126,7 @@ async def test_missing_provider_key_names_it(make_engine: EngineFactory, sim: Pr
     before = len(sim.requests)
     with pytest.raises(anthropic.BadRequestError) as e:
         await ant(engine).messages.create(
-            model="claude-sonnet-4-5", max_tokens=10, messages=[{"role": "user", "content": "x"}])
+            model="claude-sonnet-4-6", max_tokens=10, messages=[{"role": "user", "content": "x"}])
     assert "Anthropic key" in str(e.value) and "ANTHROPIC_API_KEY" in str(e.value)
     assert len(sim.requests) == before, "never a call with the wrong key"
 
@@ -181,7 +181,7 @@ async def test_upstream_errors_preserved(engine: Engine, sim: ProviderSim) -> No
     assert e.value.response.headers.get("retry-after") == "1"
     with pytest.raises(anthropic.InternalServerError):
         await ant(engine).messages.create(
-            model="claude-sonnet-4-5", max_tokens=10, messages=[{"role": "user", "content": "[[sim:error=500]]"}])
+            model="claude-sonnet-4-6", max_tokens=10, messages=[{"role": "user", "content": "[[sim:error=500]]"}])
     failed = [r for r in engine.history.recent(2)]
     assert all(r.state == "error" for r in failed)
     assert engine.ledger.reserved == 0

@@ -29,7 +29,8 @@ def test_readme_test_command_is_what_ci_runs() -> None:
     test_cmd = commands[1]
     assert test_cmd == "python -m pip install -e '.[test]' && python -m pytest -n 2"
     ci_lines = [ln.strip() for ln in CI.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    assert ci_lines[-1] == test_cmd  # the last thing CI does is exactly the README's test command
+    # The last thing CI does is the README's test command; pip's -q (output volume only) may differ.
+    assert ci_lines[-1].replace("pip install -q ", "pip install ") == test_cmd
 
 
 def test_readme_product_command_runs_the_demo() -> None:

@@ -121,7 +121,7 @@ async def test_claude_call_for_an_openai_agent_is_400(ctl: ControlSim, tmp_path:
     try:
         client = openai.AsyncOpenAI(base_url=engine.openai_base_url, api_key=IC, max_retries=0)
         with pytest.raises(openai.BadRequestError) as e:
-            await client.chat.completions.create(model="claude-sonnet-4-5",
+            await client.chat.completions.create(model="claude-sonnet-4-6",
                                                  messages=[{"role": "user", "content": "x"}])
         assert "openai" in str(e.value).lower()
     finally:

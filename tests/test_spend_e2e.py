@@ -68,7 +68,7 @@ async def test_failures_never_leak_reservations(make_engine: EngineFactory, sim:
 
     async def translation_400(i: int) -> None:
         with pytest.raises(openai.BadRequestError):
-            await client.chat.completions.create(model="claude-sonnet-4-5", logit_bias={"1": 1},
+            await client.chat.completions.create(model="claude-sonnet-4-6", logit_bias={"1": 1},
                                                  messages=[{"role": "user", "content": "x"}], **body_big)
 
     async def disconnect(i: int) -> None:
@@ -121,17 +121,17 @@ async def test_cache_tokens_priced_at_their_own_rates(engine: Engine, sim: Provi
     a = anthropic.AsyncAnthropic(base_url=engine.base_url, api_key=engine.token, max_retries=0)
     system = [{"type": "text", "text": "You are a careful assistant. " * 300, "cache_control": {"type": "ephemeral"}}]
     for _ in range(2):
-        await a.messages.create(model="claude-sonnet-4-5", max_tokens=50, system=system,  # type: ignore[arg-type]
+        await a.messages.create(model="claude-sonnet-4-6", max_tokens=50, system=system,  # type: ignore[arg-type]
                                 messages=[{"role": "user", "content": "hi"}])
     write, read = engine.history.recent(2)[1], engine.history.recent(2)[0]
     assert write.cache_write_tokens > 0 and read.cache_read_tokens > 0
-    rates = engine.pricer.rates("anthropic", "claude-sonnet-4-5")
+    rates = engine.pricer.rates("anthropic", "claude-sonnet-4-6")
     assert rates is not None and rates.cache_read < rates.input < rates.cache_write
     for rec in (write, read):
         usage = TokenUsage(input_tokens=rec.input_tokens - rec.cache_read_tokens - rec.cache_write_tokens,
                            output_tokens=rec.output_tokens, cache_read_tokens=rec.cache_read_tokens,
                            cache_write_tokens=rec.cache_write_tokens)
-        assert rec.cost_micros == engine.pricer.cost("anthropic", "claude-sonnet-4-5", usage)
+        assert rec.cost_micros == engine.pricer.cost("anthropic", "claude-sonnet-4-6", usage)
     assert read.cost_micros is not None and write.cost_micros is not None
     assert read.cost_micros < write.cost_micros
 
@@ -164,7 +164,7 @@ async def test_budget_402_shapes_and_alerts(make_engine: EngineFactory) -> None:
                                                  messages=[{"role": "user", "content": "[[sim:words=90]] hi"}])
     a = anthropic.AsyncAnthropic(base_url=engine.base_url, api_key=engine.token, max_retries=0)
     with pytest.raises(anthropic.APIStatusError) as e:
-        await a.messages.create(model="claude-sonnet-4-5", max_tokens=1000, messages=[{"role": "user", "content": "x"}])
+        await a.messages.create(model="claude-sonnet-4-6", max_tokens=1000, messages=[{"role": "user", "content": "x"}])
     assert e.value.status_code == 402
     assert e.value.body["type"] == "error"  # type: ignore[index]
     assert e.value.body["error"]["type"].startswith("iron_cage_")  # type: ignore[index]

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from iron_tui.tui.screens.detail import TABS
 from tests.tui_support import (
@@ -131,7 +132,9 @@ def test_filter_active(snap_compare: SnapCompare, tmp_path: Path) -> None:
         await settle(pilot)
         publish_traffic(engine, clock)
         await settle(pilot)
-        await pilot.press("slash", *"provider:anthropic", "enter")
+        await pilot.press("slash")
+        pilot.app.screen.query_one(Input).value = "provider:anthropic"
+        await pilot.press("enter")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from textual.pilot import Pilot
 
@@ -150,7 +150,7 @@ def publish_agent_running(engine: Engine, clock: FixedClock, lines: int = 8) -> 
     engine.bus.publish(AgentStateChanged(clock.now(), "agent_00000001", "starting", name="agent"))
     engine.bus.publish(AgentStateChanged(clock.now(), "agent_00000001", "running", name="agent", pid=4242))
     for i in range(lines):
-        stream = "stderr" if i == 5 else "stdout"
+        stream: Literal["stdout", "stderr"] = "stderr" if i == 5 else "stdout"
         text = "warning: retrying tool call" if stream == "stderr" else f"step {i}: calling gpt-4o-mini"
         engine.bus.publish(AgentOutput(clock.now(), "agent_00000001", stream, text, seq=i + 1))
 

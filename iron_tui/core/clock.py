@@ -51,8 +51,15 @@ class IdSource(Protocol):
 
 
 class RandomIds:
+    """Unique, unguessable-enough request ids without a syscall per call: a random per-process
+    prefix and a counter (ids only need to be unique; they are not secrets)."""
+
+    def __init__(self) -> None:
+        self._prefix = "req_" + secrets.token_hex(4)
+        self._n = itertools.count(1)
+
     def request_id(self) -> str:
-        return "req_" + secrets.token_hex(8)
+        return f"{self._prefix}{next(self._n):06x}"
 
     def event_id(self) -> str:
         return str(uuid.uuid4())
@@ -72,6 +79,21 @@ class SequentialIds:
         return str(uuid.UUID(int=next(self._evt), version=4))
 
 
+_iso_second: tuple[int, str] = (-1, "")
+
+
 def iso_utc(ts: float) -> str:
-    """ISO-8601 UTC with millisecond precision and a Z suffix."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """ISO-8601 UTC with millisecond precision and a Z suffix.
+
+    Called several times per proxied call; the formatted second is cached because consecutive
+    events almost always share it.
+    """
+    global _iso_second
+    sec = int(ts // 1)
+    us = round((ts - sec) * 1_000_000)  # the same rounding datetime applies
+    if us >= 1_000_000:
+        sec, us = sec + 1, us - 1_000_000
+    ms = us // 1000
+    if sec != _iso_second[0]:
+        _iso_second = (sec, datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{_iso_second[1]}.{ms:03d}Z"

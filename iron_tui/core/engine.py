@@ -228,7 +228,8 @@ class Engine:
             await asyncio.sleep(1.0)
             self.ledger.tick()  # so an idle dashboard still sees a period reset at midnight
             try:
-                self.history.flush()
+                # In a thread: a batch insert can take tens of ms and must not stall proxied calls.
+                await asyncio.to_thread(self.history.flush)
             except Exception as exc:  # a full disk must not kill the engine
                 self.bus.publish(Notice(self.clock.now(), "warning", f"history not saved: {exc}"))
 
@@ -353,7 +354,28 @@ class Engine:
                 "exit_code": self.agent.exit_code,
                 "reason": self.agent.reason,
             },
+            "totals": self.totals(),
             "requests": [r.summary() for r in self.history.recent(50)],
+        }
+
+    def totals(self) -> dict[str, list[dict[str, Any]]]:
+        """Cost and tokens per model and per provider since the session (or period) began."""
+
+        def row(t: Any) -> dict[str, Any]:
+            return {
+                "calls": t.calls,
+                "input_tokens": t.input_tokens,
+                "output_tokens": t.output_tokens,
+                "cache_read_tokens": t.cache_read_tokens,
+                "cache_write_tokens": t.cache_write_tokens,
+                "cost_usd": usd(t.cost_micros),
+                "unpriced_calls": t.unpriced_calls,
+            }
+
+        return {
+            "by_model": [{"provider": t.provider, "model": t.model, **row(t)}
+                         for t in self.ledger.totals_by_model().values()],
+            "by_provider": [{"provider": t.provider, **row(t)} for t in self.ledger.totals_by_provider().values()],
         }
 
 

@@ -26,7 +26,7 @@ from aiohttp import WSMsgType, web
 
 from iron_tui.core.bus import EventBus, Subscription
 from iron_tui.core.clock import Clock, iso_utc
-from iron_tui.core.events import AgentStateChanged, Event, SyncStatus, to_wire, usd
+from iron_tui.core.events import AgentStateChanged, Event, SpendChanged, SyncStatus, to_wire, usd
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,22 @@ def error_message(timestamp: float, message: str) -> dict[str, Any]:
     return {"type": "ERROR", "timestamp": iso_utc(timestamp), "message": message}
 
 
+# A client's unsent bytes beyond this mean it is not reading; batching window for its writes.
+_HIGH_WATER = 1 << 20
+_BATCH_S = 0.05
+
+
+def _text_frame(text: str) -> bytes:
+    """One unmasked, unfragmented WebSocket text frame (RFC 6455 section 5.2)."""
+    payload = text.encode("utf-8")
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 1 << 16:
+        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
+
+
 # --- per-client state ------------------------------------------------------------------------------
 
 
@@ -134,8 +150,11 @@ class _Client:
     ws: web.WebSocketResponse
     transport: asyncio.Transport | None
     maxlen: int
-    queue: deque[str] = field(default_factory=deque)
+    # Ready-made WebSocket frames, or several joined into one chunk; `queued` counts the frames.
+    queue: deque[bytes] = field(default_factory=deque)
+    queued: int = 0
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    urgent: asyncio.Event = field(default_factory=asyncio.Event)
     writer: asyncio.Task[None] | None = None
     closer: asyncio.Task[None] | None = None
     # Bus events published before this client's snapshot but not yet fanned out: the snapshot already
@@ -143,12 +162,15 @@ class _Client:
     skip: int = 0
     gone: asyncio.Event = field(default_factory=asyncio.Event)  # the handler stopped reading
 
-    def push(self, text: str) -> bool:
-        """Queue one message; False when the queue is full (the client is not keeping up)."""
-        if len(self.queue) >= self.maxlen:
+    def push(self, chunk: bytes, frames: int = 1) -> bool:
+        """Queue frames; False when the queue would exceed its size (the client is not keeping up)."""
+        if self.queued + frames > self.maxlen:
             return False
-        self.queue.append(text)
+        self.queue.append(chunk)
+        self.queued += frames
         self.wakeup.set()
+        if self.queued * 2 >= self.maxlen:
+            self.urgent.set()  # cut the batching pause short rather than call a busy client slow
         return True
 
 
@@ -273,7 +295,7 @@ class Feed:
             # Snapshot and registration happen with no await in between, so no live message can fall
             # between the snapshot and the client's first queued event.
             state = self._snapshot()
-            client.push(dumps(snapshot_message(self._clock.now(), state)))
+            client.push(_text_frame(dumps(snapshot_message(self._clock.now(), state))))
             client.skip = len(self._sub) if self._sub is not None else 0
         except Exception:
             log.exception("feed: building the snapshot failed")
@@ -333,24 +355,46 @@ class Feed:
             # AUTH after authentication and unknown types are ignored (forward compatibility).
 
     def _reply(self, client: _Client, message: dict[str, Any]) -> None:
-        if client in self._clients and not client.push(dumps(message)):
+        if client in self._clients and not client.push(_text_frame(dumps(message))):
             self._slow(client)
 
     async def _write_loop(self, client: _Client) -> None:
-        ws = client.ws
+        """Send everything queued as one transport write, at most every `_BATCH_S`.
+
+        One write per batch instead of one per message matters: with 20 dashboards and ~5 messages per
+        proxied call, per-message sends cost more syscalls than the call itself. Frames are plain
+        unmasked text frames (compression is off), written whole, so they interleave safely with
+        aiohttp's own control frames.
+        """
+        transport = client.transport
         try:
             while True:
                 while not client.queue:
                     client.wakeup.clear()
                     await client.wakeup.wait()
-                text = client.queue.popleft()
-                try:
-                    async with asyncio.timeout(self._send_timeout_s):
-                        await ws.send_str(text)
-                except TimeoutError:
-                    self._slow(client)
+                if transport is None or transport.is_closing():
                     return
-                self.messages_sent += 1
+                data = b"".join(client.queue)
+                client.queue.clear()
+                self.messages_sent += client.queued
+                client.queued = 0
+                transport.write(data)
+                if transport.get_write_buffer_size() > _HIGH_WATER:
+                    # The peer is not reading: give it one send timeout to catch up, else it is slow.
+                    try:
+                        async with asyncio.timeout(self._send_timeout_s):
+                            while transport.get_write_buffer_size() > _HIGH_WATER:
+                                await asyncio.sleep(0.01)
+                    except TimeoutError:
+                        self._slow(client)
+                        return
+                if not client.urgent.is_set():
+                    try:
+                        async with asyncio.timeout(_BATCH_S):
+                            await client.urgent.wait()
+                    except TimeoutError:
+                        pass
+                client.urgent.clear()
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -360,10 +404,10 @@ class Feed:
 
     # --- fan-out -----------------------------------------------------------------------------------
 
-    def _broadcast(self, text: str) -> None:
+    def _broadcast(self, frame: bytes) -> None:
         """O(clients) appends; never awaits."""
         for client in tuple(self._clients):
-            if not client.push(text):
+            if not client.push(frame):
                 self._slow(client)
 
     def _slow(self, client: _Client) -> None:
@@ -375,6 +419,7 @@ class Feed:
         """Drop a client from the fan-out now and close its socket in the background."""
         self._clients.discard(client)
         client.queue.clear()
+        client.queued = 0
         if client.writer is not None and client.writer is not asyncio.current_task():
             client.writer.cancel()  # it may be stuck waiting for the peer to drain
         if client.closer is None:
@@ -428,8 +473,7 @@ class Feed:
                 return
             if sub.dropped != self._seen_dropped:
                 self._resync(sub)
-            for event in events:
-                self._publish_event(event)
+            self._publish_events(events)
 
     def _resync(self, sub: Subscription) -> None:
         # The feed itself fell behind the bus, so every client missed events: close them all with 1013
@@ -441,26 +485,44 @@ class Feed:
         for client in tuple(self._clients):
             self._kick(client, CLOSE_TRY_AGAIN_LATER, "feed fell behind; reconnect")
 
-    def _publish_event(self, event: Event) -> None:
-        try:
-            texts = [dumps(message) for message in to_wire(event)]
-        except Exception:
-            # A malformed event must not stop the feed; it is logged and skipped.
-            log.exception("feed: could not serialise %s", type(event).__name__)
-            texts = []
-        for client in tuple(self._clients):
-            if client.skip:
-                client.skip -= 1
+    def _publish_events(self, events: list[Event]) -> None:
+        """Serialise a batch of bus events once and hand each client ONE chunk for the whole batch.
+
+        Per-client work is per batch, not per message, so many dashboards stay cheap under load.
+        Spend changes twice per call (reserve, settle): within a batch only the latest budget
+        STATE_UPDATE is sent, in its own place.
+        """
+        if not self._clients:
+            return  # nobody listening: don't pay for serialisation on every proxied call
+        last_spend = max((i for i, e in enumerate(events) if isinstance(e, SpendChanged)), default=-1)
+        per_event: list[list[bytes]] = []
+        for i, event in enumerate(events):
+            if isinstance(event, SpendChanged) and i != last_spend:
+                per_event.append([])
                 continue
-            for text in texts:
-                if not client.push(text):
-                    self._slow(client)
-                    break
+            try:
+                per_event.append([_text_frame(dumps(message)) for message in to_wire(event)])
+            except Exception:
+                # A malformed event must not stop the feed; it is logged and skipped.
+                log.exception("feed: could not serialise %s", type(event).__name__)
+                per_event.append([])
+        chunks: dict[int, tuple[bytes, int]] = {}  # first event index → (joined frames, frame count)
+        for client in tuple(self._clients):
+            start = 0
+            if client.skip:
+                start = min(client.skip, len(events))
+                client.skip -= start
+            chunk = chunks.get(start)
+            if chunk is None:
+                frames = [f for fs in per_event[start:] for f in fs]
+                chunk = chunks[start] = (b"".join(frames), len(frames))
+            if chunk[1] and not client.push(*chunk):
+                self._slow(client)
 
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self._heartbeat_s)
-            self._broadcast(dumps(heartbeat_message(self._clock.now())))
+            self._broadcast(_text_frame(dumps(heartbeat_message(self._clock.now()))))
 
     # --- GET /dashboard ----------------------------------------------------------------------------
 

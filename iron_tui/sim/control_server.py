@@ -161,7 +161,7 @@ class ControlSim:
             await runner.cleanup()
             raise
         server = site._server
-        assert server is not None and isinstance(server, asyncio.Server)
+        assert server is not None  # an asyncio.Server, or uvloop's equivalent
         self._port = server.sockets[0].getsockname()[1]
         self._runner = runner
 

@@ -3,17 +3,18 @@
     app = create_app(engine, clock=FixedClock(), theme="iron")
 
 The app runs on the same event loop as the engine (see run.py). A bus-pump worker drains the engine's
-event bus in batches, at most ~10 times a second, and posts messages to the dashboard screen; it
-never touches a widget. Engine start and agent commands also run in workers and report back with
-messages.
+event bus in batches, at most ~10 times a second (less often above BUSY_RATE calls/s, so a busy
+proxy keeps the CPU), and posts messages to the dashboard screen; it never touches a widget. Engine
+start and agent commands also run in workers and report back with messages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -25,6 +26,7 @@ from iron_tui.core.agent import AgentError
 from iron_tui.core.bus import Subscription
 from iron_tui.core.clock import Clock
 from iron_tui.core.engine import Engine
+from iron_tui.core.events import RequestFinished
 from iron_tui.tui.messages import AgentCommandFailed, EngineFailed, EngineReady
 from iron_tui.tui.pump import batch_messages
 from iron_tui.tui.screens.dialogs import HelpScreen
@@ -33,6 +35,8 @@ from iron_tui.tui.themes import DEFAULT_THEME, all_themes
 from iron_tui.tui.themes import user_theme_dir as default_user_theme_dir
 
 FLUSH_INTERVAL = 0.1  # seconds between bus batches: the dashboard repaints at most ~10 times a second
+BUSY_RATE = 100.0  # calls/s above which the dashboard repaints less often, so the proxy keeps the CPU
+SLOWEST_INTERVAL = 0.5
 PUMP_QUEUE = 50_000  # events buffered for the dashboard before the oldest are dropped (and counted)
 
 
@@ -71,6 +75,8 @@ class IronApp(App[int]):
         self._subscription: Subscription | None = None
         self._started_engine = False
         self._startup_notices: list[str] = []
+        # Set by run_tui for the real process (not in tests, where frozen objects would pile up).
+        self.freeze_gc_when_ready = False
         self._install_themes(theme, user_theme_dir)
 
     # --- themes ---------------------------------------------------------------------------------------
@@ -132,7 +138,13 @@ class IronApp(App[int]):
 
     def on_engine_ready(self, _: EngineReady) -> None:
         self.engine_ready.set()
-        self.dashboard.refresh_header()
+        if self.freeze_gc_when_ready:
+            # Everything built so far (Textual, the widget tree, the engine) lives as long as the
+            # process: move it out of the collector's sight, so full collections stay short and do
+            # not stall proxied calls for tens of milliseconds.
+            gc.collect()
+            gc.freeze()
+        self.dashboard.engine_started()
         if self._agent_argv:
             self.agent_command("start", self._agent_argv)
 
@@ -142,6 +154,8 @@ class IronApp(App[int]):
 
     @work(exclusive=True, group="bus-pump", exit_on_error=False)
     async def _pump(self, sub: Subscription) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
         while True:
             try:
                 batch = await sub.get_batch(limit=PUMP_QUEUE)
@@ -150,8 +164,15 @@ class IronApp(App[int]):
             for message in batch_messages(batch):
                 self.dashboard.post_message(message)
             self.pump_batches += 1
-            # Let the next events pile up: one repaint per interval however busy the proxy is.
-            await asyncio.sleep(self.flush_interval)
+            # Let the next events pile up: one repaint per interval however busy the proxy is. A repaint
+            # costs the same for 10 rows or 1000, so under heavy traffic (where rows scroll by too fast
+            # to read anyway) stretch the interval and leave the loop to the proxy.
+            now = loop.time()
+            calls = sum(1 for e in batch if isinstance(e, RequestFinished))
+            rate = calls / max(now - last, self.flush_interval)
+            last = now
+            interval = self.flush_interval * max(1.0, rate / BUSY_RATE)
+            await asyncio.sleep(min(max(self.flush_interval, SLOWEST_INTERVAL), interval))
 
     # --- agent commands (workers: the supervisor awaits process start and stop) -------------------
 
@@ -183,7 +204,7 @@ class IronApp(App[int]):
         self.copy_to_clipboard(self.engine.token)
         self.notify(f"token {mask_secret(self.engine.token)} copied to the clipboard", timeout=3)
 
-    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         d = self.dashboard
         yield SystemCommand("Filter requests", "Show only matching requests  (/)", d.action_filter)

@@ -11,6 +11,8 @@ add cross-thread marshalling for every event and buy nothing, since both sides a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import sqlite3
 import sys
 
@@ -28,6 +30,7 @@ def run_tui(settings: Settings, agent_argv: list[str] | None) -> int:
     except (ConfigError, OSError, sqlite3.Error, RuntimeError, ValueError) as exc:
         return _fail(str(exc))
     app = create_app(engine, theme=settings.theme)
+    app.freeze_gc_when_ready = True
     if agent_argv:
         app.start_agent_when_ready(agent_argv)
     try:
@@ -41,6 +44,12 @@ def run_tui(settings: Settings, agent_argv: list[str] | None) -> int:
 
 
 async def _run(app: IronApp, engine: Engine) -> None:
+    # SIGTERM / SIGHUP (terminal closed): leave like `q` does, so the agent and the proxy are stopped
+    # rather than the agent being orphaned.
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, app.exit)
     try:
         await app.run_async()
     finally:

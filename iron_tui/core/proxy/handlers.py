@@ -238,7 +238,8 @@ class Proxy:
                 key = await eng.keys.get(provider)
                 send_body, sent_obj, send_path, client_usage, tr_include = self._prepare(
                     body, raw, api, translated, upstream_path, rec)
-                reservation = self._reserve(rec, sent_obj, "anthropic.messages" if translated else api)
+                reservation = self._reserve(rec, sent_obj, "anthropic.messages" if translated else api,
+                                            None if translated else raw)
             except KeyUnavailable as exc:
                 raise _ProxyError(exc.status, exc.message, code=exc.code) from None
             eng.history.add(rec)
@@ -303,7 +304,7 @@ class Proxy:
             return raw, body, path, True, True
         return raw, body, path, True, True
 
-    def _reserve(self, rec: RequestRecord, body: dict[str, Any], api: str) -> Reservation:
+    def _reserve(self, rec: RequestRecord, body: dict[str, Any], api: str, raw: bytes | None) -> Reservation:
         eng = self.engine
         rates = eng.pricer.rates(rec.provider, rec.model)
         if rates is None:
@@ -315,7 +316,7 @@ class Proxy:
                 )
             amount = 0
         else:
-            bound = input_token_bound(body, api)
+            bound = input_token_bound(body, api, raw)
             max_out = max_output_tokens(body, api, eng.settings.default_max_tokens)
             amount = eng.pricer.worst_case(rec.provider, rec.model, bound, max_out) or 0
         if eng.lease_error is not None and eng.ledger.limit is None:

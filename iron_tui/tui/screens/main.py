@@ -14,7 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer
+from textual.widgets import Button, Footer
 
 from iron_tui.config import mask_secret
 from iron_tui.core.events import AgentStateChanged, CostAlert, Notice, SyncStatus
@@ -119,9 +119,11 @@ class MainScreen(Screen[None]):
         self._show_sync()
         self.query_one(SpendPanel).show_series(self.series.window(self.iron.clock.now(), SPARK_BUCKETS))
 
-    def refresh_header(self) -> None:
-        if self.is_mounted:  # before mount, on_mount draws it
+    def engine_started(self) -> None:
+        """The proxy URL is known now."""
+        if self.is_mounted:  # before mount, on_mount draws everything
             self._show_header()
+            self._refresh_requests()
 
     def _show_header(self) -> None:
         app = self.iron
@@ -189,7 +191,7 @@ class MainScreen(Screen[None]):
             if isinstance(e, CostAlert):
                 text = (f"Budget {e.severity}: {fmt_usd(e.spent_micros)} of {fmt_usd(e.limit_micros)} "
                         f"spent ({e.percentage:.0f}%)")
-                self.notify(text, title="Budget", severity="warning" if e.severity == "warning" else "error")
+                self.notify(text, title="Budget", severity="warning" if e.severity == "warning" else "error", timeout=10)
             elif isinstance(e, Notice):
                 severity = {"info": "information", "warning": "warning", "error": "error"}[e.level]
                 self.notify(e.message, severity=severity)  # type: ignore[arg-type]
@@ -203,6 +205,12 @@ class MainScreen(Screen[None]):
     def _refresh_requests(self) -> None:
         table = self.query_one(RequestsTable)
         rows, matched = self.store.newest_first(self.filter, DISPLAY_ROWS)
+        if self.filter.active and len(self.store):
+            table.empty_text = "no requests match the filter (/ to change it)"
+        else:
+            engine = self.iron.engine
+            url = self.iron.display_url or (engine.openai_base_url if engine.port else "the proxy")
+            table.empty_text = f"no requests yet: point your agent at {url} with the token (y copies it)"
         table.show(rows, self.kind)
         parts = []
         if self.filter.active:
@@ -238,11 +246,9 @@ class MainScreen(Screen[None]):
 
     # --- user actions ---------------------------------------------------------------------------------
 
-    @on(DataTable.RowSelected, "#requests")
-    def _open(self, event: DataTable.RowSelected) -> None:
-        rid = event.row_key.value
-        if rid is not None:
-            self.open_detail(str(rid))
+    @on(RequestsTable.Selected)
+    def _open(self, event: RequestsTable.Selected) -> None:
+        self.open_detail(event.request_id)
 
     def open_detail(self, request_id: str, tab: str = "tab-request") -> None:
         summary = self.store.get(request_id)

@@ -17,6 +17,31 @@ from textual.widgets import Button, RichLog, Select, Sparkline, Static
 from iron_tui.core.events import AgentOutput, AgentStateChanged, SyncStatus
 from iron_tui.tui.model import ModelTotal, alert_level, fmt_age, fmt_duration, fmt_usd
 
+# --- cheap updates --------------------------------------------------------------------------------
+
+
+def set_content(widget: Static, content: Content | str) -> None:
+    """Update a Static only when its content changed, and re-layout only when its shape did.
+
+    Under load the panels are refreshed up to ten times a second; a layout pass of the whole screen
+    for each would cost far more than the repaint.
+    """
+    if isinstance(content, str):
+        content = Content(content)
+    lines = content.plain.split("\n")
+    key = (content.plain, tuple(content.spans))
+    shape = (len(lines), max(len(line) for line in lines))
+    old = getattr(widget, "_iron_key", None)
+    if old == key:
+        return
+    old_shape = getattr(widget, "_iron_shape", None)
+    widget._iron_key = key  # type: ignore[attr-defined]
+    widget._iron_shape = shape  # type: ignore[attr-defined]
+    w, h = widget.styles.width, widget.styles.height
+    sized = w is not None and not w.is_auto and h is not None and not h.is_auto  # fixed in app.tcss
+    widget.update(content, layout=shape != old_shape and not sized)
+
+
 # --- header ---------------------------------------------------------------------------------------
 
 
@@ -42,16 +67,16 @@ class StatusHeader(Horizontal):
         yield Static(id="stats")
 
     def show(self, info: HeaderInfo) -> None:
-        self.query_one("#endpoint", Static).update(
+        set_content(self.query_one("#endpoint", Static),
             Content.from_markup(
-                "[$accent]$mode[/]  [b]$url[/]  token [$foreground-muted]$token[/]",
+                "[$accent]$mode[/] [b]$url[/] token [$foreground-muted]$token[/]",
                 mode=info.mode, url=info.url, token=info.token,
             )
         )
         paused = Content.from_markup("[reverse $warning] PAUSED +$n [/] ", n=str(info.unseen)) if info.paused \
             else Content("")
         drops = Content.from_markup("[$error]drops $d[/]" if info.drops else "drops $d", d=str(info.drops))
-        self.query_one("#stats", Static).update(
+        set_content(self.query_one("#stats", Static),
             Content.assemble(
                 paused,
                 Content.from_markup("up $up  feed $feed  ", up=fmt_duration(info.uptime_s),
@@ -86,19 +111,17 @@ class SpendPanel(Vertical):
             figure = Content.from_markup("[b]$spent[/] spent · no limit", spent=fmt_usd(spent))
         else:
             figure = Content.from_markup("[b]$spent[/] / $limit", spent=fmt_usd(spent), limit=fmt_usd(limit))
-        extras = []
         if limit is not None:
             pct = 100.0 * spent / limit if limit else 100.0
-            extras.append(f"{pct:.0f}%")
-        if reserved:
-            extras.append(f"{fmt_usd(reserved)} reserved")
-        if period != "session":
-            extras.append(f"per {period}")
+            figure = figure + Content(f" · {pct:.0f}%")
         if level == "exhausted":
-            extras.append("EXHAUSTED")
-        if extras:
-            figure = figure + Content(" · " + " · ".join(extras))
-        self.query_one("#spend-figure", Static).update(figure)
+            figure = figure + Content(" · EXHAUSTED")
+        # Always two lines, so the panel does not jump as calls come and go.
+        extras = [f"{fmt_usd(reserved)} reserved in flight"]
+        if period != "session":
+            extras.append(f"budget per {period}")
+        figure = figure + Content.from_markup("\n[$foreground-muted]$x[/]", x=" · ".join(extras))
+        set_content(self.query_one("#spend-figure", Static), figure)
         bar = self.query_one(SpendBar)
         bar.display = limit is not None
         bar.fraction = 1.0 if not limit else min(1.0, spent / limit)
@@ -107,12 +130,12 @@ class SpendPanel(Vertical):
         text = f"sync {SYNC_MARK[status.state]} {status.state}"
         if status.pending:
             text += f" · {status.pending} pending"
-        self.query_one("#mini-sync", Static).update(text)
+        set_content(self.query_one("#mini-sync", Static), text)
 
     def show_series(self, values: Sequence[float]) -> None:
         self.query_one("#spend-spark", Sparkline).data = list(values)
 
-    def show_models(self, totals: dict[str, ModelTotal], limit: int = 5) -> None:
+    def show_models(self, totals: dict[str, ModelTotal], limit: int = 4) -> None:
         ranked = sorted(totals.items(), key=lambda kv: (-kv[1].cost_micros, -kv[1].calls, kv[0]))
         lines = []
         for model, t in ranked[:limit]:
@@ -124,9 +147,8 @@ class SpendPanel(Vertical):
                                              model=_clip(model, 22), calls=str(t.calls), cost=cost))
         if len(ranked) > limit:
             lines.append(Content(f"… {len(ranked) - limit} more models"))
-        self.query_one("#spend-models", Static).update(
-            Content("\n").join(lines) if lines else Content.from_markup("[$foreground-muted]no calls yet[/]")
-        )
+        set_content(self.query_one("#spend-models", Static),
+                    Content("\n").join(lines) if lines else Content.from_markup("[$foreground-muted]no calls yet[/]"))
 
 
 class SpendBar(Widget):
@@ -166,7 +188,7 @@ class SyncPanel(Static):
             )
             if status.last_error and status.state != "ok":
                 body = body + Content.from_markup("\n[$text-error]$err[/]", err=_clip(status.last_error, 60))
-        self.update(body)
+        set_content(self, body)
 
 
 # --- agent ----------------------------------------------------------------------------------------
@@ -218,7 +240,7 @@ class AgentPanel(Vertical):
             elif exit_code is not None:
                 parts.append(f"exit code {exit_code}")
         text = " · ".join(parts)
-        self.query_one("#agent-state", Static).update(Content(text))
+        set_content(self.query_one("#agent-state", Static), Content(text))
         active = state in ("starting", "running", "stopping")
         self.query_one("#agent-start", Button).disabled = active
         self.query_one("#agent-stop", Button).disabled = not active

@@ -1,0 +1,223 @@
+"""Does the dashboard slow the proxy? The engine alone vs the engine with the TUI on the same loop.
+
+    python bench/tui_bench.py            # about a minute
+    python bench/tui_bench.py --quick    # smoke run
+
+Processes on loopback: the provider simulator, the proxy under test (a child of this script, in one
+of two modes), and this load generator.
+  headless  the Engine alone, as `iron-tui --no-ui` runs it
+  tui       the Engine plus the Textual dashboard under `app.run_test()` (headless driver: the app
+            lays out and renders every update, only the terminal write is skipped), on one loop
+For each mode: an open-loop load at --rate req/s (p50/p99 latency; added = proxied p50 − direct p50,
+the simulator measured at the same rate) and a closed-loop load with 32 clients (max throughput,
+best of --rounds rounds, alternating between the modes so machine noise hits both alike).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from run import CHAT, OPENAI_KEY, TOKEN, cpu_seconds, one, percentile, start_process  # noqa: E402
+
+# --- the proxy under test (child process) --------------------------------------------------------
+
+
+async def serve(mode: str, sim_url: str, data_dir: str) -> None:
+    from iron_tui.config import Settings
+    from iron_tui.core.engine import Engine
+
+    settings = Settings(port=0, token=TOKEN, openai_key=OPENAI_KEY, openai_base_url=sim_url,
+                        anthropic_base_url=sim_url, data_dir=Path(data_dir))
+    engine = Engine(settings)
+    loop = asyncio.get_running_loop()
+    stdin_closed = loop.run_in_executor(None, sys.stdin.read)  # the parent closes stdin to stop us
+    if mode == "headless":
+        # What run_headless does per event, minus the stdout writes: a subscriber that drains the bus.
+        sub = engine.bus.subscribe(maxsize=100_000, name="bench")
+        async with engine:
+            drain = asyncio.create_task(_drain(sub))
+            print(f"bench ready: {engine.base_url}", flush=True)
+            await stdin_closed
+            drain.cancel()
+        return
+    from iron_tui.tui.app import create_app
+
+    app = create_app(engine, theme="iron", user_theme_dir=Path(data_dir) / "themes")
+    app.freeze_gc_when_ready = True  # as run_tui does
+    async with app.run_test(size=(120, 40)):
+        await app.engine_ready.wait()
+        print(f"bench ready: {engine.base_url}", flush=True)
+        await stdin_closed
+        refreshes = app.dashboard.query_one("RequestsTable").refreshes  # type: ignore[attr-defined]
+        print(f"bench stats: {json.dumps({'table_refreshes': refreshes, 'bus_dropped': engine.bus.dropped})}",
+              file=sys.stderr, flush=True)
+
+
+async def _drain(sub: Any) -> None:
+    while True:
+        await sub.get_batch()
+
+
+# --- load ----------------------------------------------------------------------------------------
+
+
+async def open_loop(url: str, headers: dict[str, str], rate: float, seconds: float) -> dict[str, float]:
+    """Start a call every 1/rate s whatever the answers do; latency of each call."""
+    body = json.dumps(CHAT).encode()
+    lat: list[float] = []
+    errors = 0
+    conn = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=conn) as s:
+        for _ in range(20):
+            await one(s, url, body, headers, False)
+
+        async def call() -> None:
+            nonlocal errors
+            try:
+                total, _ = await one(s, url, body, headers, False)
+                lat.append(total)
+            except Exception:
+                errors += 1
+
+        tasks = []
+        t0 = time.perf_counter()
+        n = int(rate * seconds)
+        for i in range(n):
+            delay = t0 + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(call()))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - t0
+    return {"p50": statistics.median(lat), "p99": percentile(lat, 99), "achieved_rps": len(lat) / elapsed,
+            "errors": errors}
+
+
+async def closed_loop(url: str, headers: dict[str, str], concurrency: int, seconds: float) -> float:
+    body = json.dumps(CHAT).encode()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
+        for _ in range(concurrency):
+            await one(s, url, body, headers, False)
+        stop = time.perf_counter() + seconds
+        count = 0
+
+        async def worker() -> None:
+            nonlocal count
+            while time.perf_counter() < stop:
+                await one(s, url, body, headers, False)
+                count += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return count / (time.perf_counter() - t0)
+
+
+def start_child(mode: str, sim_url: str, data_dir: str) -> tuple[subprocess.Popen[str], str]:
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve", mode, "--sim", sim_url, "--data-dir", data_dir],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "TEXTUAL_ANIMATIONS": "none"},
+    )
+    assert child.stdout is not None
+    ready = child.stdout.readline()
+    if not ready.startswith("bench ready"):
+        child.kill()
+        raise SystemExit(f"{mode} proxy did not start: {ready!r} {child.stderr.read() if child.stderr else ''}")
+    return child, ready.split()[-1] + "/v1/chat/completions"
+
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Both proxies run side by side; measurements alternate between them, so a burst of load from
+    elsewhere on the machine hits both alike. Throughput is the best of `--rounds` rounds."""
+    sim, line = start_process([sys.executable, "-m", "iron_tui.sim", "--port", "0"], "sim ready")
+    results: dict[str, Any] = {"rate": args.rate, "seconds": args.seconds}
+    modes = ("headless", "tui")
+    with tempfile.TemporaryDirectory() as tmp:
+        children: dict[str, tuple[subprocess.Popen[str], str]] = {}
+        try:
+            sim_url = line.split()[-1]
+            direct_h = {"authorization": f"Bearer {OPENAI_KEY}", "content-type": "application/json"}
+            proxy_h = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+            for mode in modes:
+                Path(tmp, mode).mkdir()
+                children[mode] = start_child(mode, sim_url, str(Path(tmp, mode)))
+            results["direct"] = await open_loop(sim_url + "/v1/chat/completions", direct_h, args.rate,
+                                                args.seconds)
+            for mode in modes:
+                child, url = children[mode]
+                cpu0 = cpu_seconds(child.pid)
+                lat = await open_loop(url, proxy_h, args.rate, args.seconds)
+                cpu = cpu_seconds(child.pid) - cpu0
+                results[mode] = {**lat, "added_p50": lat["p50"] - results["direct"]["p50"],
+                                 "cpu_ms_per_call_at_rate": 1000 * cpu / max(1, args.rate * args.seconds),
+                                 "max_rps": 0.0, "cpu_ms_per_call_at_max": 0.0}
+            for _ in range(args.rounds):
+                for mode in modes:
+                    child, url = children[mode]
+                    cpu0 = cpu_seconds(child.pid)
+                    rps = await closed_loop(url, proxy_h, 32, args.seconds / args.rounds)
+                    cpu_per_call = 1000 * (cpu_seconds(child.pid) - cpu0) / (rps * args.seconds / args.rounds)
+                    if rps > results[mode]["max_rps"]:
+                        results[mode]["max_rps"] = rps
+                        results[mode]["cpu_ms_per_call_at_max"] = cpu_per_call
+        finally:
+            for mode, (child, _) in children.items():
+                _, err = child.communicate(timeout=30)  # closes stdin: the child stops
+                stats = next((json.loads(x.split(":", 1)[1]) for x in err.splitlines()
+                              if x.startswith("bench stats:")), {})
+                if mode in results:
+                    results[mode].update(stats)
+            sim.terminate()
+            sim.wait(timeout=10)
+    h, t = results["headless"], results["tui"]
+    results["tui_vs_headless_throughput"] = t["max_rps"] / h["max_rps"]
+    # What the ratio would be with a core to itself: proxy work per call, engine alone vs with the UI.
+    results["tui_vs_headless_cpu_bound"] = h["cpu_ms_per_call_at_max"] / t["cpu_ms_per_call_at_max"]
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--serve", choices=("headless", "tui"))
+    ap.add_argument("--sim")
+    ap.add_argument("--data-dir")
+    ap.add_argument("--rate", type=float, default=200.0)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    if args.serve:
+        asyncio.run(serve(args.serve, args.sim, args.data_dir))
+        return
+    if args.quick:
+        args.seconds = 3.0
+    r = asyncio.run(measure(args))
+    print(json.dumps(r, indent=2))
+    h, t = r["headless"], r["tui"]
+    print(f"\nat {args.rate:.0f} req/s offered: p50 added headless {h['added_p50']:.2f} ms, "
+          f"tui {t['added_p50']:.2f} ms (p99 {h['p99']:.1f} / {t['p99']:.1f} ms); "
+          f"CPU/call {h['cpu_ms_per_call_at_rate']:.2f} / {t['cpu_ms_per_call_at_rate']:.2f} ms")
+    print(f"max throughput (32 clients, best of {args.rounds}): headless {h['max_rps']:.0f} req/s, "
+          f"tui {t['max_rps']:.0f} req/s = {100 * r['tui_vs_headless_throughput']:.0f}% (target >= 70%); "
+          f"CPU/call {h['cpu_ms_per_call_at_max']:.2f} / {t['cpu_ms_per_call_at_max']:.2f} ms "
+          f"= {100 * r['tui_vs_headless_cpu_bound']:.0f}% when CPU-bound")
+
+
+if __name__ == "__main__":
+    main()
