@@ -126,9 +126,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_headless(settings: Settings, agent_argv: list[str] | None) -> int:
     from iron_tui.core.engine import EngineError
-    from iron_tui.headless import run_headless
-
     from iron_tui.core.loop import new_event_loop
+    from iron_tui.headless import run_headless
 
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:

@@ -179,8 +179,7 @@ class Engine:
         except OSError as exc:
             raise EngineError(f"cannot listen on {s.host}:{s.port}: {exc.strerror or exc}"
                               + (" (port in use? try --port 0)" if exc.errno in (98, 48) else "")) from None
-        sockets = site._server.sockets if site._server is not None else []  # type: ignore[attr-defined]
-        self.port = sockets[0].getsockname()[1]
+        self.port = self._runner.addresses[0][1]
         self.agent.set_wiring(ProxyWiring(base_url=self.base_url, token=self.token))
         await self.feed.start()
         if self.analytics is not None:

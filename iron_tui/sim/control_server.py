@@ -160,9 +160,8 @@ class ControlSim:
         except BaseException:
             await runner.cleanup()
             raise
-        server = site._server
-        assert server is not None  # an asyncio.Server, or uvloop's equivalent
-        self._port = server.sockets[0].getsockname()[1]
+        # runner.addresses works for asyncio's and uvloop's servers alike.
+        self._port = runner.addresses[0][1]
         self._runner = runner
 
     async def __aenter__(self) -> ControlSim:

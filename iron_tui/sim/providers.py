@@ -122,9 +122,7 @@ class ProviderSim(SimState):
         except BaseException:
             await runner.cleanup()
             raise
-        server = site._server
-        assert server is not None
-        bound = server.sockets[0].getsockname()  # type: ignore[attr-defined]
+        bound = runner.addresses[0]
         self._runner = runner
         self._url = f"http://{host}:{bound[1]}"
 
