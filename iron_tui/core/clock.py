@@ -55,11 +55,12 @@ class RandomIds:
     prefix and a counter (ids only need to be unique; they are not secrets)."""
 
     def __init__(self) -> None:
-        self._prefix = "req_" + secrets.token_hex(4)
+        self._suffix = secrets.token_hex(4)
         self._n = itertools.count(1)
 
     def request_id(self) -> str:
-        return f"{self._prefix}{next(self._n):06x}"
+        # Counter first, so ids that are cut short on screen still differ.
+        return f"req_{next(self._n):06x}{self._suffix}"
 
     def event_id(self) -> str:
         return str(uuid.uuid4())

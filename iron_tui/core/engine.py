@@ -25,7 +25,15 @@ from iron_tui.core.budget import BudgetLedger, LedgerStorageError
 from iron_tui.core.bus import EventBus
 from iron_tui.core.clock import Clock, IdSource, RandomIds, SystemClock, iso_utc
 from iron_tui.core.control import ControlClient, ControlError, Lease
-from iron_tui.core.events import MICROS_PER_USD, Notice, RequestFinished, RequestRecord, SyncStatus, usd
+from iron_tui.core.events import (
+    MICROS_PER_USD,
+    Notice,
+    RequestFinished,
+    RequestRecord,
+    SyncStatus,
+    sync_wire,
+    usd,
+)
 from iron_tui.core.feed import Feed
 from iron_tui.core.history import History
 from iron_tui.core.keys import KeyRing
@@ -193,34 +201,33 @@ class Engine:
         self._spawn(asyncio.to_thread(self.pricer.preload))
 
     async def _acquire_lease(self) -> None:
+        if not await self._try_lease():
+            self._spawn(self._retry_lease())
+
+    async def _try_lease(self) -> bool:
+        """Handshake for a budget lease with the provider the server assigned; the grant is the limit."""
         assert self.control is not None
         try:
             pk = await self.control.provider_key()
             self.lease = await self.control.handshake(pk.provider)
         except ControlError as exc:
+            if self.lease_error != exc.message:
+                self.bus.publish(Notice(self.clock.now(), "error", f"budget lease failed: {exc.message}"))
             self.lease_error = exc.message
-            self.bus.publish(Notice(self.clock.now(), "error", f"budget lease failed: {exc.message}"))
-            self._spawn(self._retry_lease())
-            return
+            return False
         self.lease_error = None
         self.ledger.set_limit(self.lease.granted_micros)
         self.bus.publish(Notice(self.clock.now(), "info",
                                 f"budget lease {self.lease.lease_id}: ${usd(self.lease.granted_micros):.2f} granted"))
+        return True
 
     async def _retry_lease(self) -> None:
         delay = 2.0
-        while self.lease is None and not self._closing:
+        while not self._closing:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
-            assert self.control is not None
-            try:
-                pk = await self.control.provider_key()
-                self.lease = await self.control.handshake(pk.provider)
-            except ControlError as exc:
-                self.lease_error = exc.message
-                continue
-            self.lease_error = None
-            self.ledger.set_limit(self.lease.granted_micros)
+            if await self._try_lease():
+                return
 
     async def _housekeeping(self) -> None:
         while True:
@@ -339,13 +346,7 @@ class Engine:
                 "period": self.settings.budget_period,
                 "unpriced_calls": self.ledger.unpriced_calls,
             },
-            "sync": {
-                "state": sync.state,
-                "pending": sync.pending,
-                "sent": sync.sent,
-                "rejected": sync.rejected,
-                "last_success": None if sync.last_success is None else iso_utc(sync.last_success),
-            },
+            "sync": sync_wire(sync),
             "agent": {
                 "agent_id": self.agent.agent_id,
                 "state": self.agent.state,

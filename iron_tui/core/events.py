@@ -182,6 +182,19 @@ class Notice(Event):
 # --- wire form (WebSocket feed) -------------------------------------------------------------------
 
 
+def sync_wire(status: SyncStatus) -> dict[str, Any]:
+    """The feed's `sync` object (SYNC_STATUS messages and the snapshot)."""
+    return {
+        "state": status.state,
+        "pending": status.pending,
+        "sent": status.sent,
+        "rejected": status.rejected,
+        "last_success": None if status.last_success is None else iso_utc(status.last_success),
+        "next_attempt": None if status.next_attempt is None else iso_utc(status.next_attempt),
+        "last_error": status.last_error,
+    }
+
+
 def _agent(agent_id: str | None) -> str:
     return agent_id or "agent_local"
 
@@ -243,21 +256,7 @@ def to_wire(event: Event) -> list[dict[str, Any]]:
             }
         ]
     if isinstance(event, SyncStatus):
-        return [
-            {
-                "type": "SYNC_STATUS",
-                "timestamp": ts,
-                "sync": {
-                    "state": event.state,
-                    "pending": event.pending,
-                    "sent": event.sent,
-                    "rejected": event.rejected,
-                    "last_success": None if event.last_success is None else iso_utc(event.last_success),
-                    "next_attempt": None if event.next_attempt is None else iso_utc(event.next_attempt),
-                    "last_error": event.last_error,
-                },
-            }
-        ]
+        return [{"type": "SYNC_STATUS", "timestamp": ts, "sync": sync_wire(event)}]
     if isinstance(event, AgentStateChanged):
         data = {"name": event.name, "pid": event.pid, "exit_code": event.exit_code,
                 "reason": event.reason, "restarts": event.restarts}

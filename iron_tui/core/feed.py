@@ -27,6 +27,7 @@ from aiohttp import WSMsgType, web
 from iron_tui.core.bus import EventBus, Subscription
 from iron_tui.core.clock import Clock, iso_utc
 from iron_tui.core.events import AgentStateChanged, Event, SpendChanged, SyncStatus, to_wire, usd
+from iron_tui.core.events import sync_wire as events_sync_wire
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +61,7 @@ def sync_wire(status: SyncStatus | None) -> dict[str, Any]:
     if status is None:
         return {"state": "disabled", "pending": 0, "sent": 0, "rejected": 0, "last_success": None,
                 "next_attempt": None, "last_error": None}
-    return {
-        "state": status.state,
-        "pending": status.pending,
-        "sent": status.sent,
-        "rejected": status.rejected,
-        "last_success": None if status.last_success is None else iso_utc(status.last_success),
-        "next_attempt": None if status.next_attempt is None else iso_utc(status.next_attempt),
-        "last_error": status.last_error,
-    }
+    return events_sync_wire(status)
 
 
 def agent_wire(agent: AgentStateChanged | None) -> dict[str, Any]:
