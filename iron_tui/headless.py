@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import queue
 import signal
 import sys
+import threading
 from typing import Any, TextIO
 
 from iron_tui.config import Settings
@@ -27,6 +30,43 @@ from iron_tui.core.events import (
     SyncStatus,
     to_wire,
 )
+
+
+class _LineWriter:
+    """Writes log lines from a thread: a stdout nobody reads must never stall the proxy.
+
+    Lines beyond the queue's bound are dropped and counted (reported at the end) rather than block.
+    """
+
+    def __init__(self, out: TextIO, max_pending: int = 10_000) -> None:
+        self._out = out
+        self._queue: queue.Queue[str | None] = queue.Queue(max_pending)
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="iron-tui-log", daemon=True)
+        self._thread.start()
+
+    def write(self, text: str) -> None:
+        try:
+            self._queue.put_nowait(text)
+        except queue.Full:
+            self.dropped += 1
+
+    def _run(self) -> None:
+        broken = False
+        while (text := self._queue.get()) is not None:
+            if broken:
+                continue
+            try:
+                self._out.write(text)
+                self._out.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                broken = True  # the reader went away; keep draining so nothing blocks
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self.dropped:
+            self.write(f"iron-tui: {self.dropped} log lines dropped (output not read fast enough)\n")
+        self._queue.put(None)
+        self._thread.join(timeout)
 
 
 def format_request(r: dict[str, Any]) -> str:
@@ -110,6 +150,10 @@ async def run_headless(
     def on_signal() -> None:
         nonlocal signals
         signals += 1
+        if signals >= 2:
+            # A second Ctrl-C means "now": pending analytics are already safe in the outbox on disk.
+            sys.stderr.write("iron-tui: forced exit\n")
+            os._exit(130)
         stop.set()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -136,10 +180,10 @@ async def run_headless(
                 if line:
                     lines.append(line)
             if lines:
-                out.write("\n".join(lines) + "\n")
-                out.flush()
+                writer.write("\n".join(lines) + "\n")
 
     code = 0
+    writer = _LineWriter(out)
     async with engine:
         out.write(f"{ready_prefix}: {engine.openai_base_url} feed {engine.feed_url}\n")
         if settings.token is None:
@@ -172,6 +216,7 @@ async def run_headless(
     # After the engine stopped, so the agent's exit and the final sync are printed too.
     sub.close()
     await printer_task
+    await asyncio.to_thread(writer.close)
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(sig)

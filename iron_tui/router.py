@@ -146,12 +146,17 @@ class LlmRouter:
         if self._provider_hint:
             return self._provider_hint
         if eng.control is not None:
-            cached = eng.control.cached_providers()
-            if cached:
-                return sorted(cached)[0]
+            control = eng.control
+
+            async def ask() -> str:
+                # On the engine's loop: the key cache is not shared with the caller's thread.
+                cached = control.cached_providers()
+                if cached:
+                    return sorted(cached)[0]
+                return str((await control.provider_key()).provider)
+
             try:
-                pk = self._call(eng.control.provider_key())
-                return str(pk.provider)
+                return str(self._call(ask()))
             except Exception:
                 return "unknown"
         return "unknown"

@@ -109,6 +109,7 @@ class Engine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopped = asyncio.Event()
         self._closing = False
+        self.shutting_down = False  # read by the proxy: streams cut now are shutdowns, not disconnects
 
     def _db_path(self, name: str) -> Path | None:
         if not self._persist or self.data_dir is None:
@@ -235,7 +236,7 @@ class Engine:
             self.ledger.tick()  # so an idle dashboard still sees a period reset at midnight
             try:
                 # In a thread: a batch insert can take tens of ms and must not stall proxied calls.
-                await asyncio.to_thread(self.history.flush)
+                await asyncio.to_thread(self.history.write, self.history.take_pending())
             except Exception as exc:  # a full disk must not kill the engine
                 self.bus.publish(Notice(self.clock.now(), "warning", f"history not saved: {exc}"))
 
@@ -256,11 +257,14 @@ class Engine:
             self._stopped.set()
 
     async def _cleanup(self) -> None:
+        self.shutting_down = True
         with contextlib.suppress(Exception):
             await self.agent.close()
         if hasattr(self, "feed"):
             with contextlib.suppress(Exception):
                 await self.feed.close()
+        if self._runner is not None and hasattr(self, "proxy"):
+            await self._drain_proxy()
         if self._runner is not None:
             # Stops accepting, lets in-flight calls finish (bounded by shutdown_timeout).
             with contextlib.suppress(Exception):
@@ -283,6 +287,22 @@ class Engine:
             self.ledger.close()
         if hasattr(self, "session"):
             await self.session.close()
+
+    async def _drain_proxy(self, grace_s: float = 1.0) -> None:
+        """Let in-flight calls finish for a moment, then cut the streams still running ourselves, while
+        their connections are open, so each client gets an error event saying why (aiohttp's own
+        shutdown would just drop the connection)."""
+        for site in list(self._runner.sites if self._runner is not None else []):
+            with contextlib.suppress(Exception):
+                await site.stop()
+        deadline = asyncio.get_running_loop().time() + grace_s
+        while self.proxy.inflight and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        streams = list(self.proxy.streams)
+        for task in streams:
+            task.cancel()
+        if streams:
+            await asyncio.wait(streams, timeout=0.5)
 
     # --- what the proxy calls ----------------------------------------------------------------
 

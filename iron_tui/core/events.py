@@ -49,6 +49,7 @@ class RequestRecord:
     priced: bool = True
     cost_estimated: bool = False  # charged from an estimate (stream cut before usage arrived)
     reserved_micros: int = 0
+    max_output_tokens: int = 0  # the most output the request allows (caps estimates of cut streams)
     error: str | None = None
     error_code: str | None = None
     warnings: list[str] = field(default_factory=list)

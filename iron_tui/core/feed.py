@@ -330,7 +330,7 @@ class Feed:
 
     def _token_ok(self, given: str) -> bool:
         # Empty tokens never match, so a misconfigured empty token cannot open the feed.
-        return bool(given) and bool(self._token) and hmac.compare_digest(given.encode("utf-8"), self._token)
+        return bool(given) and bool(self._token) and hmac.compare_digest(given.encode("utf-8", "surrogatepass"), self._token)
 
     async def _read_loop(self, client: _Client) -> None:
         async for msg in client.ws:
@@ -365,8 +365,8 @@ class Feed:
                 while not client.queue:
                     client.wakeup.clear()
                     await client.wakeup.wait()
-                if transport is None or transport.is_closing():
-                    return
+                if transport is None or transport.is_closing() or client.ws.closed:
+                    return  # closing: no data frames after the close frame
                 data = b"".join(client.queue)
                 client.queue.clear()
                 self.messages_sent += client.queued

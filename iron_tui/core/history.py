@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,6 +34,7 @@ class History:
         self._pending: list[tuple[str, float, dict[str, Any]]] = []
         self._session = session
         self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
         if db_path is not None:
             db_path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
@@ -65,16 +67,27 @@ class History:
     def clear(self) -> None:
         self._items.clear()
 
-    def flush(self) -> int:
-        if self._db is None or not self._pending:
+    def take_pending(self) -> list[tuple[str, float, dict[str, Any]]]:
+        """Hand over what is waiting to be written (called on the event loop's thread)."""
+        pending, self._pending = self._pending, []
+        return pending
+
+    def write(self, pending: list[tuple[str, float, dict[str, Any]]]) -> int:
+        """Write summaries; safe to call from a worker thread (one writer at a time)."""
+        if not pending:
             return 0
-        rows = [(rid, self._session, ts, json.dumps(s)) for rid, ts, s in self._pending]
-        self._pending = []
-        with self._db:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO requests(id, session, started_at, summary) VALUES (?,?,?,?)", rows
-            )
+        rows = [(rid, self._session, ts, json.dumps(s)) for rid, ts, s in pending]
+        with self._lock:
+            if self._db is None:
+                return 0
+            with self._db:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO requests(id, session, started_at, summary) VALUES (?,?,?,?)", rows
+                )
         return len(rows)
+
+    def flush(self) -> int:
+        return self.write(self.take_pending())
 
     def past(self, limit: int = 100, *, other_sessions_only: bool = False) -> list[dict[str, Any]]:
         """Persisted summaries, newest first (the dashboard shows past sessions from here)."""
@@ -87,11 +100,13 @@ class History:
             sql += " WHERE session != ?"
             args = (self._session,)
         sql += " ORDER BY started_at DESC LIMIT ?"
-        return [json.loads(r[0]) for r in self._db.execute(sql, (*args, limit))]
+        with self._lock:
+            return [json.loads(r[0]) for r in self._db.execute(sql, (*args, limit))]
 
     def close(self) -> None:
-        if self._db is not None:
-            self.flush()
-            self._db.close()
-            self._db = None
+        self.flush()
+        with self._lock:  # waits for a flush still running in a worker thread
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 

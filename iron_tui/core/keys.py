@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from iron_tui.core.proxy.routing import KEY_HINTS, PROVIDER_NAMES
+from iron_tui.core.redact import register_secret
 
 if TYPE_CHECKING:
     from iron_tui.core.control import ControlClient
@@ -43,6 +44,8 @@ class KeyRing:
         self._resolved = {
             p: ResolvedKey(p, k, self._base_urls[p]) for p, k in self._direct.items() if k
         }
+        for key in self._direct.values():
+            register_secret(key)
 
     @property
     def mode(self) -> str:
@@ -96,6 +99,7 @@ class KeyRing:
                 f"key; it cannot call {PROVIDER_NAMES.get(provider, provider)} models",
                 "missing_provider_key",
             )
+        register_secret(pk.key)
         # The server's base_url applies only to the provider it handed the key out for.
         return ResolvedKey(provider, pk.key, (pk.base_url or self._base_urls[provider]).rstrip("/"))
 

@@ -8,9 +8,11 @@ analytics always agree, and no budget reservation outlives its request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -26,7 +28,7 @@ from iron_tui.core.proxy.errors import Shape, error_body, error_response, json_r
 from iron_tui.core.proxy.headers import returned_headers, upstream_headers
 from iron_tui.core.proxy.routing import provider_for_model
 from iron_tui.core.proxy.sse import SSEParser
-from iron_tui.core.redact import preview
+from iron_tui.core.redact import preview, redact_bytes, redact_text
 from iron_tui.core.translate import (
     AnthropicStreamTranslator,
     TranslationError,
@@ -74,6 +76,7 @@ class Proxy:
         self.engine = engine
         self._token = engine.token.encode()
         self.inflight = 0
+        self.streams: set[asyncio.Task[Any]] = set()  # handlers relaying a stream (cut at shutdown)
 
     # --- routes ------------------------------------------------------------------------------
 
@@ -147,7 +150,8 @@ class Proxy:
             if auth[:7].lower() != "bearer ":
                 return None
             presented = auth[7:].strip()
-        raw = presented.encode()
+        # aiohttp keeps undecodable header bytes as surrogates: such a token is simply wrong, not a 500.
+        raw = presented.encode("utf-8", "surrogateescape")
         tok = self._token
         if len(raw) == len(tok):
             return (h.get("x-iron-agent-id"),) if hmac.compare_digest(raw, tok) else None
@@ -189,13 +193,14 @@ class Proxy:
             )
         try:
             body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             where = (
                 f" at line {exc.lineno} column {exc.colno} (char {exc.pos})"
                 if isinstance(exc, json.JSONDecodeError)
                 else ""
             )
-            msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            msg = exc.msg if isinstance(exc, json.JSONDecodeError) else (
+                "nested too deeply" if isinstance(exc, RecursionError) else str(exc))
             return error_response(
                 shape, 400, f"malformed JSON body: {msg}{where}", code="invalid_json", headers=hdrs
             )
@@ -256,7 +261,7 @@ class Proxy:
         except _ProxyError as exc:
             rec.state = "error"
             rec.status = exc.status
-            rec.error = exc.message
+            rec.error = redact_text(exc.message)
             rec.error_code = exc.code or str(exc.status)
             body_out = exc.body or error_body(shape, exc.status, exc.message, type_=exc.type_, code=exc.code,
                                               param=exc.param)
@@ -318,6 +323,7 @@ class Proxy:
         else:
             bound = input_token_bound(body, api, raw)
             max_out = max_output_tokens(body, api, eng.settings.default_max_tokens)
+            rec.max_output_tokens = max_out
             amount = eng.pricer.worst_case(rec.provider, rec.model, bound, max_out) or 0
         if eng.lease_error is not None and eng.ledger.limit is None:
             raise _ProxyError(503, f"no budget lease from the Iron Cage server yet: {eng.lease_error}",
@@ -375,8 +381,14 @@ class Proxy:
             out_headers = {**returned_headers(resp.headers), **hdrs}
             ctype = resp.headers.get("content-type", "")
             if resp.status == 200 and ctype.startswith("text/event-stream"):
-                return await self._relay_stream(request, rec, resp, shape, client_usage, include_usage, res, t0,
-                                                out_headers)
+                task = asyncio.current_task()
+                assert task is not None
+                self.streams.add(task)
+                try:
+                    return await self._relay_stream(request, rec, resp, shape, client_usage, include_usage, res,
+                                                    t0, out_headers)
+                finally:
+                    self.streams.discard(task)
             return await self._relay_whole(rec, resp, res, t0, out_headers)
         finally:
             # Closing (not releasing) an unfinished response drops the connection so the upstream
@@ -407,7 +419,7 @@ class Proxy:
             parsed = None
         if status >= 400 or not isinstance(parsed, dict):
             rec.state = "error"
-            rec.error = _error_message(parsed, data, status)
+            rec.error = redact_text(_error_message(parsed, data, status))
             rec.error_code = str(status)
             eng.ledger.release(res)
             if rec.translated:
@@ -417,7 +429,8 @@ class Proxy:
                 rec.translated_response = preview(out, limit)
                 return web.Response(status=status, body=out, headers={**out_headers,
                                                                        "content-type": "application/json"})
-            return web.Response(status=status, body=data, headers={
+            # An upstream error that echoes the provider key must not hand it to the agent.
+            return web.Response(status=status, body=redact_bytes(data), headers={
                 **out_headers, "content-type": resp.headers.get("content-type", "application/json")})
         usage_obj = parsed.get("usage")
         usage = _usage(rec.provider, usage_obj if isinstance(usage_obj, dict) else None)
@@ -446,115 +459,66 @@ class Proxy:
         eng = self.engine
         limit = eng.settings.body_preview_bytes
         parser = SSEParser()
-        anthropic_native = rec.provider == "anthropic" and not rec.translated
-        translator = (
-            AnthropicStreamTranslator(created=int(eng.clock.now()), include_usage=include_usage)
-            if rec.translated else None
-        )
+        st = _StreamState(rec, client_usage, include_usage, int(eng.clock.now()))
         out = web.StreamResponse(status=200, headers={**out_headers, **_SSE_HEADERS})
         prepared = False
-        usage_raw: dict[str, Any] = {}
-        openai_usage: dict[str, Any] | None = None
-        text_chars = 0
         up_log = _Capture(limit)
-        tr_log = _Capture(limit) if translator else None
-        stream_error: str | None = None
-        finished = False
+        tr_log = _Capture(limit) if st.translator is not None else None
+
+        async def send(payload: bytes) -> None:
+            nonlocal prepared
+            if not prepared:
+                await out.prepare(request)
+                prepared = True
+                rec.ttft_ms = (time.perf_counter() - t0) * 1000.0
+            await out.write(payload)
+
         try:
-            async for chunk in resp.content.iter_any():
-                up_log.add(chunk)
-                events = parser.feed(chunk)
-                if translator is not None:
-                    parts: list[bytes] = []
-                    for ev, data, _raw in events:
-                        try:
-                            obj = json.loads(data)
-                        except ValueError:
-                            continue
-                        if ev == "error" or (isinstance(obj, dict) and obj.get("type") == "error"):
-                            err = obj.get("error") if isinstance(obj, dict) else None
-                            err = err if isinstance(err, dict) else {"type": "api_error", "message": str(obj)}
-                            stream_error = str(err.get("message") or err.get("type"))
-                            if not prepared and not parts:
-                                status = anthropic_stream_error_status(err)
-                                rec.status = status
-                                body = anthropic_error_to_openai(status, {"type": "error", "error": err})
-                                raise _ProxyError(status, stream_error, body=body)
-                            parts.append(b"data: " + json.dumps({"error": _openai_err(err)}).encode() + b"\n\n")
-                            break
-                        for c in translator.feed(ev, obj):
-                            for choice in c.get("choices") or ():
-                                content = (choice.get("delta") or {}).get("content")
-                                if content:
-                                    text_chars += len(content)
-                            parts.append(b"data: " + json.dumps(c).encode() + b"\n\n")
-                        if translator.done:
-                            parts.append(_DONE)
-                            finished = True
-                    if not parts:
-                        continue
-                    payload = b"".join(parts)
-                    assert tr_log is not None
-                    tr_log.add(payload)
+            eof = False
+            chunks = resp.content.iter_any()
+            while not eof:
+                try:
+                    chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    # A last event without its closing blank line still counts.
+                    eof, chunk, events = True, b"", parser.flush()
                 else:
-                    payload = chunk
-                    if anthropic_native:
-                        for ev, data, _raw in events:
-                            if ev in ("message_start", "message_delta", "error", "content_block_delta"):
-                                stream_error = _fold_anthropic(ev, data, usage_raw) or stream_error
-                                if ev == "content_block_delta":
-                                    text_chars += max(0, len(data) - _CHUNK_OVERHEAD)
-                            elif ev == "message_stop":
-                                finished = True
-                    else:
-                        keep: list[bytes] = []
-                        for _ev, data, raw_ev in events:
-                            if data == "[DONE]":
-                                finished = True
-                            elif '"usage"' in data or '"error"' in data:
-                                try:
-                                    obj = json.loads(data)
-                                except ValueError:
-                                    obj = None
-                                if isinstance(obj, dict):
-                                    if isinstance(obj.get("usage"), dict):
-                                        openai_usage = obj["usage"]
-                                        if not client_usage and not obj.get("choices"):
-                                            continue  # the usage chunk we asked for; the client did not
-                                    if isinstance(obj.get("error"), dict):
-                                        stream_error = str(obj["error"].get("message") or "stream error")
-                            text_chars += max(0, len(data) - _CHUNK_OVERHEAD)
-                            keep.append(raw_ev)
-                        if not client_usage:
-                            # Re-frame whole events so a stripped usage chunk leaves no partial bytes.
-                            payload = b"".join(keep)
-                            if not payload:
-                                continue
-                if not prepared:
-                    await out.prepare(request)
-                    prepared = True
-                    rec.ttft_ms = (time.perf_counter() - t0) * 1000.0
-                await out.write(payload)
-                if stream_error is not None and translator is not None:
+                    up_log.add(chunk)
+                    events = parser.feed(chunk)
+                payload = st.process(chunk, events, prepared)
+                if st.pre_stream_error is not None:
+                    status, body = st.pre_stream_error
+                    rec.status = status
+                    raise _ProxyError(status, st.stream_error or "upstream error", body=body)
+                if payload:
+                    if tr_log is not None:
+                        tr_log.add(payload)
+                    await send(payload)
+                if st.stream_error is not None and st.translator is not None:
                     break
         except TimeoutError:
-            stream_error = f"{_pname(rec.provider)} stream timed out"
-            rec.status = 504 if not prepared else rec.status
+            st.stream_error = f"{_pname(rec.provider)} stream timed out"
             if not prepared:
-                raise _ProxyError(504, stream_error, code="upstream_timeout") from None
-            await _write_quietly(out, _stream_error_event(rec, shape, stream_error))
+                raise _ProxyError(504, st.stream_error, code="upstream_timeout") from None
+            rec.status = 200
+            await _write_quietly(out, _stream_error_event(shape, st.stream_error))
         except aiohttp.ClientPayloadError as exc:
-            stream_error = f"{_pname(rec.provider)} stream broke: {_reason(exc)}"
+            st.stream_error = f"{_pname(rec.provider)} stream broke: {_reason(exc)}"
             if not prepared:
-                raise _ProxyError(502, stream_error, code="upstream_unreachable") from None
-            await _write_quietly(out, _stream_error_event(rec, shape, stream_error))
+                raise _ProxyError(502, st.stream_error, code="upstream_unreachable") from None
+            await _write_quietly(out, _stream_error_event(shape, st.stream_error))
         except (ConnectionResetError, aiohttp.ClientConnectionResetError, asyncio.CancelledError) as exc:
-            # The client went away: stop reading (resp.close() in the caller cancels upstream),
-            # charge for what was generated.
-            rec.error = "client disconnected mid-stream"
-            rec.error_code = "client_disconnected"
-            rec.status = 499
-            self._charge_stream(rec, res, usage_raw, openai_usage, text_chars, complete=False)
+            # Either the client went away (resp.close() in the caller then cancels the upstream call) or
+            # iron-tui is shutting down. Charge for what was generated either way.
+            if eng.shutting_down:
+                rec.error, rec.error_code, rec.status = "iron-tui shut down mid-stream", "shutdown", 503
+                if prepared:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(out.write(_stream_error_event(shape, rec.error)), 0.2)
+            else:
+                rec.error, rec.error_code, rec.status = ("client disconnected mid-stream", "client_disconnected",
+                                                         499)
+            self._charge_stream(rec, res, st, complete=False)
             rec.state = "error"
             rec.upstream_response = up_log.text()
             if isinstance(exc, asyncio.CancelledError):
@@ -563,25 +527,23 @@ class Proxy:
         rec.upstream_response = up_log.text()
         if tr_log is not None:
             rec.translated_response = tr_log.text()
-        if translator is not None:
-            usage_raw = translator.usage
-        self._charge_stream(rec, res, usage_raw, openai_usage, text_chars, complete=finished)
-        if stream_error is not None:
-            rec.state = "error"
-            rec.error = stream_error
-            rec.error_code = "stream_error"
-        elif not finished:
-            rec.state = "error"
-            rec.error = "upstream stream ended before completion"
-            rec.error_code = "stream_incomplete"
+        self._charge_stream(rec, res, st, complete=st.finished)
+        if st.stream_error is not None:
+            rec.state, rec.error, rec.error_code = "error", redact_text(st.stream_error), "stream_error"
+        elif not st.finished:
+            rec.state, rec.error, rec.error_code = "error", "upstream stream ended before completion", \
+                "stream_incomplete"
+            if not prepared:
+                # Nothing reached the client: a real error status beats an empty 200 stream.
+                rec.status = 502
+                raise _ProxyError(502, f"{_pname(rec.provider)} ended the stream without sending anything",
+                                  code="upstream_empty_stream")
         else:
             rec.state = "ok"
         if not prepared:
             await out.prepare(request)
-        try:
+        with contextlib.suppress(ConnectionResetError, aiohttp.ClientConnectionResetError):
             await out.write_eof()
-        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-            pass
         return out
 
     # --- money -------------------------------------------------------------------------------
@@ -602,34 +564,146 @@ class Proxy:
         rec.cost_estimated = estimated
         eng.ledger.settle(res, cost, usage, estimated=estimated)
 
-    def _charge_stream(
-        self,
-        rec: RequestRecord,
-        res: Reservation,
-        usage_raw: dict[str, Any],
-        openai_usage: dict[str, Any] | None,
-        text_chars: int,
-        *,
-        complete: bool,
-    ) -> None:
+    def _charge_stream(self, rec: RequestRecord, res: Reservation, st: _StreamState, *, complete: bool) -> None:
         if res.settled:
             return
-        if rec.provider == "anthropic" and usage_raw.get("input_tokens") is not None and (
-            complete or usage_raw.get("output_tokens")
-        ):
-            usage: TokenUsage | None = TokenUsage.from_anthropic(usage_raw)
+        generated = min(estimate_output_tokens_from_text(st.text_chars), rec.max_output_tokens or 1 << 62)
+        usage_raw = st.translator.usage if st.translator is not None else st.anthropic_usage
+        if rec.provider == "anthropic" and usage_raw.get("input_tokens") is not None:
+            usage: TokenUsage = TokenUsage.from_anthropic(usage_raw)
+            if not complete:
+                # message_start already says output_tokens=1: a cut stream generated what we relayed.
+                usage = replace(usage, output_tokens=max(usage.output_tokens, generated))
             estimated = not complete
-        elif openai_usage is not None:
-            usage = TokenUsage.from_openai(openai_usage)
+        elif st.openai_usage is not None:
+            usage = TokenUsage.from_openai(st.openai_usage)
             estimated = False
         else:
             # No usage from upstream (cut short, or a server that never reports it): estimate what was
             # generated, never zero, and mark it so it shows as estimated.
-            inp = int(usage_raw.get("input_tokens") or 0) or estimate_output_tokens_from_text(
-                len(rec.request_body or ""))
-            usage = TokenUsage(input_tokens=inp, output_tokens=estimate_output_tokens_from_text(text_chars))
+            inp = estimate_output_tokens_from_text(len(rec.request_body or ""))
+            usage = TokenUsage(input_tokens=inp, output_tokens=generated)
             estimated = True
         self._charge(rec, res, usage, estimated=estimated)
+
+
+class _StreamState:
+    """What a relayed SSE stream has told us so far, and the bytes to pass on for each upstream chunk."""
+
+    __slots__ = ("anthropic_usage", "client_usage", "finished", "openai_usage", "pre_stream_error", "rec",
+                 "responses_api", "stream_error", "text_chars", "translator")
+
+    def __init__(self, rec: RequestRecord, client_usage: bool, include_usage: bool, created: int) -> None:
+        self.rec = rec
+        self.client_usage = client_usage
+        self.translator = (AnthropicStreamTranslator(created=created, include_usage=include_usage)
+                           if rec.translated else None)
+        self.responses_api = rec.api == "openai.responses"
+        self.anthropic_usage: dict[str, Any] = {}
+        self.openai_usage: dict[str, Any] | None = None
+        self.text_chars = 0
+        self.stream_error: str | None = None
+        self.pre_stream_error: tuple[int, dict[str, Any]] | None = None
+        self.finished = False
+
+    def process(self, chunk: bytes, events: list[tuple[str, str, bytes]], prepared: bool) -> bytes:
+        if self.translator is not None:
+            return self._translated(events, prepared)
+        if self.rec.provider == "anthropic":
+            self._anthropic(events)
+            return chunk  # native: the bytes pass through untouched
+        return self._openai(chunk, events)
+
+    def _translated(self, events: list[tuple[str, str, bytes]], prepared: bool) -> bytes:
+        assert self.translator is not None
+        parts: list[bytes] = []
+        for ev, data, _raw in events:
+            try:
+                obj = json.loads(data)
+            except (ValueError, RecursionError):
+                continue
+            if not isinstance(obj, dict):
+                continue
+            if ev == "error" or obj.get("type") == "error":
+                err = obj.get("error")
+                err = err if isinstance(err, dict) else {"type": "api_error", "message": str(obj)}
+                self.stream_error = str(err.get("message") or err.get("type"))
+                status = anthropic_stream_error_status(err)
+                if not prepared and not parts:
+                    self.pre_stream_error = (status, anthropic_error_to_openai(status, {"type": "error",
+                                                                                        "error": err}))
+                    return b""
+                parts.append(b"data: " + json.dumps(anthropic_error_to_openai(status, {
+                    "type": "error", "error": err})).encode() + b"\n\n")
+                break
+            for c in self.translator.feed(ev, obj):
+                for choice in c.get("choices") or ():
+                    content = (choice.get("delta") or {}).get("content")
+                    if content:
+                        self.text_chars += len(content)
+                parts.append(b"data: " + json.dumps(c).encode() + b"\n\n")
+            if self.translator.done:
+                parts.append(_DONE)
+                self.finished = True
+        return b"".join(parts)
+
+    def _anthropic(self, events: list[tuple[str, str, bytes]]) -> None:
+        for ev, data, _raw in events:
+            if ev == "content_block_delta":
+                self.text_chars += max(0, len(data) - _CHUNK_OVERHEAD)
+            elif ev in ("message_start", "message_delta", "error"):
+                self.stream_error = _fold_anthropic(ev, data, self.anthropic_usage) or self.stream_error
+            elif ev == "message_stop":
+                self.finished = True
+
+    def _openai(self, chunk: bytes, events: list[tuple[str, str, bytes]]) -> bytes:
+        keep: list[bytes] = []
+        for ev, data, raw_ev in events:
+            if data == "[DONE]":
+                self.finished = True
+                keep.append(raw_ev)
+                continue
+            try:
+                obj = json.loads(data)
+            except (ValueError, RecursionError):
+                keep.append(raw_ev)
+                continue
+            if isinstance(obj, dict):
+                if self.responses_api:
+                    self._responses_event(ev, obj)
+                else:
+                    usage = obj.get("usage")
+                    if isinstance(usage, dict):
+                        self.openai_usage = usage
+                        if not self.client_usage and not obj.get("choices"):
+                            continue  # the usage chunk we asked for; the client did not
+                    for choice in obj.get("choices") or ():
+                        if isinstance(choice, dict):
+                            delta = choice.get("delta")
+                            text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+                            if isinstance(text, str):
+                                self.text_chars += len(text)
+                err = obj.get("error")
+                if isinstance(err, dict):
+                    self.stream_error = str(err.get("message") or "stream error")
+            keep.append(raw_ev)
+        if self.client_usage:
+            return chunk
+        # Re-frame whole events so a stripped usage chunk leaves no partial bytes behind.
+        return b"".join(keep)
+
+    def _responses_event(self, ev: str, obj: dict[str, Any]) -> None:
+        kind = obj.get("type") or ev
+        if kind == "response.output_text.delta" and isinstance(obj.get("delta"), str):
+            self.text_chars += len(obj["delta"])
+        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            self.finished = True
+            response = obj.get("response")
+            if isinstance(response, dict) and isinstance(response.get("usage"), dict):
+                self.openai_usage = response["usage"]
+            if kind == "response.failed":
+                err = response.get("error") if isinstance(response, dict) else None
+                self.stream_error = str((err or {}).get("message") or "response failed")
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -732,7 +806,7 @@ def _openai_err(err: dict[str, Any]) -> dict[str, Any]:
             "param": None, "code": err.get("type")}
 
 
-def _stream_error_event(rec: RequestRecord, shape: Shape, message: str) -> bytes:
+def _stream_error_event(shape: Shape, message: str) -> bytes:
     if shape == "anthropic":
         body = {"type": "error", "error": {"type": "api_error", "message": message}}
         return b"event: error\ndata: " + json.dumps(body).encode() + b"\n\n"

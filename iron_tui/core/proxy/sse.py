@@ -17,7 +17,27 @@ class SSEParser:
         """Return complete events as (event name, data, raw bytes incl. the terminating blank line)."""
         buf = self._buf + chunk if self._buf else chunk
         if b"\r" in buf:
+            # A chunk may end between the \r and \n of one CRLF: keep that \r until the next chunk.
+            hold = buf.endswith(b"\r") and chunk != b""
+            if hold:
+                buf = buf[:-1]
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            if hold:
+                out = self._split(buf)
+                self._buf += b"\r"
+                return out
+        return self._split(buf)
+
+    def flush(self) -> list[tuple[str, str, bytes]]:
+        """At end of stream: the last event even if its closing blank line never came."""
+        if not self._buf.strip():
+            self._buf = b""
+            return []
+        tail = self._buf.rstrip(b"\r\n") + b"\n\n"
+        self._buf = b""
+        return self.feed(tail)
+
+    def _split(self, buf: bytes) -> list[tuple[str, str, bytes]]:
         out: list[tuple[str, str, bytes]] = []
         start = 0
         while True:
