@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 from iron_tui import __version__
@@ -45,6 +46,14 @@ _DONE = b"data: [DONE]\n\n"
 # Bytes of JSON framing around a streamed text delta; only used to estimate tokens of a cut stream.
 _CHUNK_OVERHEAD = 80
 _SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def _dumps(obj: Any) -> bytes:
+    """Fast JSON bytes; the stdlib encoder for what orjson refuses (e.g. integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        return json.dumps(obj).encode()
 
 
 class _ProxyError(Exception):
@@ -192,7 +201,10 @@ class Proxy:
                 headers=hdrs,
             )
         try:
-            body = json.loads(raw)
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                body = json.loads(raw)  # slower, but its error names the line and column
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             where = (
                 f" at line {exc.lineno} column {exc.colno} (char {exc.pos})"
@@ -295,7 +307,7 @@ class Proxy:
                 raise _ProxyError(400, exc.message, param=exc.param,
                                   code=exc.code or "unsupported_parameter") from None
             rec.warnings.extend(tr.warnings)
-            out = json.dumps(tr.body).encode()
+            out = _dumps(tr.body)
             rec.translated_request = preview(out, limit)
             return out, tr.body, "/v1/messages", tr.include_usage, tr.include_usage
         if api in ("openai.chat", "openai.completions") and rec.stream:
@@ -305,7 +317,7 @@ class Proxy:
                 # Always ask for usage so streams are priced; the usage chunk is stripped on the way back.
                 body = {**body, "stream_options": {**(opts if isinstance(opts, dict) else {}),
                                                    "include_usage": True}}
-                return json.dumps(body).encode(), body, path, False, False
+                return _dumps(body), body, path, False, False
             return raw, body, path, True, True
         return raw, body, path, True, True
 
@@ -414,7 +426,7 @@ class Proxy:
         status = resp.status
         parsed: Any = None
         try:
-            parsed = json.loads(data) if data else None
+            parsed = orjson.loads(data) if data else None
         except ValueError:
             parsed = None
         if status >= 400 or not isinstance(parsed, dict):
@@ -438,7 +450,7 @@ class Proxy:
         rec.state = "ok"
         if rec.translated:
             out_obj = anthropic_to_openai_response(parsed, created=int(eng.clock.now()))
-            data = json.dumps(out_obj).encode()
+            data = _dumps(out_obj)
             rec.translated_response = preview(data, limit)
         out_headers["x-iron-cost-usd"] = "unpriced" if rec.cost_micros is None else f"{rec.cost_micros / 1e6:.6f}"
         out_headers["content-type"] = "application/json"
@@ -619,7 +631,7 @@ class _StreamState:
         parts: list[bytes] = []
         for ev, data, _raw in events:
             try:
-                obj = json.loads(data)
+                obj = orjson.loads(data)
             except (ValueError, RecursionError):
                 continue
             if not isinstance(obj, dict):
@@ -641,7 +653,7 @@ class _StreamState:
                     content = (choice.get("delta") or {}).get("content")
                     if content:
                         self.text_chars += len(content)
-                parts.append(b"data: " + json.dumps(c).encode() + b"\n\n")
+                parts.append(b"data: " + _dumps(c) + b"\n\n")
             if self.translator.done:
                 parts.append(_DONE)
                 self.finished = True
@@ -664,7 +676,7 @@ class _StreamState:
                 keep.append(raw_ev)
                 continue
             try:
-                obj = json.loads(data)
+                obj = orjson.loads(data)
             except (ValueError, RecursionError):
                 keep.append(raw_ev)
                 continue
