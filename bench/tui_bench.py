@@ -33,7 +33,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run import CHAT, OPENAI_KEY, TOKEN, cpu_seconds, one, percentile, start_process  # noqa: E402
+from run import (  # noqa: E402
+    CHAT,
+    OPENAI_KEY,
+    TOKEN,
+    cpu_seconds,
+    one,
+    percentile,
+    start_process,
+    throughput,
+)
 
 # --- the proxy under test (child process) --------------------------------------------------------
 
@@ -110,22 +119,7 @@ async def open_loop(url: str, headers: dict[str, str], rate: float, seconds: flo
 
 
 async def closed_loop(url: str, headers: dict[str, str], concurrency: int, seconds: float) -> float:
-    body = json.dumps(CHAT).encode()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
-        for _ in range(concurrency):
-            await one(s, url, body, headers, False)
-        stop = time.perf_counter() + seconds
-        count = 0
-
-        async def worker() -> None:
-            nonlocal count
-            while time.perf_counter() < stop:
-                await one(s, url, body, headers, False)
-                count += 1
-
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return count / (time.perf_counter() - t0)
+    return await throughput(url, CHAT, headers, concurrency, seconds)
 
 
 def start_child(mode: str, sim_url: str, data_dir: str) -> tuple[subprocess.Popen[str], str]:

@@ -132,6 +132,7 @@ def error_message(timestamp: float, message: str) -> dict[str, Any]:
 # A client's unsent bytes beyond this mean it is not reading; batching window for its writes.
 _HIGH_WATER = 1 << 20
 _BATCH_S = 0.1
+_FANOUT_EVERY_S = 0.02
 
 
 def _text_frame(text: str | bytes) -> bytes:
@@ -166,8 +167,11 @@ class _Client:
     gone: asyncio.Event = field(default_factory=asyncio.Event)  # the handler stopped reading
 
     def push(self, chunk: bytes, frames: int = 1) -> bool:
-        """Queue frames; False when the queue would exceed its size (the client is not keeping up)."""
-        if self.queued + frames > self.maxlen:
+        """Queue frames; False when the queue is already full (the client is not keeping up).
+
+        A batch may take the queue past its size once: only a queue still full at the next batch
+        means the client's writer is not draining."""
+        if self.queued >= self.maxlen:
             return False
         self.queue.append(chunk)
         self.queued += frames
@@ -477,6 +481,9 @@ class Feed:
             if sub.dropped != self._seen_dropped:
                 self._resync(sub)
             self._publish_events(events)
+            if self._clients:
+                # Let events gather: per-client work is per batch, so fewer, larger batches are cheaper.
+                await asyncio.sleep(_FANOUT_EVERY_S)
 
     def _resync(self, sub: Subscription) -> None:
         # The feed itself fell behind the bus, so every client missed events: close them all with 1013
