@@ -134,6 +134,8 @@ def _run_headless(settings: Settings, agent_argv: list[str] | None) -> int:
             return runner.run(run_headless(settings, agent_argv))
     except (EngineError, ConfigError) as exc:
         return _fail(str(exc))
+    except BrokenPipeError:
+        return 0  # whoever read our output went away (e.g. `| head`); nothing to report to
     except (OSError, sqlite3.Error) as exc:  # e.g. a data dir that cannot be created or opened
         return _fail(f"cannot use data dir {settings.data_dir}: {exc}")
     except KeyboardInterrupt:
