@@ -488,3 +488,16 @@ async def test_openai_sdk_agent_reaches_the_proxy_with_the_local_token(
         assert seen == [(f"Bearer {WIRING.token}.{sup.agent_id}", "gpt-4o-mini")]
     finally:
         await runner.cleanup()
+
+
+async def test_stop_while_a_crash_is_winding_up_prevents_the_restart(make: Factory) -> None:
+    # The agent exits 3 at once but a background child keeps its output open for a moment: stop()
+    # arrives while the crash is still being wound up, and must win over restart_on_crash.
+    sup = make(restart_backoff=0.2)
+    preset = AgentPreset(name="flaky", command=["/bin/sh", "-c", "(sleep 0.4) & exit 3"],
+                         restart_on_crash=True, max_restarts=3)
+    await sup.start(preset)
+    await asyncio.sleep(0.05)
+    assert await sup.stop() == 3
+    await asyncio.sleep(0.8)
+    assert sup.state == "exited" and sup.restarts == 0

@@ -226,21 +226,38 @@ async def test_4xx_rejection_is_dead_lettered(sim: ControlSim, session: aiohttp.
     sync = make_sync(outbox, sim, session)
     events = [ev(i) for i in range(5)]
     sim.reject_event_ids.add(events[2]["event_id"])
-    bad_token = ev(9, token="revoked-token")
-    for e in [*events, bad_token]:
+    for e in events:
         sync.record(e)
     await sync.start()
     await until(lambda: sync.status.pending == 0)
     await sync.stop()
-    assert (sync.status.state, sync.status.sent, sync.status.rejected) == ("ok", 4, 2)
+    assert (sync.status.state, sync.status.sent, sync.status.rejected) == ("ok", 4, 1)
     dead = {d.event["event_id"]: d for d in outbox.dead_letters() if d.event}
     assert dead[events[2]["event_id"]].status == 400
     assert "VALIDATION_ERROR" in dead[events[2]["event_id"]].reason
-    assert dead[bad_token["event_id"]].status == 401
-    assert "UNAUTHORIZED: Invalid IC Token" in dead[bad_token["event_id"]].reason
     assert len(sim.events) == 4
     await asyncio.sleep(0.15)
-    assert sim.requests["events"] == 6  # rejected events are not retried
+    assert sim.requests["events"] == 5  # the rejected event is not retried
+
+
+async def test_rejected_token_keeps_the_backlog_until_it_is_accepted(
+        sim: ControlSim, session: aiohttp.ClientSession, outbox: Outbox) -> None:
+    # A 401 is about our credentials, not the event: nothing is dead-lettered, the sync goes offline
+    # and shows why, and everything is delivered once the server accepts the token again.
+    sync = make_sync(outbox, sim, session)
+    events = [ev(i, token="revoked-token") for i in range(5)]
+    for e in events:
+        sync.record(e)
+    await sync.start()
+    await until(lambda: sync.status.state == "offline")
+    assert sync.status.pending == 5 and sync.status.rejected == 0
+    assert "Invalid IC Token" in (sync.status.last_error or "")
+    assert outbox.dead_letters() == []
+    sim.add_agent("revoked-token")
+    sync.kick()
+    await until(lambda: sync.status.pending == 0, timeout=10)
+    await sync.stop()
+    assert {e["event_id"] for e in events} <= set(sim.events)
 
 
 async def test_sigkill_before_sync_loses_nothing(tmp_path: Path, sim: ControlSim,

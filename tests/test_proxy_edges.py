@@ -149,3 +149,11 @@ async def test_configured_key_never_stored_even_if_upstream_echoes_it(make_engin
     stored = json.dumps(rec.summary()) + (rec.upstream_response or "") + (rec.error or "")
     assert rec.error and "[redacted]" in rec.error
     assert odd_key not in stored
+
+
+async def test_response_without_usage_is_charged_an_estimate_not_zero(engine: Engine) -> None:
+    client = openai.AsyncOpenAI(base_url=engine.openai_base_url, api_key=engine.token, max_retries=0)
+    await client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "[[sim:no_usage]] hi"}])
+    rec = engine.history.recent(1)[0]
+    assert rec.state == "ok" and rec.cost_estimated
+    assert rec.cost_micros and rec.cost_micros > 0 and rec.output_tokens > 0

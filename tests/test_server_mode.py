@@ -164,3 +164,33 @@ async def test_outage_then_recovery_delivers_every_event_once(ctl: ControlSim, t
         assert ctl.duplicates == 0
     finally:
         await engine.stop()
+
+
+async def test_agents_never_get_the_ic_token(ctl: ControlSim, tmp_path: Path) -> None:
+    engine = await server_engine(ctl, tmp_path)
+    try:
+        env = engine.agent.child_env("agent_x")
+        assert IC not in env["OPENAI_API_KEY"] and IC not in env["ANTHROPIC_API_KEY"]
+        assert "IC_SERVER" not in env and "IC_TOKEN" not in env
+        # ... yet the agent's token works against the proxy and is attributed to it.
+        client = openai.AsyncOpenAI(base_url=engine.openai_base_url, api_key=env["OPENAI_API_KEY"],
+                                    max_retries=0)
+        await client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
+        assert engine.history.recent(1)[0].agent_id == "agent_x"
+    finally:
+        await engine.stop()
+
+
+async def test_lease_return_reports_this_leases_spend_not_the_period_total(ctl: ControlSim,
+                                                                           tmp_path: Path) -> None:
+    costs = []
+    for _ in range(2):  # two runs on one data dir with a daily budget period
+        engine = await server_engine(ctl, tmp_path, budget_period="day")
+        try:
+            client = openai.AsyncOpenAI(base_url=engine.openai_base_url, api_key=IC, max_retries=0)
+            await client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+            costs.append(engine.history.recent(1)[0].cost_micros)
+        finally:
+            await engine.stop()
+    returned = [lease.spent for lease in ctl.leases.values()]
+    assert returned == costs

@@ -121,6 +121,7 @@ class AgentSupervisor:
         self._done = asyncio.Event()  # set whenever no agent runs and no restart is pending
         self._done.set()
         self._stop_requested = False
+        self._no_restart = False  # stop() arrived while a crashed agent was still winding up
         self._killed_after: float | None = None
         self._via_shell = False
         self._closed = False
@@ -181,8 +182,12 @@ class AgentSupervisor:
         if proc is None or monitor is None:
             return self.exit_code
         if self.state == "stopping" or proc.returncode is not None:
-            # Already being stopped, or it exited on its own and is being wound up: just wait.
+            # Already being stopped, or it exited on its own and is being wound up: just wait, and
+            # make sure a crash seen meanwhile does not schedule a restart the caller asked against.
+            self._no_restart = True
             await asyncio.shield(monitor)
+            if self._cancel_pending_restart():
+                self._done.set()
             return self.exit_code
         self._stop_requested = True
         self._set_state("stopping")
@@ -241,6 +246,7 @@ class AgentSupervisor:
         self.pid = self.exit_code = None
         self.reason = None
         self._stop_requested = False
+        self._no_restart = False
         self._killed_after = None
         self._done.clear()
         self._spawned.clear()
@@ -343,7 +349,8 @@ class AgentSupervisor:
         crashed = code != 0 and not self._stop_requested
         reason = self._exit_reason(code)
         delay: float | None = None
-        if crashed and preset.restart_on_crash and self.restarts < preset.max_restarts and not self._closed:
+        if (crashed and preset.restart_on_crash and self.restarts < preset.max_restarts and not self._closed
+                and not self._no_restart):
             delay = self._restart_backoff * 2**self.restarts
             reason += f"; restarting in {delay:g} s ({self.restarts + 1}/{preset.max_restarts})"
         self.reason = reason

@@ -51,6 +51,7 @@ _EXTRA_SECRETS = (
     "ANTHROPIC_AUTH_TOKEN",  # the Anthropic SDK sends it as a Bearer token
     "OPENAI_ADMIN_KEY",
     "IC_TOKEN",  # the Iron Cage token (server mode) / iron-tui's own client token option
+    "IC_SERVER",  # with an IC token, the server hands out provider keys: the agent needs neither
     "HF_TOKEN",
     "HUGGING_FACE_HUB_TOKEN",
     "REPLICATE_API_TOKEN",

@@ -46,7 +46,10 @@ COMPLETED = "llm_request_completed"
 FAILED = "llm_request_failed"
 MAX_BATCHES_PER_TICK = 10
 OFFLINE_AFTER_FAILURES = 3  # consecutive failed ticks before "retrying" becomes "offline"
-_RETRY_STATUSES = frozenset({408, 425, 429})
+# Answers about the server or our credentials, not about the event: keep the event and retry later.
+# Only a judgement on the event itself (400 VALIDATION_ERROR, 409, 422) dead-letters it: a revoked or
+# mistyped token must not throw away the whole backlog.
+_RETRY_STATUSES = frozenset({401, 403, 404, 408, 413, 425, 429})
 _AUTOCHECKPOINT_PAGES = 10_000  # backstop only (~40 MB of WAL); the sync loop checkpoints each tick
 
 
@@ -327,6 +330,10 @@ class AnalyticsSync:
         self._task = asyncio.create_task(self._run(), name="analytics-sync")
         self._wake.set()  # deliver what a previous run left behind right away
 
+    def close(self) -> None:
+        """Release the outbox's database (after stop(); what is pending stays on disk)."""
+        self._outbox.close()
+
     async def stop(self) -> None:
         """Flush for at most `flush_timeout_s`, then stop; undelivered events stay on disk."""
         self._stopping = True
@@ -481,7 +488,8 @@ class AnalyticsSync:
     def _note_failure(self, err: ControlError) -> None:
         self._failures += 1
         self._last_failure_code = err.code
-        offline = err.code == UNREACHABLE or self._failures >= OFFLINE_AFTER_FAILURES
+        offline = (err.code == UNREACHABLE or err.status in (401, 403)
+                   or self._failures >= OFFLINE_AFTER_FAILURES)
         log.info("analytics sync failed (%d in a row): %s", self._failures, err)
         self._update(state="offline" if offline else "retrying", last_error=str(err))
 

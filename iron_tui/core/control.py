@@ -250,7 +250,8 @@ class ControlClient:
 
     async def handshake(self, provider: str, requested_micros: int | None = None, *,
                         attempts: int = 3, backoff_s: float = 0.5) -> Lease:
-        """Take a budget lease. Retries network errors and 5xx with back-off; 4xx is final."""
+        """Take a budget lease. Retries refused connections and 5xx with back-off; 4xx, timeouts and
+        broken connections are final (the lease may exist on the server already)."""
         body: dict[str, Any] = {"ic_token": self._token, "provider": provider}
         if requested_micros is not None:
             body["requested_budget"] = int(requested_micros)
@@ -261,6 +262,10 @@ class ControlClient:
             try:
                 status, answer = await self._post(HANDSHAKE_PATH, body, auth=True)
             except ControlError as e:
+                # A handshake is not idempotent: after a timeout or a broken connection the server may
+                # already hold a lease for us, so only "could not connect at all" is safe to retry.
+                if e.code != UNREACHABLE:
+                    raise
                 last = e
                 continue
             if status == 200:

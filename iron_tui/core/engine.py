@@ -68,6 +68,10 @@ class Engine:
         self._feed_heartbeat_s = feed_heartbeat_s
         token = settings.token.get_secret_value() if settings.token is not None else None
         self.token: str = token or "iron-" + secrets.token_urlsafe(24)
+        # Agents iron-tui launches get their own local token: in server mode self.token is the IC
+        # token, which could fetch the real provider key from the control server.
+        self.agent_token: str = "iron-agent-" + secrets.token_urlsafe(24)
+        self._lease_spent = 0  # what this lease paid for: reported on return (not the period total)
         self.mode = settings.mode
         self.session_id = secrets.token_hex(6)
         self.started_at = self.clock.now()
@@ -189,7 +193,7 @@ class Engine:
             raise EngineError(f"cannot listen on {s.host}:{s.port}: {exc.strerror or exc}"
                               + (" (port in use? try --port 0)" if exc.errno in (98, 48) else "")) from None
         self.port = self._runner.addresses[0][1]
-        self.agent.set_wiring(ProxyWiring(base_url=self.base_url, token=self.token))
+        self.agent.set_wiring(ProxyWiring(base_url=self.base_url, token=self.agent_token))
         await self.feed.start()
         if self.analytics is not None:
             await self.analytics.start()
@@ -217,6 +221,7 @@ class Engine:
             self.lease_error = exc.message
             return False
         self.lease_error = None
+        self._lease_spent = 0
         self.ledger.set_limit(self.lease.granted_micros)
         self.bus.publish(Notice(self.clock.now(), "info",
                                 f"budget lease {self.lease.lease_id}: ${usd(self.lease.granted_micros):.2f} granted"))
@@ -280,7 +285,10 @@ class Engine:
                 await self.analytics.stop()
         if self.lease is not None and self.control is not None:
             with contextlib.suppress(ControlError, asyncio.TimeoutError):
-                await asyncio.wait_for(self.control.return_lease(self.lease.lease_id, self.ledger.spent), 5.0)
+                await asyncio.wait_for(self.control.return_lease(self.lease.lease_id, self._lease_spent), 5.0)
+        if self.analytics is not None:
+            with contextlib.suppress(Exception):
+                self.analytics.close()
         with contextlib.suppress(Exception):
             self.history.close()
         with contextlib.suppress(Exception):
@@ -310,6 +318,8 @@ class Engine:
         summary = rec.summary()
         self.history.finished(rec, summary)
         self.bus.publish(RequestFinished(self.clock.now(), summary))
+        if self.lease is not None and rec.cost_micros:
+            self._lease_spent += rec.cost_micros
         if self.analytics is not None and self.control is not None:
             self.analytics.record(self._analytics_event(rec))
             if (self.lease is not None and rec.state == "ok" and rec.cost_micros is not None

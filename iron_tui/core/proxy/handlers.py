@@ -84,6 +84,7 @@ class Proxy:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._token = engine.token.encode()
+        self._agent_token = engine.agent_token.encode()
         self.inflight = 0
         self.streams: set[asyncio.Task[Any]] = set()  # handlers relaying a stream (cut at shutdown)
 
@@ -150,7 +151,8 @@ class Proxy:
     def _authenticate(self, request: web.Request) -> tuple[str | None] | None:
         """Return (agent_id,) when the token is valid, else None. Constant-time comparison.
 
-        Agents launched by iron-tui get `<token>.<agent_id>` so their calls are attributed to them.
+        Agents launched by iron-tui get `<agent token>.<agent_id>` so their calls are attributed to them
+        (the agent token is a separate secret: in server mode the main token is the IC token).
         """
         h = request.headers
         presented = h.get("x-api-key")
@@ -162,11 +164,12 @@ class Proxy:
         # aiohttp keeps undecodable header bytes as surrogates: such a token is simply wrong, not a 500.
         raw = presented.encode("utf-8", "surrogateescape")
         tok = self._token
-        if len(raw) == len(tok):
-            return (h.get("x-iron-agent-id"),) if hmac.compare_digest(raw, tok) else None
-        if len(raw) > len(tok) + 1 and raw[len(tok)] == 0x2E:  # "."
-            if hmac.compare_digest(raw[: len(tok)], tok):
-                return (raw[len(tok) + 1 :].decode("utf-8", "replace"),)
+        if len(raw) == len(tok) and hmac.compare_digest(raw, tok):
+            return (h.get("x-iron-agent-id"),)
+        agent = self._agent_token
+        if len(raw) > len(agent) + 1 and raw[len(agent)] == 0x2E:  # "<agent token>.<agent id>"
+            if hmac.compare_digest(raw[: len(agent)], agent):
+                return (raw[len(agent) + 1 :].decode("utf-8", "replace"),)
         return None
 
     def _unauthorized(self, shape: Shape, headers: dict[str, str]) -> web.Response:
@@ -446,7 +449,13 @@ class Proxy:
                 **out_headers, "content-type": resp.headers.get("content-type", "application/json")})
         usage_obj = parsed.get("usage")
         usage = _usage(rec.provider, usage_obj if isinstance(usage_obj, dict) else None)
-        self._charge(rec, res, usage, estimated=False)
+        if usage is None:
+            # A server that reports no usage still billed the call: charge an estimate, marked so.
+            usage = TokenUsage(input_tokens=estimate_output_tokens_from_text(len(rec.request_body or "")),
+                               output_tokens=estimate_output_tokens_from_text(len(data)))
+            self._charge(rec, res, usage, estimated=True)
+        else:
+            self._charge(rec, res, usage, estimated=False)
         rec.state = "ok"
         if rec.translated:
             out_obj = anthropic_to_openai_response(parsed, created=int(eng.clock.now()))
