@@ -139,7 +139,6 @@ async def run_headless(
     *,
     out: TextIO | None = None,
     engine: Engine | None = None,
-    ready_prefix: str = "iron-tui ready",
 ) -> int:
     out = out or sys.stdout
     engine = engine or Engine(settings)
@@ -185,7 +184,7 @@ async def run_headless(
     code = 0
     writer = _LineWriter(out)
     async with engine:
-        out.write(f"{ready_prefix}: {engine.openai_base_url} feed {engine.feed_url}\n")
+        out.write(f"iron-tui ready: {engine.openai_base_url} feed {engine.feed_url}\n")
         if settings.token is None:
             # A generated token is the only way for a separately started agent to get in; it is a
             # local credential for this run, never a provider key.

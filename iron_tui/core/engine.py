@@ -72,6 +72,7 @@ class Engine:
         # token, which could fetch the real provider key from the control server.
         self.agent_token: str = "iron-agent-" + secrets.token_urlsafe(24)
         self._lease_spent = 0  # what this lease paid for: reported on return (not the period total)
+        self.models_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}  # GET /v1/models, per provider
         self.mode = settings.mode
         self.session_id = secrets.token_hex(6)
         self.started_at = self.clock.now()

@@ -19,12 +19,13 @@ if TYPE_CHECKING:
     from iron_tui.core.engine import Engine
 
 _TTL = 60.0
-_cache: dict[tuple[int, str], tuple[float, list[dict[str, Any]]]] = {}
 
 
 async def _fetch(engine: Engine, provider: str) -> list[dict[str, Any]]:
-    key = (id(engine), provider)
-    hit = _cache.get(key)
+    # Cached on the engine itself: a module-level cache keyed by id(engine) could hand a new engine
+    # (reusing a freed id) another engine's list.
+    cache = engine.models_cache
+    hit = cache.get(provider)
     if hit is not None and time.monotonic() - hit[0] < _TTL:
         return hit[1]
     try:
@@ -43,7 +44,7 @@ async def _fetch(engine: Engine, provider: str) -> list[dict[str, Any]]:
     except (TimeoutError, aiohttp.ClientError, ValueError):
         return []
     items = [m for m in data.get("data", []) if isinstance(m, dict) and isinstance(m.get("id"), str)]
-    _cache[key] = (time.monotonic(), items)
+    cache[provider] = (time.monotonic(), items)
     return items
 
 

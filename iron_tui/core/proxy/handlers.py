@@ -349,7 +349,7 @@ class Proxy:
         except BudgetExceeded as exc:
             shape: Shape = "anthropic" if rec.api == "anthropic.messages" else "openai"
             body_out = budget_error_body(exc, shape)
-            raise _ProxyError(402, _message_of(body_out), code=exc_code(exc), body=body_out) from None
+            raise _ProxyError(402, exc.message, code=exc.code, body=body_out) from None
         rec.reserved_micros = amount
         return res
 
@@ -767,17 +767,6 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
-def _message_of(body: dict[str, Any]) -> str:
-    err = body.get("error")
-    if isinstance(err, dict):
-        return str(err.get("message", ""))
-    return ""
-
-
-def exc_code(exc: BudgetExceeded) -> str:
-    return "budget_exceeded" if exc.kind == "exceeded" else "insufficient_budget"
-
-
 def _error_message(parsed: Any, data: bytes, status: int) -> str:
     if isinstance(parsed, dict):
         err = parsed.get("error")
@@ -817,14 +806,6 @@ def _fold_anthropic(ev: str, data: str, acc: dict[str, Any]) -> str | None:
         err = obj.get("error") or {}
         return str(err.get("message") or err.get("type") or "stream error")
     return None
-
-
-def _openai_err(err: dict[str, Any]) -> dict[str, Any]:
-    from iron_tui.core.translate import openai_error_type_for_status
-
-    status = anthropic_stream_error_status(err)
-    return {"message": str(err.get("message", "")), "type": openai_error_type_for_status(status),
-            "param": None, "code": err.get("type")}
 
 
 def _stream_error_event(shape: Shape, message: str) -> bytes:
