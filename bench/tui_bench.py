@@ -27,22 +27,24 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from loadgen import HTTPStatusError, Pool, ProtocolError, encode_request  # noqa: E402
 from run import (  # noqa: E402
     CHAT,
     OPENAI_KEY,
+    PHASE_LIMIT_S,
     TOKEN,
     cpu_seconds,
-    one,
+    first_error,
     percentile,
-    start_process,
+    start_sim,
     throughput,
 )
+
+from iron_tui.core.loop import new_event_loop  # noqa: E402
 
 # --- the proxy under test (child process) --------------------------------------------------------
 
@@ -88,19 +90,18 @@ async def _drain(sub: Any) -> None:
 
 async def open_loop(url: str, headers: dict[str, str], rate: float, seconds: float) -> dict[str, float]:
     """Start a call every 1/rate s whatever the answers do; latency of each call."""
-    body = json.dumps(CHAT).encode()
+    req = encode_request("POST", url, headers, json.dumps(CHAT).encode())
     lat: list[float] = []
     errors = 0
-    conn = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=conn) as s:
+    pool = Pool(req.host, req.port)  # opens a connection whenever every open one is busy
+    try:
         for _ in range(20):
-            await one(s, url, body, headers, False)
+            await pool.request(req)
 
         async def call() -> None:
             nonlocal errors
             try:
-                total, _ = await one(s, url, body, headers, False)
-                lat.append(total)
+                lat.append((await pool.request(req)).total_ms)
             except Exception:
                 errors += 1
 
@@ -112,14 +113,20 @@ async def open_loop(url: str, headers: dict[str, str], rate: float, seconds: flo
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(call()))
-        await asyncio.gather(*tasks)
+        async with asyncio.timeout(PHASE_LIMIT_S):
+            await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - t0
+    finally:
+        pool.close()
     return {"p50": statistics.median(lat), "p99": percentile(lat, 99), "achieved_rps": len(lat) / elapsed,
             "errors": errors}
 
 
-async def closed_loop(url: str, headers: dict[str, str], concurrency: int, seconds: float) -> float:
-    return await throughput(url, CHAT, headers, concurrency, seconds)
+async def closed_loop(url: str, headers: dict[str, str], concurrency: int, seconds: float,
+                      pid: int) -> tuple[float, float]:
+    """Requests/s and the proxy's CPU ms per call (over the calls actually made)."""
+    r = await throughput(url, CHAT, headers, concurrency, seconds, {"proxy": pid})
+    return r["rps"], r["cpu_us_per_call"]["proxy"] / 1000
 
 
 def start_child(mode: str, sim_url: str, data_dir: str) -> tuple[subprocess.Popen[str], str]:
@@ -139,13 +146,12 @@ def start_child(mode: str, sim_url: str, data_dir: str) -> tuple[subprocess.Pope
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Both proxies run side by side; measurements alternate between them, so a burst of load from
     elsewhere on the machine hits both alike. Throughput is the best of `--rounds` rounds."""
-    sim, line = start_process([sys.executable, "-m", "iron_tui.sim", "--port", "0"], "sim ready")
+    sim, sim_url = start_sim()
     results: dict[str, Any] = {"rate": args.rate, "seconds": args.seconds}
     modes = ("headless", "tui")
     with tempfile.TemporaryDirectory() as tmp:
         children: dict[str, tuple[subprocess.Popen[str], str]] = {}
         try:
-            sim_url = line.split()[-1]
             direct_h = {"authorization": f"Bearer {OPENAI_KEY}", "content-type": "application/json"}
             proxy_h = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
             for mode in modes:
@@ -164,9 +170,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             for _ in range(args.rounds):
                 for mode in modes:
                     child, url = children[mode]
-                    cpu0 = cpu_seconds(child.pid)
-                    rps = await closed_loop(url, proxy_h, 32, args.seconds / args.rounds)
-                    cpu_per_call = 1000 * (cpu_seconds(child.pid) - cpu0) / (rps * args.seconds / args.rounds)
+                    rps, cpu_per_call = await closed_loop(url, proxy_h, 32, args.seconds / args.rounds, child.pid)
                     if rps > results[mode]["max_rps"]:
                         results[mode]["max_rps"] = rps
                         results[mode]["cpu_ms_per_call_at_max"] = cpu_per_call
@@ -201,7 +205,11 @@ def main() -> None:
         return
     if args.quick:
         args.seconds = 3.0
-    r = asyncio.run(measure(args))
+    try:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:  # the load generator on uvloop
+            r = runner.run(measure(args))
+    except (HTTPStatusError, ProtocolError, OSError, ExceptionGroup) as exc:
+        raise SystemExit(f"benchmark failed: {first_error(exc)}") from None
     print(json.dumps(r, indent=2))
     h, t = r["headless"], r["tui"]
     print(f"\nat {args.rate:.0f} req/s offered: p50 added headless {h['added_p50']:.2f} ms, "

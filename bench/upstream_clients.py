@@ -1,9 +1,10 @@
-"""Which HTTP client should carry upstream calls? aiohttp vs httpx against the simulator, same run.
+"""Which HTTP client should carry upstream calls? iron-tui's own vs aiohttp vs httpx, same run.
 
     python bench/upstream_clients.py
 
 The simulator runs in its own process; each client makes sequential calls (median latency) and then
-32 concurrent workers for a few seconds (requests/s). The proxy uses the faster one (aiohttp).
+32 concurrent workers for a few seconds (requests/s, and this process's CPU per call — on the proxy's
+single core that is what limits throughput). The proxy uses `iron_tui.core.upstream.UpstreamClient`.
 """
 
 from __future__ import annotations
@@ -19,13 +20,17 @@ import aiohttp
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import OPENAI_KEY, start_process
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from run import OPENAI_KEY, start_sim
+
+from iron_tui.core.loop import new_event_loop
+from iron_tui.core.upstream import UpstreamClient
 
 BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello"}]}).encode()
 HEADERS = {"authorization": f"Bearer {OPENAI_KEY}", "content-type": "application/json"}
 
 
-async def bench_aiohttp(url: str, n: int, secs: float) -> tuple[float, float]:
+async def bench_aiohttp(url: str, n: int, secs: float) -> tuple[float, float, float]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as s:
         async def call() -> None:
             async with s.post(url, data=BODY, headers=HEADERS) as r:
@@ -33,7 +38,21 @@ async def bench_aiohttp(url: str, n: int, secs: float) -> tuple[float, float]:
         return await measure(call, n, secs)
 
 
-async def bench_httpx(url: str, n: int, secs: float) -> tuple[float, float]:
+async def bench_iron(url: str, n: int, secs: float) -> tuple[float, float, float]:
+    c = UpstreamClient(limit=64)
+    try:
+        async def call() -> None:
+            r = await c.post(url, BODY, HEADERS)
+            try:
+                await r.read()
+            finally:
+                r.close()
+        return await measure(call, n, secs)
+    finally:
+        await c.close()
+
+
+async def bench_httpx(url: str, n: int, secs: float) -> tuple[float, float, float]:
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(limits=limits, timeout=30) as c:
         async def call() -> None:
@@ -42,7 +61,7 @@ async def bench_httpx(url: str, n: int, secs: float) -> tuple[float, float]:
         return await measure(call, n, secs)
 
 
-async def measure(call, n: int, secs: float) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+async def measure(call, n: int, secs: float) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
     for _ in range(50):
         await call()
     xs = []
@@ -60,21 +79,26 @@ async def measure(call, n: int, secs: float) -> tuple[float, float]:  # type: ig
             count += 1
 
     t0 = time.perf_counter()
+    c0 = time.process_time()
     await asyncio.gather(*(worker() for _ in range(32)))
-    return statistics.median(xs), count / (time.perf_counter() - t0)
+    cpu = time.process_time() - c0
+    return statistics.median(xs), count / (time.perf_counter() - t0), cpu / max(count, 1) * 1e6
 
 
 async def main() -> None:
-    sim, ready = start_process([sys.executable, "-m", "iron_tui.sim", "--port", "0"], "sim ready")
-    url = ready.split()[-1] + "/v1/chat/completions"
+    sim, base = start_sim()
+    url = base + "/v1/chat/completions"
     try:
-        for name, fn in (("aiohttp", bench_aiohttp), ("httpx", bench_httpx), ("aiohttp", bench_aiohttp)):
-            p50, rps = await fn(url, 1000, 5.0)
-            print(f"{name:8s} sequential p50 {p50:.3f} ms | 32 concurrent {rps:.0f} req/s")
+        for name, fn in (("iron-tui", bench_iron), ("aiohttp", bench_aiohttp), ("httpx", bench_httpx),
+                         ("iron-tui", bench_iron)):
+            p50, rps, cpu = await fn(url, 1000, 5.0)
+            print(f"{name:8s} sequential p50 {p50:.3f} ms | 32 concurrent {rps:.0f} req/s, "
+                  f"{cpu:.0f} µs CPU per call")
     finally:
         sim.terminate()
         sim.wait(10)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:  # uvloop, as the proxy runs
+        runner.run(main())

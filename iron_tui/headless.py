@@ -17,6 +17,8 @@ import sys
 import threading
 from typing import Any, TextIO
 
+import orjson
+
 from iron_tui.config import Settings
 from iron_tui.core.clock import iso_utc
 from iron_tui.core.engine import Engine
@@ -36,35 +38,49 @@ class _LineWriter:
     """Writes log lines from a thread: a stdout nobody reads must never stall the proxy.
 
     Lines beyond the queue's bound are dropped and counted (reported at the end) rather than block.
+    Whatever has queued up by the time the thread gets to it goes out in one write and one flush.
     """
 
     def __init__(self, out: TextIO, max_pending: int = 10_000) -> None:
         self._out = out
-        self._queue: queue.Queue[str | None] = queue.Queue(max_pending)
+        # SimpleQueue: a C queue without Queue's Python-level locking; its size bounds it (roughly,
+        # which is all a drop-instead-of-block bound needs).
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._max_pending = max_pending
         self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="iron-tui-log", daemon=True)
         self._thread.start()
 
     def write(self, text: str) -> None:
-        try:
-            self._queue.put_nowait(text)
-        except queue.Full:
+        if self._queue.qsize() >= self._max_pending:
             self.dropped += 1
+        else:
+            self._queue.put(text)
 
     def _run(self) -> None:
         broken = False
-        while (text := self._queue.get()) is not None:
-            if broken:
-                continue
-            try:
-                self._out.write(text)
-                self._out.flush()
-            except (BrokenPipeError, OSError, ValueError):
-                broken = True  # the reader went away; keep draining so nothing blocks
+        q = self._queue
+        done = False
+        while not done:
+            item = q.get()
+            parts: list[str] = []
+            while item is not None:  # take everything already queued, up to the end marker
+                parts.append(item)
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+            done = item is None
+            if parts and not broken:
+                try:
+                    self._out.write("".join(parts))
+                    self._out.flush()
+                except (BrokenPipeError, OSError, ValueError):
+                    broken = True  # the reader went away; keep draining so nothing blocks
 
     def close(self, timeout: float = 5.0) -> None:
         if self.dropped:
-            self.write(f"iron-tui: {self.dropped} log lines dropped (output not read fast enough)\n")
+            self._queue.put(f"iron-tui: {self.dropped} log lines dropped (output not read fast enough)\n")
         self._queue.put(None)
         self._thread.join(timeout)
 
@@ -93,22 +109,45 @@ def format_request(r: dict[str, Any]) -> str:
     return line
 
 
+# How long the printer waits after each batch of events (see run_headless.printer).
+_BATCH_PAUSE_S = 0.01
+
 _LOGGED = (RequestFinished, CostAlert, AgentStateChanged, AgentOutput, SyncStatus)
+_ANY_LINE = (*_LOGGED, Notice)  # every event some format prints a line for
+
+
+def _json_line(message: dict[str, Any]) -> str:
+    """One JSON log line: what `json.dumps(message)` gives, or the same content, compactly, via orjson.
+
+    Lines stay ASCII like json.dumps' (non-ASCII text would otherwise be written raw, and a stdout
+    with an ASCII-only encoding would refuse it); orjson's output is used when it is ASCII already.
+    """
+    try:
+        line = orjson.dumps(message).decode()
+    except TypeError:  # orjson.JSONEncodeError: an int beyond 64 bits, a lone surrogate
+        return json.dumps(message)
+    return line if line.isascii() else json.dumps(message)
 
 
 def format_event(event: Event, fmt: str) -> str | None:
+    if not isinstance(event, _ANY_LINE):
+        return None  # most events (request started, spend changed) print nothing: decide that first
     if fmt == "json":
         if isinstance(event, Notice):
-            return json.dumps({"type": "NOTICE", "timestamp": iso_utc(event.timestamp), "level": event.level,
+            return _json_line({"type": "NOTICE", "timestamp": iso_utc(event.timestamp), "level": event.level,
                                "message": event.message})
+        if isinstance(event, RequestFinished):
+            # to_wire's first message; its AGENT_EVENT twin is left out, as below.
+            return _json_line({"type": "REQUEST_FINISHED", "timestamp": iso_utc(event.timestamp),
+                               "request": event.request})
         # The same lines as text mode, as feed-shaped objects: no per-call spend chatter.
-        if not isinstance(event, _LOGGED):
-            return None
         msgs = [m for m in to_wire(event) if m["type"] != "AGENT_EVENT" or isinstance(event, AgentOutput)]
-        return "\n".join(json.dumps(m) for m in msgs) or None
-    ts = iso_utc(event.timestamp)
+        return "\n".join(_json_line(m) for m in msgs) or None
     if isinstance(event, RequestFinished):
         return format_request(event.request)
+    if isinstance(event, AgentOutput):
+        return f"[{event.agent_id} {event.stream}] {event.line}"
+    ts = iso_utc(event.timestamp)
     if isinstance(event, CostAlert):
         return (f"{ts} budget {event.severity}: ${event.spent_micros / 1e6:.4f} of "
                 f"${event.limit_micros / 1e6:.2f} spent ({event.percentage:.0f}%)")
@@ -123,8 +162,6 @@ def format_event(event: Event, fmt: str) -> str | None:
         elif event.state == "failed":
             extra = f" reason={event.reason}"
         return f"{ts} agent {event.agent_id} {event.state}{extra}"
-    if isinstance(event, AgentOutput):
-        return f"[{event.agent_id} {event.stream}] {event.line}"
     if isinstance(event, SyncStatus):
         if event.state == "disabled":
             return None
@@ -180,6 +217,9 @@ async def run_headless(
                     lines.append(line)
             if lines:
                 writer.write("\n".join(lines) + "\n")
+            # Let events gather before the next batch: under load a wakeup (and a write) per event-loop
+            # iteration cost more CPU than formatting the lines. A line is printed at most this late.
+            await asyncio.sleep(_BATCH_PAUSE_S)
 
     code = 0
     writer = _LineWriter(out)

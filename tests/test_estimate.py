@@ -323,6 +323,11 @@ def test_report_conservativeness(make_body: Any, lo: float, hi: float) -> None:
     [
         ({"max_completion_tokens": 300, "max_tokens": 100}, "openai.chat", 300),
         ({"max_tokens": 100}, "openai.chat", 100),
+        ({"max_completion_tokens": 100, "max_tokens": 300}, "openai.chat", 300),
+        ({"max_completion_tokens": 77, "max_tokens": "x"}, "openai.chat", 77),
+        ({"max_completion_tokens": 10, "n": 0}, "openai.chat", 10),
+        ({"n": 2}, "openai.chat", 8192),
+        ({"max_tokens": 5, "n": 2.0}, "openai.chat", 10),
         ({"max_tokens": 100, "n": 3}, "openai.chat", 300),
         ({}, "openai.chat", 4096),
         ({"max_tokens": None}, "openai.chat", 4096),

@@ -275,7 +275,8 @@ class BudgetLedger:
         self, request_id: str, amount: int, *, model: str, provider: str, agent_id: str | None = None
     ) -> Reservation:
         """Book `amount` µ$ (the call's worst case) or raise BudgetExceeded. Synchronous and atomic."""
-        self._roll()
+        if self.period != "session":  # (a session never rolls over: skip the call on the hot path)
+            self._roll()
         amount = max(0, int(amount))
         limit = self._limit
         if limit is not None:
@@ -283,8 +284,7 @@ class BudgetLedger:
                 raise self._refusal("exceeded", amount)
             if self._spent + self._reserved + amount > limit:
                 raise self._refusal("insufficient", amount)
-        res = Reservation(id=request_id, amount=amount, model=model, provider=provider, agent_id=agent_id,
-                          _seq=next(self._seq))
+        res = Reservation(request_id, amount, model, provider, agent_id, False, next(self._seq))
         self._active[res._seq] = res
         self._reserved += amount
         self._changed()
@@ -301,7 +301,8 @@ class BudgetLedger:
         if res.settled:
             return
         self._finish(res)
-        self._roll()
+        if self.period != "session":
+            self._roll()
         cost = None if actual_micros is None else max(0, int(actual_micros))
         model_key = (res.provider, res.model)
         mt = self._by_model.get(model_key)
@@ -370,8 +371,8 @@ class BudgetLedger:
         return {sev for sev, pct in ALERT_THRESHOLDS if self._spent * 100 >= pct * self._limit}
 
     def _check_alerts(self) -> None:
-        if self._limit is None:
-            return
+        if self._limit is None or self._spent * 100 < ALERT_THRESHOLDS[0][1] * self._limit:
+            return  # below the lowest threshold (the usual case), so none can fire
         for sev, pct in ALERT_THRESHOLDS:  # ascending, so a jump past several fires each once, in order
             if sev not in self._alerted and self._spent * 100 >= pct * self._limit:
                 self._alerted.add(sev)
@@ -379,9 +380,8 @@ class BudgetLedger:
                                         spent_micros=self._spent, limit_micros=self._limit))
 
     def _changed(self) -> None:
-        self._publish(SpendChanged(timestamp=self._clock.now(), spent_micros=self._spent,
-                                   reserved_micros=self._reserved, limit_micros=self._limit,
-                                   period=self.period))
+        # Positional: keyword arguments cost a measurable share of this per-call event.
+        self._publish(SpendChanged(self._clock.now(), self._spent, self._reserved, self._limit, None, self.period))
 
     def _stale(self) -> bool:
         return self.period != "session" and period_key(self.period, self._clock.now()) != self._key

@@ -26,13 +26,14 @@ class Subscription:
         self.on_overflow: Callable[[Subscription], None] | None = None
 
     def _push(self, event: Event) -> None:
-        if len(self._items) >= self._maxsize:
-            self._items.popleft()
+        items = self._items
+        if len(items) >= self._maxsize:
+            items.popleft()
             self.dropped += 1
             self._bus.dropped += 1
             if self.dropped == 1 and self.on_overflow is not None:
                 self.on_overflow(self)
-        self._items.append(event)
+        items.append(event)
         self._wakeup.set()
 
     def __len__(self) -> int:
@@ -86,12 +87,16 @@ class Subscription:
 class EventBus:
     def __init__(self) -> None:
         self._subs: list[Subscription] = []
+        # What publish() iterates: a fresh tuple whenever the list changes, so a subscriber closed (or
+        # added) while an event is delivered does not disturb that delivery, without a copy per event.
+        self._targets: tuple[Subscription, ...] = ()
         self.dropped = 0
         self.published = 0
 
     def subscribe(self, maxsize: int = 10_000, name: str = "") -> Subscription:
         sub = Subscription(self, maxsize, name)
         self._subs.append(sub)
+        self._targets = tuple(self._subs)
         return sub
 
     def _remove(self, sub: Subscription) -> None:
@@ -99,6 +104,7 @@ class EventBus:
             self._subs.remove(sub)
         except ValueError:
             pass
+        self._targets = tuple(self._subs)
 
     @property
     def subscriber_count(self) -> int:
@@ -107,7 +113,7 @@ class EventBus:
     def publish(self, event: Event) -> None:
         """Deliver to every subscriber. Synchronous and O(subscribers); never awaits."""
         self.published += 1
-        for sub in tuple(self._subs):
+        for sub in self._targets:
             sub._push(event)
 
     def close(self) -> None:

@@ -81,20 +81,22 @@ class SequentialIds:
 
 
 _iso_second: tuple[int, str] = (-1, "")
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))  # the ".mmmZ" tails, formatted once
 
 
 def iso_utc(ts: float) -> str:
     """ISO-8601 UTC with millisecond precision and a Z suffix.
 
     Called several times per proxied call; the formatted second is cached because consecutive
-    events almost always share it.
+    events almost always share it (as one tuple, so a thread never sees a half-updated cache).
     """
     global _iso_second
     sec = int(ts // 1)
     us = round((ts - sec) * 1_000_000)  # the same rounding datetime applies
     if us >= 1_000_000:
-        sec, us = sec + 1, us - 1_000_000
-    ms = us // 1000
-    if sec != _iso_second[0]:
-        _iso_second = (sec, datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
-    return f"{_iso_second[1]}.{ms:03d}Z"
+        sec += 1
+        us -= 1_000_000
+    cached = _iso_second
+    if sec != cached[0]:
+        cached = _iso_second = (sec, datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return cached[1] + _MILLIS[us // 1000]

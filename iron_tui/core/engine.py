@@ -39,6 +39,7 @@ from iron_tui.core.history import History
 from iron_tui.core.keys import KeyRing
 from iron_tui.core.pricing import PriceOverride, Pricer
 from iron_tui.core.proxy.handlers import Proxy
+from iron_tui.core.upstream import UpstreamClient
 
 ENGINE: web.AppKey[Engine] = web.AppKey("engine", object)  # type: ignore[arg-type]
 
@@ -80,7 +81,8 @@ class Engine:
         self.host = settings.host
         self.lease: Lease | None = None
         self.lease_error: str | None = None
-        self.session: aiohttp.ClientSession
+        self.session: aiohttp.ClientSession  # control server and /v1/models
+        self.upstream: UpstreamClient  # provider calls: the per-request hot path
         self.control: ControlClient | None = None
         self.analytics: AnalyticsSync | None = None
         self.pricer = Pricer(
@@ -153,6 +155,8 @@ class Engine:
             auto_decompress=True,
             skip_auto_headers=("User-Agent",),
         )
+        self.upstream = UpstreamClient(limit=512, limit_per_host=256, connect_timeout=s.connect_timeout,
+                                       read_timeout=s.upstream_timeout, keepalive_timeout=30)
         try:
             await self._start_inner()
         except BaseException:
@@ -296,6 +300,8 @@ class Engine:
             self.ledger.close()
         if hasattr(self, "session"):
             await self.session.close()
+        if hasattr(self, "upstream"):
+            await self.upstream.close()
 
     async def _drain_proxy(self, grace_s: float = 1.0) -> None:
         """Let in-flight calls finish for a moment, then cut the streams still running ourselves, while

@@ -192,10 +192,6 @@ def _tool_overhead(tools: Any, anthropic: bool) -> int:
     return n
 
 
-# Any of these in the raw body means a binary payload whose bytes are not tokens (walk the body).
-_BINARY_MARKERS = (b"image", b"audio", b"file", b"document")
-
-
 def input_token_bound(body: dict[str, Any], api: str, raw: bytes | None = None) -> int:
     """An upper bound of the input tokens the provider will bill for this request body.
 
@@ -206,7 +202,10 @@ def input_token_bound(body: dict[str, Any], api: str, raw: bytes | None = None) 
     """
     if not isinstance(body, dict):
         return PER_REQUEST_TOKENS
-    if raw is not None and not any(m in raw for m in _BINARY_MARKERS):
+    # Any of these in the raw body means a binary payload whose bytes are not tokens (walk the body).
+    # (`find` rather than `in`: bytes.__contains__ first tries the needle as an int, at a cost.)
+    if raw is not None and (raw.find(b"image") < 0 and raw.find(b"audio") < 0 and raw.find(b"file") < 0
+                            and raw.find(b"document") < 0):
         total = PER_REQUEST_TOKENS + len(raw)
     else:
         total = PER_REQUEST_TOKENS + _Walker(_image_tokens(body, api)).walk(body)
@@ -216,8 +215,9 @@ def input_token_bound(body: dict[str, Any], api: str, raw: bytes | None = None) 
             total += PER_MESSAGE_TOKENS * len(items)
     if isinstance(body.get("system"), list):
         total += PER_MESSAGE_TOKENS * len(body["system"])
-    anthropic = api == "anthropic.messages"
-    total += _tool_overhead(body.get("tools"), anthropic or _is_claude(body))
+    tools = body.get("tools")
+    if isinstance(tools, list) and tools:  # (_tool_overhead is 0 otherwise: skip the model check)
+        total += _tool_overhead(tools, api == "anthropic.messages" or _is_claude(body))
     if isinstance(body.get("mcp_servers"), list):  # Anthropic MCP connector: tool lists fetched server-side
         total += HOSTED_TOOL_TOKENS * len(body["mcp_servers"])
     if api == "openai.responses" and (body.get("previous_response_id") or body.get("conversation")):
@@ -252,10 +252,14 @@ def max_output_tokens(body: dict[str, Any], api: str, default: int) -> int:
     if not isinstance(body, dict):
         return default
     if api == "openai.chat":
-        limits = [v for v in (_positive_int(body.get("max_completion_tokens")),
-                              _positive_int(body.get("max_tokens"))) if v is not None]
-        limit = max(limits) if limits else default
-        return limit * _choices(body.get("n"))
+        a = _positive_int(body.get("max_completion_tokens"))
+        b = _positive_int(body.get("max_tokens"))
+        if a is None:
+            limit = default if b is None else b
+        else:
+            limit = a if b is None else max(a, b)
+        n = body.get("n")
+        return limit if n is None else limit * _choices(n)
     if api == "openai.completions":
         given = _positive_int(body.get("max_tokens"))
         per_choice = default if given is None else given

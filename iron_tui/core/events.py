@@ -61,6 +61,10 @@ class RequestRecord:
 
     def summary(self) -> dict[str, Any]:
         """The feed's `request` object (DESIGN.md section 6)."""
+        # Built twice per call (start and finish): locals and `_round3` keep it cheap.
+        latency = self.latency_ms
+        ttft = self.ttft_ms
+        cost = self.cost_micros
         return {
             "id": self.id,
             "started_at": iso_utc(self.started_at),
@@ -73,17 +77,37 @@ class RequestRecord:
             "agent_id": self.agent_id,
             "state": self.state,
             "status": self.status,
-            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 3),
-            "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 3),
+            "latency_ms": None if latency is None else _round3(latency),
+            "ttft_ms": None if ttft is None else _round3(ttft),
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cache_read_tokens": self.cache_read_tokens,
             "cache_write_tokens": self.cache_write_tokens,
-            "cost_usd": usd(self.cost_micros),
+            "cost_usd": None if cost is None else cost / MICROS_PER_USD,
             "priced": self.priced,
             "cost_estimated": self.cost_estimated,
             "error": self.error,
         }
+
+
+def _round3(x: float) -> float:
+    """`round(x, 3)`, exactly, without its decimal-string round trip in the usual case.
+
+    For 0 < y = fl(x·1000) < 2³², n + ½ is a float, and rounding is monotonic, so y < n + ½ exactly
+    when x·1000 < n + ½ (n = ⌊y⌋; likewise for >): the nearest integer to x·1000 is then n or n + 1
+    (if x·1000 lies just below n, y rounded up to n and n is still nearest), as `round` finds, and
+    n / 1000 is correctly rounded like the float `round` returns. Ties, zero, negatives, huge values,
+    NaN and ints go to `round` itself.
+    """
+    y = x * 1000.0
+    if 0.0 < y < 4294967296.0 and type(x) is float:
+        n = int(y)
+        frac = y - n
+        if frac < 0.5:
+            return n / 1000
+        if frac > 0.5:
+            return (n + 1) / 1000
+    return round(x, 3)
 
 
 class Event:

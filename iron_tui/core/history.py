@@ -6,6 +6,7 @@ so the hot path never waits for the disk.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -13,6 +14,8 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from iron_tui.core.events import RequestRecord
 
@@ -76,14 +79,25 @@ class History:
         """Write summaries; safe to call from a worker thread (one writer at a time)."""
         if not pending:
             return 0
-        rows = [(rid, self._session, ts, json.dumps(s)) for rid, ts, s in pending]
+        session = self._session
+        rows = [(rid, session, ts, _dumps(s)) for rid, ts, s in pending]
         with self._lock:
-            if self._db is None:
+            db = self._db
+            if db is None:
                 return 0
-            with self._db:
-                self._db.executemany(
+            # An explicit transaction: in autocommit mode (isolation_level=None) `with db:` does not
+            # open one, so every row was its own commit — 3× the cost of one commit per flush.
+            db.execute("BEGIN")
+            try:
+                db.executemany(
                     "INSERT OR REPLACE INTO requests(id, session, started_at, summary) VALUES (?,?,?,?)", rows
                 )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:  # never leave one open: the next flush could not BEGIN
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise
         return len(rows)
 
     def flush(self) -> int:
@@ -110,3 +124,13 @@ class History:
                 self._db.close()
                 self._db = None
 
+
+def _dumps(summary: dict[str, Any]) -> str:
+    """A summary as JSON text: orjson (~10× faster than json.dumps), the same content when read back.
+
+    Anything orjson refuses (an int beyond 64 bits, a lone surrogate in a string) falls back to json.
+    """
+    try:
+        return orjson.dumps(summary).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(summary)

@@ -54,11 +54,6 @@ def _count(value: Any) -> int:
     return 0
 
 
-def _sub(usage: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    details = usage.get(key)
-    return details if isinstance(details, Mapping) else {}
-
-
 @dataclass(frozen=True, slots=True)
 class TokenUsage:
     """Normalised token usage of one call. `input_tokens` EXCLUDES cache read and write tokens.
@@ -92,15 +87,23 @@ class TokenUsage:
         if not usage:
             return cls()
         if "prompt_tokens" in usage or "completion_tokens" in usage:  # chat, completions, embeddings
-            prompt = _count(usage.get("prompt_tokens"))
-            output = _count(usage.get("completion_tokens"))
-            cached = _count(_sub(usage, "prompt_tokens_details").get("cached_tokens"))
+            prompt = usage.get("prompt_tokens")
+            output = usage.get("completion_tokens")
+            details = usage.get("prompt_tokens_details")
         else:  # responses API
-            prompt = _count(usage.get("input_tokens"))
-            output = _count(usage.get("output_tokens"))
-            cached = _count(_sub(usage, "input_tokens_details").get("cached_tokens"))
-        cached = min(cached, prompt)
-        return cls(input_tokens=prompt - cached, output_tokens=output, cache_read_tokens=cached)
+            prompt = usage.get("input_tokens")
+            output = usage.get("output_tokens")
+            details = usage.get("input_tokens_details")
+        # Plain positive ints (what providers send) skip `_count`; dicts skip the Mapping ABC check.
+        prompt = prompt if type(prompt) is int and prompt > 0 else _count(prompt)
+        output = output if type(output) is int and output > 0 else _count(output)
+        if type(details) is not dict:
+            details = details if isinstance(details, Mapping) else {}
+        cached = details.get("cached_tokens")
+        cached = cached if type(cached) is int and cached > 0 else _count(cached)
+        if cached > prompt:
+            cached = prompt
+        return cls(prompt - cached, output, cached)
 
     @classmethod
     def from_anthropic(cls, usage: Mapping[str, Any] | None) -> TokenUsage:
@@ -194,11 +197,53 @@ class PriceOverride:
 _Vec = tuple[Decimal, Decimal, Decimal, Decimal, Decimal]
 
 
+# Every Decimal step of `cost()`/`worst_case()` is exact while the integers involved stay below 10²⁸
+# (the default context's 28 digits). Within that bound the same sums done in integers over a common
+# power of ten give the identical result, ~30× faster; beyond it the Decimal code runs as before.
+_EXACT_DIGITS = 10**28
+
+
+@dataclass(frozen=True, slots=True)
+class _Exact:
+    """Rates as integers over `scale` (a power of ten): rate[i] == nums[i] / scale exactly."""
+
+    nums: tuple[int, ...]
+    scale: int
+    max_tokens: int  # token counts summing to at most this keep Σ tokens·num below 10²⁸
+
+
+def _exact(rates: tuple[Decimal, ...]) -> _Exact | None:
+    """`rates` as an `_Exact`, or None when one is not finite (the Decimal path then handles it)."""
+    parts = [r.as_tuple() for r in rates]
+    if not all(r.is_finite() for r in rates):
+        return None
+    shift = max(0, *(-int(p.exponent) for p in parts))
+    nums = tuple(
+        (-1 if p.sign else 1) * int("".join(map(str, p.digits))) * 10 ** (int(p.exponent) + shift) for p in parts
+    )
+    biggest = max(abs(n) for n in nums)
+    return _Exact(nums, 10**shift, (_EXACT_DIGITS - 1) // biggest if biggest else _EXACT_DIGITS)
+
+
+@dataclass(frozen=True, slots=True)
+class _Worst:
+    """`worst_case()`'s rates for one set of reachable tiers."""
+
+    in_rate: Decimal  # with cache writes
+    in_rate_no_writes: Decimal
+    out_rate: Decimal
+    exact: _Exact | None  # (in_rate, out_rate)
+    exact_no_writes: _Exact | None  # (in_rate_no_writes, out_rate)
+
+
 @dataclass(frozen=True, slots=True)
 class _Entry:
     rates: Rates
     base: _Vec
     tiers: tuple[tuple[int, _Vec], ...]  # ascending thresholds
+    # Derived once per (provider, model), so a priced call does no Decimal work in the usual case:
+    exact: tuple[_Exact | None, ...] = ()  # per vector: base, then each tier's
+    worst: tuple[_Worst, ...] = ()  # [k]: with the first k tiers reachable
 
     def at(self, total_input: int) -> _Vec:
         vec = self.base
@@ -206,6 +251,30 @@ class _Entry:
             if total_input > above:
                 vec = tier_vec
         return vec
+
+    def index(self, total_input: int) -> int:
+        """How many tiers `total_input` exceeds (tiers ascend, so they are the first ones)."""
+        k = 0
+        for above, _vec in self.tiers:
+            if total_input > above:
+                k += 1
+        return k
+
+
+def _make_entry(rates: Rates, base: _Vec, tiers: tuple[tuple[int, _Vec], ...]) -> _Entry:
+    aboves = [above for above, _vec in tiers]
+    assert aboves == sorted(set(aboves)), "tier thresholds must ascend"
+    vecs = [base] + [vec for _above, vec in tiers]
+    worst = []
+    for k in range(len(vecs)):
+        # Exactly the maxima worst_case() took over the reachable vectors (the first k + 1).
+        reach = vecs[: k + 1]
+        in_rate = max(max(v[0], v[2], v[3], v[4]) for v in reach)
+        in_rate_nw = max(max(v[0], v[2]) for v in reach)
+        out_rate = max(v[1] for v in reach)
+        worst.append(_Worst(in_rate, in_rate_nw, out_rate, _exact((in_rate, out_rate)),
+                            _exact((in_rate_nw, out_rate))))
+    return _Entry(rates=rates, base=base, tiers=tiers, exact=tuple(_exact(v) for v in vecs), worst=tuple(worst))
 
 
 def _ceil(value: Decimal) -> int:
@@ -253,16 +322,22 @@ class Pricer:
         entry = self._entry(provider, model)
         if entry is None:
             return None
-        inp, out, read, write, write_1h = entry.at(usage.total_input_tokens)
-        one_hour = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
-        total = (
-            usage.input_tokens * inp
-            + usage.output_tokens * out
-            + usage.cache_read_tokens * read
-            + (usage.cache_write_tokens - one_hour) * write
-            + one_hour * write_1h
-        )
-        return _ceil(total)
+        tokens = usage.input_tokens
+        output = usage.output_tokens
+        read = usage.cache_read_tokens
+        write = usage.cache_write_tokens
+        one_hour = min(usage.cache_write_1h_tokens, write)
+        write -= one_hour
+        k = entry.index(tokens + read + write + one_hour) if entry.tiers else 0
+        ex = entry.exact[k]
+        # `|` also refuses non-int counts (as the Decimal path does), so only ints reach the fast path.
+        if ex is not None and (tokens | output | read | write | one_hour) >= 0 and (
+                tokens + output + read + write + one_hour <= ex.max_tokens):
+            n_in, n_out, n_read, n_write, n_1h = ex.nums
+            total = tokens * n_in + output * n_out + read * n_read + write * n_write + one_hour * n_1h
+            return -(-total // ex.scale)
+        inp, out, d_read, d_write, write_1h = entry.base if k == 0 else entry.tiers[k - 1][1]
+        return _ceil(tokens * inp + output * out + read * d_read + write * d_write + one_hour * write_1h)
 
     def worst_case(
         self, provider: str, model: str, input_bound: int, max_output: int, *, cache_writes: bool = True
@@ -279,10 +354,13 @@ class Pricer:
             return None
         input_bound = max(0, input_bound)
         max_output = max(0, max_output)
-        vecs = [entry.base] + [vec for above, vec in entry.tiers if input_bound > above]
-        in_rate = max(max(v[0], v[2], v[3], v[4]) if cache_writes else max(v[0], v[2]) for v in vecs)
-        out_rate = max(v[1] for v in vecs)
-        return _ceil(input_bound * in_rate + max_output * out_rate)
+        w = entry.worst[entry.index(input_bound) if entry.tiers else 0]
+        ex = w.exact if cache_writes else w.exact_no_writes
+        if ex is not None and type(input_bound) is int and type(max_output) is int and (
+                input_bound + max_output <= ex.max_tokens):
+            n_in, n_out = ex.nums
+            return -(-(input_bound * n_in + max_output * n_out) // ex.scale)
+        return _ceil(input_bound * (w.in_rate if cache_writes else w.in_rate_no_writes) + max_output * w.out_rate)
 
     def cache_info(self) -> dict[str, int]:
         """How many (provider, model) pairs are cached, priced and unpriced (for diagnostics)."""
@@ -352,7 +430,7 @@ def _from_override(provider: str, model_id: str, o: PriceOverride, context_windo
         input=float(inp), output=float(out), cache_read=float(read), cache_write=float(write),
         source="config", model_id=model_id, cache_write_1h=float(write_1h), context_window=context_window,
     )
-    return _Entry(rates=rates, base=base, tiers=())
+    return _make_entry(rates, base, ())
 
 
 def _from_genai(model_id: str, mp: Any, context_window: int | None) -> _Entry | None:
@@ -406,4 +484,4 @@ def _from_genai(model_id: str, mp: Any, context_window: int | None) -> _Entry | 
         tiers=tuple(RateTier(start, *floats(v)) for start, v in tiers),
         context_window=context_window,
     )
-    return _Entry(rates=rates, base=base, tiers=tiers)
+    return _make_entry(rates, base, tiers)

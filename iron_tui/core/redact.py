@@ -6,22 +6,40 @@ import re
 
 # Provider keys and bearer tokens that might appear inside bodies (e.g. a user pasting one in a prompt).
 _KEYLIKE = re.compile(rb"(sk-(?:ant-)?[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-]{12,}")
+# Every `_KEYLIKE` match starts with this, so a body without it cannot hold a key-like string.
+_KEY_PREFIX = b"sk-"
+_REPLACEMENT = b"[redacted]"  # holds no "s", "k" or "-": replacing a secret never forms a new _KEY_PREFIX
 
 
 # Exact secrets in use (provider keys, including ones fetched from the control server): whatever their
 # shape, they never reach history, the feed or a log. Registered by the key ring.
 _SECRETS: set[bytes] = set()
+# The registered secrets that do not contain `_KEY_PREFIX`, in `_SECRETS`' iteration order: the only
+# ones that can be present in a body lacking the prefix (provider keys all contain it).
+_UNPREFIXED: tuple[bytes, ...] = ()
 
 
 def register_secret(secret: str) -> None:
+    global _UNPREFIXED
     if len(secret) >= 8:
         _SECRETS.add(secret.encode())
+        _UNPREFIXED = tuple(s for s in _SECRETS if _KEY_PREFIX not in s)
 
 
 def redact_bytes(data: bytes) -> bytes:
+    if type(data) is not bytes:
+        data = bytes(data)  # a bytearray or memoryview: search and return real bytes
+    # Fast path (most bodies): no "sk-" anywhere means no key-like match and no prefixed secret, so
+    # only the unprefixed secrets need looking for. Replacing them cannot create an "sk-" either.
+    # (`find`, not `in`: bytes.__contains__ first tries its operand as an int, which costs more.)
+    if data.find(_KEY_PREFIX) < 0:
+        for secret in _UNPREFIXED:
+            if data.find(secret) >= 0:
+                data = data.replace(secret, _REPLACEMENT)
+        return data
     for secret in _SECRETS:
-        if secret in data:
-            data = data.replace(secret, b"[redacted]")
+        if data.find(secret) >= 0:
+            data = data.replace(secret, _REPLACEMENT)
     return _KEYLIKE.sub(rb"\1...[redacted]", data)
 
 

@@ -34,7 +34,11 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--latency-ms", type=float, default=0.0)
     ap.add_argument("--chunk-delay-ms", type=float, default=0.0)
-    asyncio.run(_main(ap.parse_args()))
+    from iron_tui.core.loop import new_event_loop
+
+    # The same loop as the proxy (uvloop unless IRON_UVLOOP=0): the benchmark shares 2 cores with it.
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(_main(ap.parse_args()))
 
 
 if __name__ == "__main__":

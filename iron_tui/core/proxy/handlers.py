@@ -38,6 +38,7 @@ from iron_tui.core.translate import (
     anthropic_to_openai_response,
     openai_to_anthropic_request,
 )
+from iron_tui.core.upstream import UpstreamError, UpstreamResponse
 
 if TYPE_CHECKING:
     from iron_tui.core.engine import Engine
@@ -374,17 +375,17 @@ class Proxy:
             url = _join(key.base_url, path)
             headers = upstream_headers(request.headers, rec.provider, key.key)
             try:
-                resp = await eng.session.post(url, data=send_body, headers=headers)
+                resp = await eng.upstream.post(url, send_body, headers)
             except TimeoutError:
                 raise _ProxyError(504, f"{_pname(rec.provider)} did not answer in time (connect timeout "
                                        f"{eng.settings.connect_timeout:g}s, read timeout "
                                        f"{eng.settings.upstream_timeout:g}s)", code="upstream_timeout") from None
-            except aiohttp.ClientError as exc:
+            except UpstreamError as exc:
                 raise _ProxyError(502, f"{_pname(rec.provider)} is unreachable at {key.base_url}: "
                                        f"{_reason(exc)}", code="upstream_unreachable") from None
             if resp.status == 401 and attempt == 0 and eng.keys.invalidate(rec.provider):
                 # Server-issued key was rotated or revoked: fetch a fresh one, once.
-                resp.release()
+                resp.close()
                 try:
                     key = await eng.keys.get(rec.provider)
                 except KeyUnavailable as exc:
@@ -412,7 +413,7 @@ class Proxy:
                 resp.close()
 
     async def _relay_whole(
-        self, rec: RequestRecord, resp: aiohttp.ClientResponse, res: Reservation, t0: float,
+        self, rec: RequestRecord, resp: UpstreamResponse, res: Reservation, t0: float,
         out_headers: dict[str, str],
     ) -> web.Response:
         eng = self.engine
@@ -420,7 +421,7 @@ class Proxy:
             data = await resp.read()
         except TimeoutError:
             raise _ProxyError(504, f"{_pname(rec.provider)} response timed out", code="upstream_timeout") from None
-        except aiohttp.ClientError as exc:
+        except UpstreamError as exc:
             raise _ProxyError(502, f"{_pname(rec.provider)} connection failed: {_reason(exc)}",
                               code="upstream_unreachable") from None
         rec.ttft_ms = (time.perf_counter() - t0) * 1000.0
@@ -469,7 +470,7 @@ class Proxy:
         self,
         request: web.Request,
         rec: RequestRecord,
-        resp: aiohttp.ClientResponse,
+        resp: UpstreamResponse,
         shape: Shape,
         client_usage: bool,
         include_usage: bool,
@@ -496,14 +497,13 @@ class Proxy:
 
         try:
             eof = False
-            chunks = resp.content.iter_any()
             while not eof:
-                try:
-                    chunk = await chunks.__anext__()
-                except StopAsyncIteration:
+                got = await resp.next_chunk()
+                if got is None:
                     # A last event without its closing blank line still counts.
                     eof, chunk, events = True, b"", parser.flush()
                 else:
+                    chunk = got
                     up_log.add(chunk)
                     events = parser.feed(chunk)
                 payload = st.process(chunk, events, prepared)
@@ -523,7 +523,7 @@ class Proxy:
                 raise _ProxyError(504, st.stream_error, code="upstream_timeout") from None
             rec.status = 200
             await _write_quietly(out, _stream_error_event(shape, st.stream_error))
-        except aiohttp.ClientPayloadError as exc:
+        except UpstreamError as exc:
             st.stream_error = f"{_pname(rec.provider)} stream broke: {_reason(exc)}"
             if not prepared:
                 raise _ProxyError(502, st.stream_error, code="upstream_unreachable") from None

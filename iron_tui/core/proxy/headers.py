@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from multidict import CIMultiDictProxy
-
 # Client → upstream: only these, never the client's own auth headers.
 FORWARD_REQUEST = (
     "anthropic-version",
@@ -47,10 +45,7 @@ def upstream_headers(client: Mapping[str, str], provider: str, key: str) -> dict
     return out
 
 
-def returned_headers(upstream: CIMultiDictProxy[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, value in upstream.items():
-        low = name.lower()
-        if low in _RETURN_EXACT or low.startswith(_RETURN_PREFIXES):
-            out[low] = value
-    return out
+def returned_headers(upstream: Mapping[str, str]) -> dict[str, str]:
+    """The headers to return, from upstream headers whose names are already lower-case."""
+    return {name: value for name, value in upstream.items()
+            if name in _RETURN_EXACT or name.startswith(_RETURN_PREFIXES)}

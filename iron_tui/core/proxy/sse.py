@@ -46,9 +46,21 @@ class SSEParser:
                 break
             raw = buf[start : end + 2]
             start = end + 2
+            body = raw[:-2]
+            # Fast paths for the two shapes providers send: `data: …` and `event: …\ndata: …`.
+            if body.startswith(b"data: ") and b"\n" not in body:
+                out.append(("message", body[6:].decode("utf-8", "replace"), raw))
+                continue
+            if body.startswith(b"event: "):
+                nl = body.find(b"\n")
+                if nl > 0 and body.startswith(b"data: ", nl + 1) and body.find(b"\n", nl + 1) < 0 \
+                        and b":" not in body[7:nl]:
+                    out.append((body[7:nl].decode("utf-8", "replace"),
+                                body[nl + 7 :].decode("utf-8", "replace"), raw))
+                    continue
             event = "message"
             data_lines: list[str] = []
-            for line in raw[:-2].decode("utf-8", "replace").split("\n"):
+            for line in body.decode("utf-8", "replace").split("\n"):
                 if not line or line.startswith(":"):
                     continue
                 name, _, value = line.partition(":")
