@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hmac
 import json
+import re
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -482,7 +483,7 @@ class Proxy:
         limit = eng.settings.body_preview_bytes
         parser = SSEParser()
         st = _StreamState(rec, client_usage, include_usage, int(eng.clock.now()))
-        out = web.StreamResponse(status=200, headers={**out_headers, **_SSE_HEADERS})
+        out = _SSEResponse(status=200, headers={**out_headers, **_SSE_HEADERS})
         prepared = False
         up_log = _Capture(limit)
         tr_log = _Capture(limit) if st.translator is not None else None
@@ -506,6 +507,16 @@ class Proxy:
                     chunk = got
                     up_log.add(chunk)
                     events = parser.feed(chunk)
+                if st.translator is None:
+                    # Native: what to pass on needs no JSON parsing, so it goes out first and the
+                    # accounting (usage, text length, errors) happens while the client reads it.
+                    payload = st.passthrough(chunk, events)
+                    try:
+                        if payload:
+                            await send(payload)
+                    finally:
+                        st.account(events)
+                    continue
                 payload = st.process(chunk, events, prepared)
                 if st.pre_stream_error is not None:
                     status, body = st.pre_stream_error
@@ -608,6 +619,13 @@ class Proxy:
         self._charge(rec, res, usage, estimated=estimated)
 
 
+class _SSEResponse(web.StreamResponse):
+    """A stream whose headers leave with its first chunk: one socket write, not two, before the client
+    sees anything (aiohttp ≥ 3.12 honours this; older versions just send the headers at prepare)."""
+
+    _send_headers_immediately = False
+
+
 class _StreamState:
     """What a relayed SSE stream has told us so far, and the bytes to pass on for each upstream chunk."""
 
@@ -628,12 +646,27 @@ class _StreamState:
         self.finished = False
 
     def process(self, chunk: bytes, events: list[tuple[str, str, bytes]], prepared: bool) -> bytes:
+        """The bytes to pass on for this upstream chunk, with the accounting done."""
         if self.translator is not None:
             return self._translated(events, prepared)
+        payload = self.passthrough(chunk, events)
+        self.account(events)
+        return payload
+
+    def passthrough(self, chunk: bytes, events: list[tuple[str, str, bytes]]) -> bytes:
+        """Native streams: the chunk as is, or — when iron-tui asked for usage the client did not — the
+        complete events minus the usage-only chunk (re-framed, so no partial bytes are left behind)."""
+        if self.client_usage or self.rec.provider == "anthropic":
+            return chunk
+        return b"".join(raw for _ev, data, raw in events
+                        if not (_USAGE_KEY.search(data) and _usage_only_chunk(data)))
+
+    def account(self, events: list[tuple[str, str, bytes]]) -> None:
+        """Usage, generated-text length, completion and errors from native events."""
         if self.rec.provider == "anthropic":
             self._anthropic(events)
-            return chunk  # native: the bytes pass through untouched
-        return self._openai(chunk, events)
+        else:
+            self._openai(events)
 
     def _translated(self, events: list[tuple[str, str, bytes]], prepared: bool) -> bytes:
         assert self.translator is not None
@@ -677,41 +710,32 @@ class _StreamState:
             elif ev == "message_stop":
                 self.finished = True
 
-    def _openai(self, chunk: bytes, events: list[tuple[str, str, bytes]]) -> bytes:
-        keep: list[bytes] = []
-        for ev, data, raw_ev in events:
+    def _openai(self, events: list[tuple[str, str, bytes]]) -> None:
+        for _ev, data, _raw in events:
             if data == "[DONE]":
                 self.finished = True
-                keep.append(raw_ev)
                 continue
             try:
                 obj = orjson.loads(data)
             except (ValueError, RecursionError):
-                keep.append(raw_ev)
                 continue
-            if isinstance(obj, dict):
-                if self.responses_api:
-                    self._responses_event(ev, obj)
-                else:
-                    usage = obj.get("usage")
-                    if isinstance(usage, dict):
-                        self.openai_usage = usage
-                        if not self.client_usage and not obj.get("choices"):
-                            continue  # the usage chunk we asked for; the client did not
-                    for choice in obj.get("choices") or ():
-                        if isinstance(choice, dict):
-                            delta = choice.get("delta")
-                            text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
-                            if isinstance(text, str):
-                                self.text_chars += len(text)
-                err = obj.get("error")
-                if isinstance(err, dict):
-                    self.stream_error = str(err.get("message") or "stream error")
-            keep.append(raw_ev)
-        if self.client_usage:
-            return chunk
-        # Re-frame whole events so a stripped usage chunk leaves no partial bytes behind.
-        return b"".join(keep)
+            if not isinstance(obj, dict):
+                continue
+            if self.responses_api:
+                self._responses_event(_ev, obj)
+            else:
+                usage = obj.get("usage")
+                if isinstance(usage, dict):
+                    self.openai_usage = usage
+                for choice in obj.get("choices") or ():
+                    if isinstance(choice, dict):
+                        delta = choice.get("delta")
+                        text = delta.get("content") if isinstance(delta, dict) else choice.get("text")
+                        if isinstance(text, str):
+                            self.text_chars += len(text)
+            err = obj.get("error")
+            if isinstance(err, dict):
+                self.stream_error = str(err.get("message") or "stream error")
 
     def _responses_event(self, ev: str, obj: dict[str, Any]) -> None:
         kind = obj.get("type") or ev
@@ -749,6 +773,18 @@ class _Capture:
 
     def text(self) -> str:
         return preview(b"".join(self._parts), self._limit, total=self._total)
+
+
+_USAGE_KEY = re.compile(r'"usage"\s*:\s*\{')
+
+
+def _usage_only_chunk(data: str) -> bool:
+    """The usage chunk `include_usage` adds: a usage object and no choices."""
+    try:
+        obj = orjson.loads(data)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(obj, dict) and isinstance(obj.get("usage"), dict) and not obj.get("choices")
 
 
 def _join(base: str, path: str) -> str:
