@@ -8,28 +8,35 @@ use), so framing — content-length, chunked, keep-alive — is not hand-written
 
 What it does: per-origin pools of persistent connections with total and per-host limits, a connect
 timeout (including the wait for a free connection) and a read timeout (the longest silence between bytes),
-TLS with the system trust store, one retry when a reused keep-alive connection turns out to be dead before
-any byte of the answer (the server never saw the request), back-pressure on streamed bodies, and gzip or
-deflate decoding should a server compress although asked not to. Whatever happens, a response is either
-read to its end and its connection reused, or its connection is closed — closing an unfinished response is
-how a client disconnect cancels the upstream request.
+TLS with the system trust store, Happy Eyeballs and a DNS cache like aiohttp's, one retry when a reused
+keep-alive connection dies right as the request goes out (never once the server may have worked on it),
+back-pressure on streamed bodies, and gzip or deflate decoding should a server compress although asked
+not to. Whatever happens, a response is either read to its end and its connection reused, or its
+connection is closed — closing an unfinished response is how a client disconnect cancels the upstream
+request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 import zlib
 from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohappyeyeballs
 import httptools
 
 # Bytes buffered from a streamed body before the socket stops being read (back-pressure).
 _HIGH_WATER = 1 << 20
 _MAX_HEADERS = 256
+# A reused connection that dies this soon after the request went out, before any answer, was closed by
+# the server as the request crossed (keep-alive race): safe to send again. Later, it may have been worked on.
+_RETRY_WINDOW_S = 0.25
+_DNS_TTL_S = 300.0
 
 
 class UpstreamError(Exception):
@@ -87,6 +94,7 @@ class UpstreamClient:
         self._active = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._all: set[_Connection] = set()
+        self._dns: dict[tuple[str, int], tuple[float, list[Any]]] = {}
         self.closed = False
 
     # --- public ----------------------------------------------------------------------------
@@ -100,16 +108,21 @@ class UpstreamClient:
             raise UpstreamConnectError("the upstream client is closed")
         origin, target = self._resolve(url)
         head = _encode_head(method, target, origin.host_header, headers, len(body))
-        # A dead keep-alive connection is found out only by using it; when it fails before any byte of
-        # the answer the server never processed the request, so one retry on a fresh connection is safe.
+        # A dead keep-alive connection is found out only by using it: the server closed it as the request
+        # went out (the keep-alive race). When that happens within moments of sending and before any byte
+        # of the answer, the server cannot have worked on the request, so it is sent once more on a fresh
+        # connection. A connection that dies later may have been billed for: that is an error, never a
+        # silent second call.
         for attempt in (0, 1):
-            conn, reused = await self._acquire(origin)
+            conn, reused = await self._acquire(origin, fresh=attempt > 0)
             try:
                 resp = await conn.send(head, body)
-            except _StaleConnection:
+            except _StaleConnection as exc:
                 self._discard(conn)
-                if attempt == 0 and reused:
+                if attempt == 0 and reused and exc.quick and not self.closed:
                     continue
+                if self.closed:
+                    raise UpstreamConnectError("the upstream client was closed") from None
                 raise UpstreamProtocolError("the server closed the connection without answering") from None
             except BaseException:
                 self._discard(conn)
@@ -124,6 +137,9 @@ class UpstreamClient:
         self._all.clear()
         for origin in self._origins.values():
             origin.idle.clear()
+            for fut in origin.waiters:
+                if not fut.done():
+                    fut.set_result(None)
         for fut in self._waiters:
             if not fut.done():
                 fut.set_result(None)
@@ -151,15 +167,17 @@ class UpstreamClient:
                 self._bases[base] = origin
         return origin, target
 
-    async def _acquire(self, origin: _Origin) -> tuple[_Connection, bool]:
+    async def _acquire(self, origin: _Origin, *, fresh: bool = False) -> tuple[_Connection, bool]:
         """A connection for one exchange (counted as in use until released or discarded)."""
         if self._active >= self.limit or origin.active >= self.limit_per_host:
             await self._wait_for_slot(origin)
+        if self.closed:
+            raise UpstreamConnectError("the upstream client was closed")
         self._active += 1
         origin.active += 1
         now = asyncio.get_running_loop().time()
         idle = origin.idle
-        while idle:
+        while idle and not fresh:
             conn, since = idle.pop()  # the most recently used is the least likely to have expired
             if conn.usable and now - since < self.keepalive_timeout:
                 conn.in_use = True
@@ -173,6 +191,9 @@ class UpstreamClient:
             origin.active -= 1
             self._wake(origin)
             raise
+        if self.closed:  # closed while connecting: this connection must not outlive the client
+            self._discard(conn)
+            raise UpstreamConnectError("the upstream client was closed")
         return conn, False
 
     async def _wait_for_slot(self, origin: _Origin) -> None:
@@ -187,10 +208,16 @@ class UpstreamClient:
             try:
                 async with asyncio.timeout(max(0.0, deadline - loop.time())):
                     await fut
-            except TimeoutError:
-                raise UpstreamTimeout(
-                    f"no free connection within {self.connect_timeout:g}s (limit {self.limit}, "
-                    f"{self.limit_per_host} per host)") from None
+            except BaseException as exc:
+                with contextlib.suppress(ValueError):
+                    queue.remove(fut)
+                if fut.done() and not fut.cancelled():
+                    self._wake(origin)  # woken for a free slot but leaving: hand it to the next waiter
+                if isinstance(exc, TimeoutError):
+                    raise UpstreamTimeout(
+                        f"no free connection within {self.connect_timeout:g}s (limit {self.limit}, "
+                        f"{self.limit_per_host} per host)") from None
+                raise
             finally:
                 with contextlib.suppress(ValueError):
                     queue.remove(fut)
@@ -204,8 +231,15 @@ class UpstreamClient:
             ctx = self._ssl
         try:
             async with asyncio.timeout(self.connect_timeout):
+                infos = await self._addresses(origin)
+                try:
+                    # Happy Eyeballs: a silently dead IPv6 route costs 0.25 s, not the connect timeout.
+                    sock = await aiohappyeyeballs.start_connection(infos, happy_eyeballs_delay=0.25)
+                except OSError:
+                    self._dns.pop((origin.host, origin.port), None)
+                    raise
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(self, origin), origin.host, origin.port, ssl=ctx,
+                    lambda: _Connection(self, origin), sock=sock, ssl=ctx,
                     server_hostname=origin.host if ctx else None)
         except TimeoutError:
             raise UpstreamTimeout(f"connecting to {origin.host}:{origin.port} took longer than "
@@ -217,6 +251,19 @@ class UpstreamClient:
             raise UpstreamConnectError(f"cannot connect to {origin.host}:{origin.port}: {reason}") from None
         self._all.add(conn)
         return conn
+
+    async def _addresses(self, origin: _Origin) -> list[Any]:
+        """The host's addresses, cached for a few minutes (new connections are made in bursts)."""
+        key = (origin.host, origin.port)
+        now = asyncio.get_running_loop().time()
+        cached = self._dns.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        infos = await asyncio.get_running_loop().getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
+        if not infos:
+            raise OSError(f"no address for {origin.host}")
+        self._dns[key] = (now + _DNS_TTL_S, list(infos))
+        return list(infos)
 
     def _release(self, conn: _Connection) -> None:
         """A finished exchange: keep the connection for the next call if the server allows it."""
@@ -249,7 +296,12 @@ class UpstreamClient:
 
 
 class _StaleConnection(Exception):
-    """A reused connection died before any byte of the answer arrived."""
+    """A connection died before any byte of the answer arrived; `quick` when that was within moments of
+    sending (the keep-alive race) and not our own doing."""
+
+    def __init__(self, quick: bool = True) -> None:
+        super().__init__()
+        self.quick = quick
 
 
 class _Connection(asyncio.Protocol):
@@ -265,6 +317,8 @@ class _Connection(asyncio.Protocol):
         self.response: UpstreamResponse | None = None
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self._lost = False
+        self._aborted = False
+        self._sent_at = 0.0
 
     # asyncio.Protocol
 
@@ -284,22 +338,28 @@ class _Connection(asyncio.Protocol):
         resp._last_data = resp._loop.time()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            resp._fail(UpstreamProtocolError("the server switched protocols"))
         except httptools.HttpParserError as exc:
-            resp._fail(UpstreamProtocolError(f"invalid HTTP from the server: {exc}"))
-        except UpstreamError as exc:
-            resp._fail(exc)
+            # Even after a complete answer (e.g. a server that miscounted content-length): the parser
+            # is stuck, so the connection must not serve another call.
+            resp._keep_alive = False
+            if isinstance(exc, httptools.HttpParserUpgrade):
+                resp._fail(UpstreamProtocolError("the server switched protocols"))
+            else:
+                cause = exc.__cause__ or exc.__context__
+                reason = cause if isinstance(cause, UpstreamError) else exc
+                resp._fail(UpstreamProtocolError(f"invalid HTTP from the server: {reason}"))
+            self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self.usable = False
         resp = self.response
         if resp is not None and not resp.complete:
-            if resp._eof_delimited and resp._head_done:
+            if resp._eof_delimited and resp._head_done and exc is None and not self._aborted:
                 resp._on_complete()  # an HTTP/1.0-style body ends with the connection
             elif not resp._got_bytes:
-                resp._fail(_StaleConnection())
+                quick = not self._aborted and resp._loop.time() - self._sent_at < _RETRY_WINDOW_S
+                resp._fail(_StaleConnection(quick))
             else:
                 reason = f": {exc}" if exc else ""
                 resp._fail(UpstreamProtocolError(f"the connection closed before the answer was complete{reason}"))
@@ -313,6 +373,9 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks (forwarded to the current response)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        resp = self.response
+        if resp is None or resp._head_done:
+            return  # chunked trailers: not headers of this answer, and never of the next one
         raw = self.raw_headers
         raw.append((name, value))
         if len(raw) > _MAX_HEADERS:
@@ -330,6 +393,7 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         resp = self.response
         assert resp is not None
+        self.raw_headers = []
         if not resp._head_done:
             return  # the end of an informational (1xx) answer; the real one follows
         resp._keep_alive = self.parser.should_keep_alive()
@@ -343,6 +407,7 @@ class _Connection(asyncio.Protocol):
         resp = UpstreamResponse(self)
         self.response = resp
         self.usable = False
+        self._sent_at = resp._loop.time()
         transport = self.transport
         if len(body) < 16384:
             transport.write(head + body)
@@ -366,6 +431,7 @@ class _Connection(asyncio.Protocol):
 
     def abort(self) -> None:
         self.usable = False
+        self._aborted = True
         if self.transport is not None and not self._lost:
             self.transport.abort()
 
@@ -445,6 +511,7 @@ class UpstreamResponse:
             if self._error is not None:
                 raise self._error
             if self.complete:
+                self.close()  # read to its end: the connection can serve the next call right away
                 return None
             await self._wait()
 
@@ -588,4 +655,5 @@ def _encode_head(method: str, target: str, host: str, headers: dict[str, str], l
         lines.append(f"{name}: {value}\r\n")
     # Identity: a relayed stream must not wait on a compressor's buffer, and loopback gains nothing.
     lines.append(f"accept-encoding: identity\r\ncontent-length: {length}\r\n\r\n")
-    return "".join(lines).encode("latin-1", "strict")
+    # UTF-8 as aiohttp sends it; surrogateescape gives back the exact bytes of an undecodable client header.
+    return "".join(lines).encode("utf-8", "surrogateescape")

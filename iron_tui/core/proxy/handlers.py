@@ -23,7 +23,7 @@ from aiohttp import web
 from iron_tui import __version__
 from iron_tui.core.budget import BudgetExceeded, Reservation, budget_error_body
 from iron_tui.core.estimate import estimate_output_tokens_from_text, input_token_bound, max_output_tokens
-from iron_tui.core.events import RequestRecord, RequestStarted
+from iron_tui.core.events import Notice, RequestRecord, RequestStarted
 from iron_tui.core.keys import KeyUnavailable, ResolvedKey
 from iron_tui.core.pricing import TokenUsage
 from iron_tui.core.proxy.errors import Shape, error_body, error_response, json_response
@@ -283,6 +283,13 @@ class Proxy:
             body_out = exc.body or error_body(shape, exc.status, exc.message, type_=exc.type_, code=exc.code,
                                               param=exc.param)
             return json_response(exc.status, body_out, {**hdrs, **exc.headers})
+        except Exception as exc:
+            # A bug of ours must still answer in the caller's API shape and leave an honest record,
+            # not a text/plain 500 recorded as a client disconnect.
+            msg = redact_text(f"iron-tui internal error: {type(exc).__name__}: {exc}")[:500]
+            rec.state, rec.status, rec.error, rec.error_code = "error", 500, msg, "internal_error"
+            eng.bus.publish(Notice(eng.clock.now(), "error", f"{rec.id}: {msg}"))
+            return error_response(shape, 500, msg, code="internal_error", headers=hdrs)
         finally:
             if reservation is not None and not reservation.settled:
                 eng.ledger.release(reservation)
