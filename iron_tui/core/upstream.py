@@ -95,6 +95,11 @@ class UpstreamClient:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._all: set[_Connection] = set()
         self._dns: dict[tuple[str, int], tuple[float, list[Any]]] = {}
+        # Read timeouts: one sweep over the responses waiting for bytes, not a timer per wait (a timer
+        # per call was a measurable share of the hot path). A timeout fires within a quarter of itself.
+        self._waiting: set[UpstreamResponse] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweep_every = min(1.0, max(0.01, read_timeout / 4))
         self.closed = False
 
     # --- public ----------------------------------------------------------------------------
@@ -132,6 +137,9 @@ class UpstreamClient:
 
     async def close(self) -> None:
         self.closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in list(self._all):
             conn.abort()
         self._all.clear()
@@ -143,6 +151,26 @@ class UpstreamClient:
         for fut in self._waiters:
             if not fut.done():
                 fut.set_result(None)
+
+    # --- read timeouts ---------------------------------------------------------------------
+
+    def _watch(self, resp: UpstreamResponse) -> set[UpstreamResponse]:
+        self._waiting.add(resp)
+        if self._sweeper is None:
+            self._sweeper = resp._loop.call_later(self._sweep_every, self._sweep)
+        return self._waiting
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        if not self._waiting:
+            return
+        loop = asyncio.get_running_loop()
+        limit = loop.time() - self.read_timeout
+        for resp in [r for r in self._waiting if r._last_data <= limit]:
+            self._waiting.discard(resp)
+            resp._timed_out(self.read_timeout)
+        if self._waiting and not self.closed:
+            self._sweeper = loop.call_later(self._sweep_every, self._sweep)
 
     # --- connections -----------------------------------------------------------------------
 
@@ -456,7 +484,6 @@ class UpstreamResponse:
         "_last_data",
         "_loop",
         "_paused",
-        "_timer",
         "_waiter",
         "closed",
         "complete",
@@ -480,7 +507,6 @@ class UpstreamResponse:
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._last_data = self._loop.time()
-        self._timer: asyncio.TimerHandle | None = None
         self.complete = False
         self.closed = False
 
@@ -520,7 +546,6 @@ class UpstreamResponse:
         if self.closed:
             return
         self.closed = True
-        self._cancel_timer()
         self._conn.finished(self)
 
     # --- waiting ---------------------------------------------------------------------------
@@ -533,36 +558,21 @@ class UpstreamResponse:
                 await self._wait()
         except BaseException:
             self.closed = True
-            self._cancel_timer()
             raise
 
     async def _wait(self) -> None:
         fut = self._loop.create_future()
         self._waiter = fut
-        if self._timer is None:
-            self._timer = self._loop.call_at(self._last_data + self._conn.client.read_timeout, self._check_timeout)
+        waiting = self._conn.client._watch(self)
         try:
             await fut
         finally:
             self._waiter = None
+            waiting.discard(self)
 
-    def _check_timeout(self) -> None:
-        """Fires at most once per read-timeout period: data since then pushes the deadline out."""
-        self._timer = None
-        if self.complete or self._error is not None or self._waiter is None:
-            return  # nobody is waiting (the reader is busy): _wait arms a new check
-        deadline = self._last_data + self._conn.client.read_timeout
-        if self._loop.time() < deadline:
-            self._timer = self._loop.call_at(deadline, self._check_timeout)
-            return
-        timeout = self._conn.client.read_timeout
+    def _timed_out(self, timeout: float) -> None:
         self._fail(UpstreamTimeout(f"no data from the server for {timeout:g}s"))
         self._conn.abort()
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
     def _wake(self) -> None:
         fut = self._waiter
@@ -620,7 +630,6 @@ class UpstreamResponse:
             if tail:
                 self._body.append(tail)
         self.complete = True
-        self._cancel_timer()
         self._wake()
 
 
