@@ -14,6 +14,8 @@ from iron_tui.core.clock import SequentialIds
 from iron_tui.core.engine import Engine
 from iron_tui.sim import ProviderSim, SimSettings
 
+pytest_plugins = ["tests.upstream_server"]  # make_upstream, for the provider-client tests
+
 OPENAI_KEY = "sk-sim-openai"
 ANTHROPIC_KEY = "sk-ant-sim-anthropic"
 

@@ -6,7 +6,6 @@ import asyncio
 import gzip
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -17,74 +16,12 @@ from iron_tui.core.upstream import (
     UpstreamProtocolError,
     UpstreamTimeout,
 )
-
-
-class RawServer:
-    """A scripted HTTP server: records connections and requests; `handler` answers each request."""
-
-    def __init__(self, answer: Callable[[RawServer, bytes, asyncio.StreamWriter], Awaitable[bool]]) -> None:
-        self.answer = answer
-        self.connections = 0
-        self.open = 0
-        self.max_open = 0
-        self.requests: list[bytes] = []
-        self.closed_by_peer = asyncio.Event()
-        self.server: asyncio.Server | None = None
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self.open += 1
-        self.max_open = max(self.max_open, self.open)
-        try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    self.closed_by_peer.set()
-                    return
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                body = await reader.readexactly(length)
-                self.requests.append(head + body)
-                if not await self.answer(self, head + body, writer):
-                    break
-        finally:
-            self.open -= 1
-            writer.close()
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        port = self.server.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
-
-    async def __aenter__(self) -> RawServer:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
-
-
-def ok(body: bytes = b'{"ok":true}', extra: bytes = b"") -> bytes:
-    return (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n%s\r\n%s"
-            % (len(body), extra, body))
-
-
-async def answer_ok(srv: RawServer, req: bytes, w: asyncio.StreamWriter) -> bool:
-    w.write(ok())
-    await w.drain()
-    return True
+from tests.upstream_server import Factory, RawServer, answer_ok, fetch, ok
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[UpstreamClient]:
-    c = UpstreamClient(connect_timeout=1.0, read_timeout=1.0)
-    yield c
-    await c.close()
+def client(make_upstream: Factory) -> UpstreamClient:
+    return make_upstream()
 
 
 async def test_keeps_one_connection_alive_across_calls_and_sends_the_request_as_given(
@@ -228,8 +165,9 @@ async def test_refused_connection_and_bad_urls_are_connect_errors(client: Upstre
     assert client._active == 0
 
 
-async def test_silence_longer_than_the_read_timeout_fails_before_and_during_the_body() -> None:
-    client = UpstreamClient(connect_timeout=1.0, read_timeout=0.2)
+async def test_silence_longer_than_the_read_timeout_fails_before_and_during_the_body(
+        make_upstream: Factory) -> None:
+    client = make_upstream(read_timeout=0.2)
 
     async def never(srv: RawServer, req: bytes, w: asyncio.StreamWriter) -> bool:
         await asyncio.sleep(5)
@@ -251,31 +189,26 @@ async def test_silence_longer_than_the_read_timeout_fails_before_and_during_the_
         await w.drain()
         return True
 
-    try:
-        async with RawServer(never) as srv:
-            loop = asyncio.get_running_loop()
-            t0 = loop.time()
-            with pytest.raises(UpstreamTimeout):
-                await client.post(srv.url + "/v1/x", b"{}", {})
-            assert 0.15 < loop.time() - t0 < 1.0
-        async with RawServer(stalls) as srv:
-            r = await client.post(srv.url + "/v1/x", b"{}", {})
-            assert await r.next_chunk() == b"abc"
-            with pytest.raises(UpstreamTimeout, match=r"no data from the server for 0\.2s"):
-                await r.next_chunk()
-            r.close()
-            assert not client._all  # the stalled connection was dropped, not pooled
-        async with RawServer(trickles) as srv:
-            r = await client.post(srv.url + "/v1/x", b"{}", {})
-            assert await r.read() == b"xxxxxx"
-            r.close()
-        assert client._active == 0
-    finally:
-        await client.close()
+    async with RawServer(never) as srv:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(UpstreamTimeout):
+            await client.post(srv.url + "/v1/x", b"{}", {})
+        assert 0.15 < loop.time() - t0 < 1.0
+    async with RawServer(stalls) as srv:
+        r = await client.post(srv.url + "/v1/x", b"{}", {})
+        assert await r.next_chunk() == b"abc"
+        with pytest.raises(UpstreamTimeout, match=r"no data from the server for 0\.2s"):
+            await r.next_chunk()
+        r.close()
+        assert not client._all  # the stalled connection was dropped, not pooled
+    async with RawServer(trickles) as srv:
+        assert await fetch(client, srv) == b"xxxxxx"
+    assert client._active == 0
 
 
-async def test_per_host_limit_queues_calls_and_a_full_pool_times_out() -> None:
-    client = UpstreamClient(limit_per_host=2, connect_timeout=0.3, read_timeout=2.0)
+async def test_per_host_limit_queues_calls_and_a_full_pool_times_out(make_upstream: Factory) -> None:
+    client = make_upstream(limit_per_host=2, connect_timeout=0.3, read_timeout=2.0)
 
     async def slow(srv: RawServer, req: bytes, w: asyncio.StreamWriter) -> bool:
         await asyncio.sleep(0.05)
@@ -283,26 +216,16 @@ async def test_per_host_limit_queues_calls_and_a_full_pool_times_out() -> None:
         await w.drain()
         return True
 
-    async def call(url: str) -> bytes:
-        r = await client.post(url + "/v1/x", b"{}", {})
-        try:
-            return await r.read()
-        finally:
+    async with RawServer(slow) as srv:
+        results = await asyncio.gather(*(fetch(client, srv) for _ in range(6)))
+        assert results == [b'{"ok":true}'] * 6
+        assert srv.max_open == 2 and srv.connections == 2
+        held = [await client.post(srv.url + "/v1/x", b"{}", {}) for _ in range(2)]
+        with pytest.raises(UpstreamTimeout, match="no free connection"):
+            await client.post(srv.url + "/v1/x", b"{}", {})
+        for r in held:
             r.close()
-
-    try:
-        async with RawServer(slow) as srv:
-            results = await asyncio.gather(*(call(srv.url) for _ in range(6)))
-            assert results == [b'{"ok":true}'] * 6
-            assert srv.max_open == 2 and srv.connections == 2
-            held = [await client.post(srv.url + "/v1/x", b"{}", {}) for _ in range(2)]
-            with pytest.raises(UpstreamTimeout, match="no free connection"):
-                await client.post(srv.url + "/v1/x", b"{}", {})
-            for r in held:
-                r.close()
-            assert await call(srv.url) == b'{"ok":true}'
-    finally:
-        await client.close()
+        assert await fetch(client, srv) == b'{"ok":true}'
 
 
 async def test_closing_an_unfinished_response_drops_its_connection(client: UpstreamClient) -> None:
