@@ -524,7 +524,7 @@ class Proxy:
                     finally:
                         st.account(events)
                     continue
-                payload = st.process(chunk, events, prepared)
+                payload = st.translate(events, prepared)
                 if st.pre_stream_error is not None:
                     status, body = st.pre_stream_error
                     rec.status = status
@@ -652,14 +652,6 @@ class _StreamState:
         self.pre_stream_error: tuple[int, dict[str, Any]] | None = None
         self.finished = False
 
-    def process(self, chunk: bytes, events: list[tuple[str, str, bytes]], prepared: bool) -> bytes:
-        """The bytes to pass on for this upstream chunk, with the accounting done."""
-        if self.translator is not None:
-            return self._translated(events, prepared)
-        payload = self.passthrough(chunk, events)
-        self.account(events)
-        return payload
-
     def passthrough(self, chunk: bytes, events: list[tuple[str, str, bytes]]) -> bytes:
         """Native streams: the chunk as is, or — when iron-tui asked for usage the client did not — the
         complete events minus the usage-only chunk (re-framed, so no partial bytes are left behind)."""
@@ -675,7 +667,8 @@ class _StreamState:
         else:
             self._openai(events)
 
-    def _translated(self, events: list[tuple[str, str, bytes]], prepared: bool) -> bytes:
+    def translate(self, events: list[tuple[str, str, bytes]], prepared: bool) -> bytes:
+        """Translated streams: OpenAI chunks for these Anthropic events, with the accounting done."""
         assert self.translator is not None
         parts: list[bytes] = []
         for ev, data, _raw in events:
@@ -718,7 +711,7 @@ class _StreamState:
                 self.finished = True
 
     def _openai(self, events: list[tuple[str, str, bytes]]) -> None:
-        for _ev, data, _raw in events:
+        for ev, data, _raw in events:
             if data == "[DONE]":
                 self.finished = True
                 continue
@@ -729,7 +722,7 @@ class _StreamState:
             if not isinstance(obj, dict):
                 continue
             if self.responses_api:
-                self._responses_event(_ev, obj)
+                self._responses_event(ev, obj)
             else:
                 usage = obj.get("usage")
                 if isinstance(usage, dict):
