@@ -157,3 +157,30 @@ async def test_response_without_usage_is_charged_an_estimate_not_zero(engine: En
     rec = engine.history.recent(1)[0]
     assert rec.state == "ok" and rec.cost_estimated
     assert rec.cost_micros and rec.cost_micros > 0 and rec.output_tokens > 0
+
+
+async def _post_in_two_parts(engine: Engine, body: bytes) -> tuple[int, bytes]:
+    """A client that sends its body in two parts 50 ms apart: the proxy sees the headers first."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", engine.port)
+    writer.write(f"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {engine.token}\r\n"
+                 f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+                 + body[:10])
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.write(body[10:])
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    data = await reader.readexactly(length)
+    writer.close()
+    return int(head.split()[1]), data
+
+
+async def test_a_body_that_arrives_in_parts_is_read_whole_and_capped(make_engine: EngineFactory) -> None:
+    engine = await make_engine(max_body_bytes=2048)
+    ok = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    status, data = await _post_in_two_parts(engine, ok)
+    assert status == 200 and json.loads(data)["object"] == "chat.completion"
+    big = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 5000}]}).encode()
+    status, data = await _post_in_two_parts(engine, big)
+    assert status == 413 and json.loads(data)["error"]["code"] == "request_too_large"

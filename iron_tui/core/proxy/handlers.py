@@ -197,10 +197,18 @@ class Proxy:
         if who is None:
             return self._unauthorized(shape, hdrs)
         agent_id = who[0]
+        limit = eng.settings.max_body_bytes
+        content = request.content
         try:
-            raw = await request.read()
+            if content.is_eof():
+                # The whole body came with the headers (the usual small call): take it in one piece,
+                # without read()'s accumulate-until-EOF loop.
+                raw = content.read_nowait()
+                if len(raw) > limit:
+                    raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(raw))
+            else:
+                raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            limit = eng.settings.max_body_bytes
             return error_response(
                 shape, 413, f"request body is larger than the {limit}-byte limit", code="request_too_large",
                 headers=hdrs,
