@@ -82,3 +82,19 @@ def test_rewriting_a_request_replaces_its_row(tmp_path: Path) -> None:
     finish(history, rec)
     assert [r["status"] for r in history.past()] == [500]
     history.close()
+
+
+def test_the_table_keeps_only_the_newest_rows(tmp_path: Path) -> None:
+    h = History(size=10, db_path=tmp_path / "h.sqlite3", session="s", keep=50)
+    for batch in range(6):
+        h.write([(f"r{batch}-{i}", batch * 100.0 + i, {"id": f"r{batch}-{i}"}) for i in range(40)])
+    rows = h.past(limit=1000)
+    assert len(rows) <= 50 + 40  # pruned every keep/10 rows, so at most one batch over
+    assert rows[0]["id"] == "r5-39"  # the newest survive
+    assert all(not r["id"].startswith(("r0-", "r1-", "r2-")) for r in rows)
+    h.close()
+    # A database left over the limit by an earlier session is pruned on the first write.
+    h2 = History(size=10, db_path=tmp_path / "h.sqlite3", session="t", keep=5)
+    h2.write([("new", 1000.0, {"id": "new"})])
+    assert [r["id"] for r in h2.past(limit=1000)][:1] == ["new"] and len(h2.past(limit=1000)) == 5
+    h2.close()

@@ -30,9 +30,18 @@ CREATE INDEX IF NOT EXISTS requests_started ON requests(started_at);
 """
 
 
+# Request summaries kept on disk across sessions (the newest; older ones are pruned).
+PERSISTED_ROWS = 100_000
+
+
 class History:
-    def __init__(self, size: int = 1000, db_path: Path | None = None, session: str = "") -> None:
+    def __init__(self, size: int = 1000, db_path: Path | None = None, session: str = "",
+                 keep: int = PERSISTED_ROWS) -> None:
         self.size = size
+        self.keep = keep
+        # Prune on the first write (a database from earlier sessions may be over the limit), then after
+        # every tenth of `keep` new rows, so the DELETE stays small and rare.
+        self._since_prune = keep
         self._items: OrderedDict[str, RequestRecord] = OrderedDict()
         self._pending: list[tuple[str, float, dict[str, Any]]] = []
         self._session = session
@@ -92,6 +101,13 @@ class History:
                 db.executemany(
                     "INSERT OR REPLACE INTO requests(id, session, started_at, summary) VALUES (?,?,?,?)", rows
                 )
+                self._since_prune += len(rows)
+                if self._since_prune >= max(1, self.keep // 10):
+                    self._since_prune = 0
+                    # Keep the newest `keep` rows (by the started_at index): at thousands of calls per
+                    # second an unbounded table would grow by gigabytes a day.
+                    db.execute("DELETE FROM requests WHERE started_at < (SELECT started_at FROM requests "
+                               "ORDER BY started_at DESC LIMIT 1 OFFSET ?)", (max(0, self.keep - 1),))
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:  # never leave one open: the next flush could not BEGIN
