@@ -24,6 +24,7 @@ from iron_tui import __version__
 from iron_tui.core.budget import BudgetExceeded, Reservation, budget_error_body
 from iron_tui.core.estimate import estimate_output_tokens_from_text, input_token_bound, max_output_tokens
 from iron_tui.core.events import Notice, RequestRecord, RequestStarted
+from iron_tui.core.json_bytes import dumps as dumps_json
 from iron_tui.core.keys import KeyUnavailable, ResolvedKey
 from iron_tui.core.pricing import TokenUsage
 from iron_tui.core.proxy.errors import Shape, error_body, error_response, json_response
@@ -48,14 +49,6 @@ _DONE = b"data: [DONE]\n\n"
 # Bytes of JSON framing around a streamed text delta; only used to estimate tokens of a cut stream.
 _CHUNK_OVERHEAD = 80
 _SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no"}
-
-
-def _dumps(obj: Any) -> bytes:
-    """Fast JSON bytes; the stdlib encoder for what orjson refuses (e.g. integers beyond 64 bits)."""
-    try:
-        return orjson.dumps(obj)
-    except TypeError:
-        return json.dumps(obj).encode()
 
 
 class _ProxyError(Exception):
@@ -327,7 +320,7 @@ class Proxy:
                 raise _ProxyError(400, exc.message, param=exc.param,
                                   code=exc.code or "unsupported_parameter") from None
             rec.warnings.extend(tr.warnings)
-            out = _dumps(tr.body)
+            out = dumps_json(tr.body)
             rec.translated_request = preview(out, limit)
             return out, tr.body, "/v1/messages", tr.include_usage, tr.include_usage
         if api in ("openai.chat", "openai.completions") and rec.stream:
@@ -337,7 +330,7 @@ class Proxy:
                 # Always ask for usage so streams are priced; the usage chunk is stripped on the way back.
                 body = {**body, "stream_options": {**(opts if isinstance(opts, dict) else {}),
                                                    "include_usage": True}}
-                return _dumps(body), body, path, False, False
+                return dumps_json(body), body, path, False, False
             return raw, body, path, True, True
         return raw, body, path, True, True
 
@@ -476,7 +469,7 @@ class Proxy:
         rec.state = "ok"
         if rec.translated:
             out_obj = anthropic_to_openai_response(parsed, created=int(eng.clock.now()))
-            data = _dumps(out_obj)
+            data = dumps_json(out_obj)
             rec.translated_response = preview(data, limit)
         out_headers["x-iron-cost-usd"] = "unpriced" if rec.cost_micros is None else f"{rec.cost_micros / 1e6:.6f}"
         out_headers["content-type"] = "application/json"
@@ -703,7 +696,7 @@ class _StreamState:
                     content = (choice.get("delta") or {}).get("content")
                     if content:
                         self.text_chars += len(content)
-                parts.append(b"data: " + _dumps(c) + b"\n\n")
+                parts.append(b"data: " + dumps_json(c) + b"\n\n")
             if self.translator.done:
                 parts.append(_DONE)
                 self.finished = True
