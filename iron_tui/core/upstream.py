@@ -395,12 +395,6 @@ class _Connection(asyncio.Protocol):
                 reason = f": {exc}" if exc else ""
                 resp._fail(UpstreamProtocolError(f"the connection closed before the answer was complete{reason}"))
 
-    def pause_writing(self) -> None:  # request bodies are small; the kernel buffer takes them
-        pass
-
-    def resume_writing(self) -> None:
-        pass
-
     # httptools callbacks (forwarded to the current response)
 
     def on_header(self, name: bytes, value: bytes) -> None:
