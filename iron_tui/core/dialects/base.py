@@ -14,7 +14,7 @@ drives every pair the same way:
 What a pair does NOT do (the pipeline does it once for every pair): usage accounting and pricing
 (`core/dialects/usage.py`, per provider dialect), error bodies and mid-stream error frames in the
 client's shape (`client_error_body`, `client_stream_error` below), redaction of provider keys, output
-caps chosen by the budget (`ctx.max_output_tokens`, already decided when `request` runs).
+caps lowered to fit the budget (applied to the upstream body after `request`).
 
 Errors: a client body that cannot be served raises `TranslationError` (→ 400 in the client's shape,
 naming `param`); upstream data that cannot be translated raises `UpstreamFormatError` (→ 502, or a
@@ -68,9 +68,10 @@ class RequestContext:
     client_model: str  # the name the client sent (echo it back where the client expects its own name)
     stream: bool
     created: int  # epoch seconds, for `created` / `created_at` fields
-    # The output-token cap the upstream request must carry, decided by admission: the client's own cap,
-    # lowered to fit the budget, or — when the client set none and the target API requires one
-    # (Anthropic) — the model's maximum output. None: send the client's cap as is (or none).
+    # The output cap to send when the client set none and the target API requires one (Anthropic's
+    # `max_tokens`): the model's maximum output, from model data. Budget caps ("fit to budget") are
+    # applied by the pipeline AFTER `request`, through the provider dialect's cap field, so pairs only
+    # translate the client's own cap. None: the target needs no default.
     max_output_tokens: int | None = None
     # Responses API `previous_response_id`: the stored conversation (input items then output items of
     # the earlier responses, oldest first), resolved by the pipeline; None when not used.
