@@ -33,6 +33,7 @@ import orjson
 from iron_tui.core.translate.errors import TranslationError
 
 __all__ = [
+    "DONE_EVENT",
     "ClientApi",
     "Pair",
     "ProviderApi",
@@ -50,6 +51,11 @@ ClientApi = Literal["openai.chat", "openai.responses", "anthropic.messages", "op
                     "openai.embeddings"]
 # What a provider speaks (`api` of a configured provider, DESIGN.md §7).
 ProviderApi = Literal["openai", "openai-responses", "anthropic"]
+
+
+# OpenAI Chat Completions streams end with `data: [DONE]`, which is not JSON: the pipeline feeds it to a
+# translator as `feed(DONE_EVENT, {})`.
+DONE_EVENT = "[DONE]"
 
 
 class UpstreamFormatError(Exception):
@@ -76,6 +82,9 @@ class RequestContext:
     # Responses API `previous_response_id`: the stored conversation (input items then output items of
     # the earlier responses, oldest first), resolved by the pipeline; None when not used.
     previous_items: list[dict[str, Any]] | None = None
+    # Chat Completions clients: whether the client asked for the usage chunk. Filled by the pipeline from
+    # `Translated.include_usage` after `request`, before `stream` is called.
+    include_usage: bool = True
     # Per-call ids the pair may need (e.g. a response id it must mint), from the engine's id source.
     new_id: Callable[[str], str] | None = None
 
