@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
+import socket
 import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 from iron_tui import __version__
-from iron_tui.config import ConfigError, Settings, load_settings
+from iron_tui.config import ConfigError, Settings, load_settings_with_sources
 
 EXIT_CONFIG = 2
 
@@ -84,10 +86,40 @@ _ENGINE_KEYS = (
 )
 
 
-def settings_from_args(ns: argparse.Namespace) -> Settings:
+def settings_and_sources(ns: argparse.Namespace) -> tuple[Settings, dict[str, str]]:
+    """The settings and where each came from; a `--config` file that does not exist is an error."""
     cli = {k: getattr(ns, k, None) for k in _ENGINE_KEYS}
-    settings, _ = load_settings(cli, config_path=getattr(ns, "config", None))
-    return settings
+    config = getattr(ns, "config", None)
+    settings, _, sources = load_settings_with_sources(cli, config_path=config, config_required=config is not None)
+    return settings, sources
+
+
+def _unexpected_arguments(extra: list[str]) -> str:
+    """The error for arguments argparse did not take: usually an agent command without `--` before it."""
+    if extra[0].startswith("-"):
+        return f"unrecognized arguments: {' '.join(extra)} (see iron-tui --help)"
+    # Only the stray words are echoed: the options before them may hold keys.
+    return (f"unexpected argument {extra[0]!r}: to launch an agent, put '--' before its command "
+            f"(iron-tui [options] -- {shlex.join(extra)}); to set the dashboard's agent, quote it "
+            f"(--agent {shlex.quote(shlex.join(extra))})")
+
+
+def check_port_allowed(settings: Settings, sources: dict[str, str]) -> None:
+    """A port below 1024 needs privileges: say so (and where the port came from) before starting."""
+    if not 0 < settings.port < 1024:
+        return
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((settings.host, settings.port))
+        except PermissionError:
+            where = sources.get("port", "--port")
+            origin = "" if where.startswith("--") else f" from {where}"
+            raise ConfigError(
+                f"invalid --port{origin}: {settings.port}: ports below 1024 need administrator privileges; "
+                "use a port from 1024 up (the default is 8478) or 0 for any free port") from None
+        except OSError:
+            return  # in use or unavailable: the engine reports it when it binds
 
 
 def _fail(message: str) -> int:
@@ -111,10 +143,13 @@ def main(argv: list[str] | None = None) -> int:
         from iron_tui.demo import demo_main
 
         return demo_main(argv[1:])
-    ns = build_parser().parse_args(argv)
+    ns, extra = build_parser().parse_known_args(argv)
+    if extra:
+        return _fail(_unexpected_arguments(extra))
     try:
-        settings = settings_from_args(ns)
+        settings, sources = settings_and_sources(ns)
         settings.check_runnable()
+        check_port_allowed(settings, sources)
     except ConfigError as exc:
         return _fail(str(exc))
     if ns.no_ui:

@@ -22,34 +22,45 @@ from pydantic import (
 Mode = Literal["direct", "server"]
 
 
+# Upper bounds for numbers: far beyond any real use, low enough that nothing downstream overflows
+# (microdollars in SQLite's 64-bit integers, seconds in the event loop's timers).
+MAX_BUDGET_USD = 1_000_000_000
+MAX_SECONDS = 86_400  # a day
+MAX_PRICE_PER_MTOK = 1_000_000
+
+
 class AgentPresetConfig(BaseModel):
     """An agent the dashboard can launch (`[[agents]]` in the config file)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field(description="Name shown in the agent selector.")
     command: str | list[str] = Field(description="Command line (string) or argv list.")
     cwd: str | None = Field(default=None, description="Working directory for the agent.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
     restart_on_crash: bool = Field(default=False, description="Restart the agent when it exits non-zero.")
-    max_restarts: int = Field(default=3, ge=0, description="Restart limit for restart_on_crash.")
+    max_restarts: int = Field(default=3, ge=0, le=1000, description="Restart limit for restart_on_crash.")
 
 
 class PriceConfig(BaseModel):
     """A price override or addition, in USD per million tokens (`[prices."model-name"]`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    input_per_mtok: float = Field(ge=0, description="USD per million input tokens.")
-    output_per_mtok: float = Field(ge=0, description="USD per million output tokens.")
-    cache_read_per_mtok: float | None = Field(default=None, ge=0, description="USD per million cache-read tokens.")
-    cache_write_per_mtok: float | None = Field(default=None, ge=0, description="USD per million cache-write tokens.")
+    input_per_mtok: float = Field(ge=0, le=MAX_PRICE_PER_MTOK, description="USD per million input tokens.")
+    output_per_mtok: float = Field(ge=0, le=MAX_PRICE_PER_MTOK, description="USD per million output tokens.")
+    cache_read_per_mtok: float | None = Field(default=None, ge=0, le=MAX_PRICE_PER_MTOK,
+                                              description="USD per million cache-read tokens.")
+    cache_write_per_mtok: float | None = Field(default=None, ge=0, le=MAX_PRICE_PER_MTOK,
+                                               description="USD per million cache-write tokens.")
 
 
 class Settings(BaseModel):
     """Every option of iron-tui. Field names are the TOML keys; CLI flags use dashes."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: `inf`, `nan` and `1e400` are refused with a clear message (an infinite
+    # budget once crashed converting to microdollars).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     host: str = Field(default="127.0.0.1", description="Bind address for the proxy and feed.")
     port: int = Field(default=8478, ge=0, le=65535, description="Proxy and feed port; 0 picks a free port.")
@@ -63,7 +74,8 @@ class Settings(BaseModel):
         default=None, description="Token clients must present; in server mode, the Iron Cage IC token."
     )
     server_url: str | None = Field(default=None, description="Iron Cage control server URL.")
-    budget: float | None = Field(default=None, ge=0, description="Spend limit in USD; unset means unlimited.")
+    budget: float | None = Field(default=None, ge=0, le=MAX_BUDGET_USD,
+                                 description="Spend limit in USD; unset means unlimited.")
     budget_period: Literal["session", "day", "week", "month"] = Field(
         default="session", description="When the budget resets: session, day, week or month (local time)."
     )
@@ -75,18 +87,25 @@ class Settings(BaseModel):
     data_dir: Path | None = Field(default=None, description="Directory for SQLite state (outbox, history, ledger).")
     theme: str = Field(default="iron", description="Dashboard theme name.")
     log_format: Literal["text", "json"] = Field(default="text", description="Headless log line format.")
-    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
-    upstream_timeout: float = Field(default=300.0, gt=0, description="Seconds to wait for an upstream response.")
-    connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to wait for an upstream connection.")
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=1 << 30,
+                                description="Largest request body accepted.")
+    upstream_timeout: float = Field(default=300.0, gt=0, le=MAX_SECONDS,
+                                    description="Seconds to wait for an upstream response.")
+    connect_timeout: float = Field(default=10.0, gt=0, le=MAX_SECONDS,
+                                   description="Seconds to wait for an upstream connection.")
     default_max_tokens: int = Field(
-        default=4096, ge=1, description="max_tokens sent to Anthropic when an OpenAI client sets none."
+        default=4096, ge=1, le=100_000_000, description="max_tokens sent to Anthropic when an OpenAI client sets none."
     )
-    cache_ttl_seconds: float = Field(default=300.0, ge=0, description="Server mode: provider-key cache lifetime.")
-    sync_interval: float = Field(default=5.0, gt=0, description="Seconds between analytics syncs.")
-    flush_timeout: float = Field(default=5.0, ge=0, description="Seconds the final analytics flush may take.")
-    history_size: int = Field(default=1000, ge=10, description="Requests kept in memory with full detail.")
-    body_preview_bytes: int = Field(default=65536, ge=256, description="Stored size of each request/response body.")
-    agent_grace_seconds: float = Field(default=5.0, ge=0, description="Seconds between SIGTERM and SIGKILL.")
+    cache_ttl_seconds: float = Field(default=300.0, ge=0, le=MAX_SECONDS,
+                                     description="Server mode: provider-key cache lifetime.")
+    sync_interval: float = Field(default=5.0, gt=0, le=MAX_SECONDS, description="Seconds between analytics syncs.")
+    flush_timeout: float = Field(default=5.0, ge=0, le=MAX_SECONDS,
+                                 description="Seconds the final analytics flush may take.")
+    history_size: int = Field(default=1000, ge=10, le=1_000_000, description="Requests kept in memory with full detail.")
+    body_preview_bytes: int = Field(default=65536, ge=256, le=16 << 20,
+                                    description="Stored size of each request/response body.")
+    agent_grace_seconds: float = Field(default=5.0, ge=0, le=MAX_SECONDS,
+                                       description="Seconds between SIGTERM and SIGKILL.")
     prices: dict[str, PriceConfig] = Field(default_factory=dict, description="Model price overrides.")
 
     @field_validator("openai_base_url", "anthropic_base_url", "server_url")
@@ -200,16 +219,23 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("iron-tui", appauthor=False))
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
+def read_config_file(path: Path, *, required: bool = False) -> dict[str, Any]:
+    """The file's settings; a missing file is no settings, unless `required` (named with --config)."""
     import tomllib
 
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
+        if required:
+            raise ConfigError(f"config file {path} (from --config) does not exist: fix the path, or create "
+                              "it with 'iron-tui config init --config PATH'") from None
         return {}
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # tomllib reads UTF-8 only; this is not a TOMLDecodeError
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                          f"offset {exc.start}): save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
 
@@ -219,9 +245,11 @@ def load_settings(
     *,
     env: dict[str, str] | None = None,
     config_path: Path | None = None,
+    config_required: bool = False,
 ) -> tuple[Settings, Path]:
     """Merge the sources; return the settings and the config file path that was consulted."""
-    settings, path, _ = load_settings_with_sources(cli, env=env, config_path=config_path)
+    settings, path, _ = load_settings_with_sources(cli, env=env, config_path=config_path,
+                                                   config_required=config_required)
     return settings, path
 
 
@@ -230,15 +258,17 @@ def load_settings_with_sources(
     *,
     env: dict[str, str] | None = None,
     config_path: Path | None = None,
+    config_required: bool = False,
 ) -> tuple[Settings, Path, dict[str, str]]:
     """As `load_settings`, plus where each explicitly set value came from (field name → source:
-    "config file PATH", "environment variable NAME" or "--flag"); `iron-tui config show` prints them."""
+    "config file PATH", "environment variable NAME" or "--flag"); `iron-tui config show` prints them.
+    `config_required`: `config_path` was named explicitly (--config), so it must exist."""
     import os
 
     env = dict(os.environ) if env is None else env
     cli = {k: v for k, v in (cli or {}).items() if v is not None}
     path = config_path or (Path(env[CONFIG_ENV]) if env.get(CONFIG_ENV) else default_config_path())
-    merged: dict[str, Any] = dict(read_config_file(path))
+    merged: dict[str, Any] = dict(read_config_file(path, required=config_required and config_path is not None))
     sources: dict[str, str] = {k: f"config file {path}" for k in merged}
     for field_name, var in ENV_VARS.items():
         value = env.get(var)
@@ -290,7 +320,8 @@ def describe_validation_error(exc: ValidationError, values: dict[str, Any], sour
             shown = "<secret>"
         if len(reasons) > 1 and all(r.startswith("expected ") for r in reasons):
             reasons = [reasons[0], *(r.removeprefix("expected ") for r in reasons[1:])]
-        lines.append(f"invalid {name}{origin}: {shown!r}: {' or '.join(reasons)}")
+        fix = _FIXES.get(key) if len(loc) == 1 else None
+        lines.append(f"invalid {name}{origin}: {shown!r}: {' or '.join(reasons)}" + (f" ({fix})" if fix else ""))
     return "; ".join(lines)
 
 
@@ -309,6 +340,12 @@ _REASONS = {
     "model_type": "expected a table",
     "model_attributes_type": "expected a table",
     "path_type": "expected a path (a string)",
+    "finite_number": "must be a finite number",
+}
+# What to do instead, for options where the allowed range alone does not say it.
+_FIXES = {
+    "budget": "a USD amount such as 5; leave it unset for no limit",
+    "port": "0 picks a free port",
 }
 
 
@@ -320,7 +357,9 @@ def _loc_name(loc: tuple[str, ...]) -> str:
 
 
 def _num(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() and abs(v) < 1e16 else f"{v:g}"
+    return str(v)
 
 
 def _reason(err: Any, field: str) -> str:

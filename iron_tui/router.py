@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from iron_tui.config import ConfigError, Settings, default_data_dir, provider_for_key
+from iron_tui.config import MAX_BUDGET_USD, ConfigError, Settings, default_data_dir, provider_for_key
 from iron_tui.core.engine import Engine
 from iron_tui.core.events import MICROS_PER_USD
 from iron_tui.core.loop import new_event_loop
@@ -48,8 +48,8 @@ class LlmRouter:
             raise ValueError(
                 "LlmRouter needs either provider_key (direct mode) or both api_key and server_url (server mode)"
             )
-        if budget is not None and budget < 0:
-            raise ValueError("budget must be >= 0 (or None for unlimited)")
+        if budget is not None and not 0 <= budget <= MAX_BUDGET_USD:  # NaN and inf fail this too
+            raise ValueError(f"budget must be a number from 0 to {MAX_BUDGET_USD} (or None for unlimited)")
         values: dict[str, Any] = {
             "port": port,
             "token": api_key,
@@ -189,8 +189,8 @@ class LlmRouter:
 
     def set_budget(self, usd: float | None) -> None:
         """Change the limit live; what was spent is kept. None removes the limit."""
-        if usd is not None and usd < 0:
-            raise ValueError("budget must be >= 0 (or None for unlimited)")
+        if usd is not None and not 0 <= usd <= MAX_BUDGET_USD:  # NaN and inf fail this too
+            raise ValueError(f"budget must be a number from 0 to {MAX_BUDGET_USD} (or None for unlimited)")
         eng = self._live()
 
         async def apply() -> None:

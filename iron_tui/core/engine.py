@@ -18,7 +18,7 @@ import aiohttp
 from aiohttp import web
 
 from iron_tui import __version__
-from iron_tui.config import Settings
+from iron_tui.config import MAX_BUDGET_USD, Settings
 from iron_tui.core.agent import AgentPreset, AgentSupervisor, ProxyWiring
 from iron_tui.core.analytics import AnalyticsSync, Outbox, completed_event, failed_event
 from iron_tui.core.budget import BudgetLedger, LedgerStorageError
@@ -364,6 +364,8 @@ class Engine:
     # --- what the front ends call ------------------------------------------------------------
 
     def set_budget(self, usd_limit: float | None) -> None:
+        if usd_limit is not None and not 0 <= usd_limit <= MAX_BUDGET_USD:  # also False for NaN
+            raise ValueError(f"the budget must be a number of USD from 0 to {MAX_BUDGET_USD} (or None for no limit)")
         self.ledger.set_limit(None if usd_limit is None else round(usd_limit * MICROS_PER_USD))
 
     def snapshot(self) -> dict[str, Any]:
