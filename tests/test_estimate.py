@@ -363,3 +363,31 @@ def test_raw_fast_path_is_still_an_upper_bound(texts: list[str], ascii_only: boo
     # One token covers at least one byte of a string's UTF-8 text.
     assert fast >= sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
     assert fast <= input_token_bound(body, "openai.chat") + len(raw)
+
+
+def test_a_schema_property_named_type_is_data_not_a_part_type() -> None:
+    # Codex and LangChain structured output: {"properties": {"type": {"type": "string"}}} made the walk
+    # look up a dict in a set (TypeError: unhashable type: 'dict').
+    schema = {"type": "object", "properties": {"type": {"type": "string"}, "image": {"type": "string"}}}
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "describe the image"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
+            "tools": [{"type": {"weird": True}, "function": {"name": "f"}}]}
+    raw = json.dumps(body).encode()
+    assert input_token_bound(body, "openai.chat", raw) >= len(raw)
+    assert input_token_bound(body, "openai.responses") >= len(raw)
+
+
+def test_deep_nesting_is_a_clear_caller_error() -> None:
+    from iron_tui.core.estimate import MAX_DEPTH, BodyTooDeep
+    from iron_tui.core.translate.errors import TranslationError
+
+    deep: object = "image"
+    for _ in range(MAX_DEPTH + 5):
+        deep = [deep]
+    with pytest.raises(BodyTooDeep) as info:
+        input_token_bound({"model": "gpt-4o", "messages": deep}, "openai.chat")
+    assert isinstance(info.value, TranslationError) and "nested too deeply" in info.value.message
+    shallow: object = "image"
+    for _ in range(MAX_DEPTH - 10):
+        shallow = {"a": shallow}
+    assert input_token_bound({"model": "gpt-4o", "x": shallow}, "openai.chat") > MAX_DEPTH

@@ -154,7 +154,7 @@ def reference_from_openai(usage: Any) -> TokenUsage:
     """`TokenUsage.from_openai` as it was."""
     from collections.abc import Mapping
 
-    from iron_tui.core.pricing import _count
+    from iron_tui.core.token_usage import _count
 
     def _sub(usage: Any, key: str) -> Any:
         details = usage.get(key)

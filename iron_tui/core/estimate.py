@@ -69,6 +69,8 @@ import json.encoder
 import math
 from typing import Any
 
+from iron_tui.core.translate.errors import TranslationError
+
 _encode_basestring = json.encoder.encode_basestring  # the C implementation when available
 
 APIS = frozenset(
@@ -87,6 +89,9 @@ HOSTED_TOOL_TOKENS = 10_000  # allowance for a server/hosted tool's hidden promp
 DOCUMENT_PAGE_TOKENS = 3_000
 UNKNOWN_CONTENT_TOKENS = 100_000
 AUDIO_B64_CHARS_PER_TOKEN = 64
+# Deeper bodies are refused (BodyTooDeep): real ones nest a few dozen levels at most (OpenAI structured
+# outputs allow 10 levels of schema), and the walk must stay far from Python's recursion limit.
+MAX_DEPTH = 200
 
 # One output token per this many characters when a stream was cut before the provider's usage arrived.
 CHARS_PER_TOKEN_ESTIMATE = 2
@@ -102,18 +107,35 @@ def _str_len(s: str) -> int:
     return len(quoted) if quoted.isascii() else len(quoted.encode("utf-8", "surrogatepass"))
 
 
+class BodyTooDeep(TranslationError):
+    """A request body nested deeper than `MAX_DEPTH` levels (a 400 for the caller, never a RecursionError)."""
+
+    def __init__(self) -> None:
+        super().__init__(f"request body is nested too deeply (more than {MAX_DEPTH} levels of arrays and "
+                         "objects)", None, "invalid_value")
+
+
+def _kind(obj: dict[str, Any]) -> str | None:
+    # A `type` that is not a string is data, not a part type: e.g. a JSON Schema property named "type"
+    # ({"properties": {"type": {"type": "string"}}}) must not be looked up in a set (unhashable dict).
+    kind = obj.get("type")
+    return kind if type(kind) is str else None
+
+
 class _Walker:
     __slots__ = ("image_tokens",)
 
     def __init__(self, image_tokens: int) -> None:
         self.image_tokens = image_tokens
 
-    def walk(self, obj: Any) -> int:
+    def walk(self, obj: Any, depth: int = 0) -> int:
         """At least the UTF-8 length of `json.dumps(obj, ensure_ascii=False)`, binary payloads replaced."""
         if isinstance(obj, str):
             return _str_len(obj)
         if isinstance(obj, dict):
-            kind = obj.get("type")
+            if depth >= MAX_DEPTH:
+                raise BodyTooDeep()
+            kind = _kind(obj)
             if kind in _IMAGE_TYPES and ("image_url" in obj or "source" in obj or "file_id" in obj):
                 return self.image_tokens
             if kind == "input_audio":
@@ -125,10 +147,13 @@ class _Walker:
             n = 2  # braces
             for key, value in obj.items():
                 # key, ": " and ", "
-                n += (_str_len(key) if isinstance(key, str) else len(str(key)) + 2) + 4 + self.walk(value)
+                n += ((_str_len(key) if isinstance(key, str) else len(str(key)) + 2) + 4
+                      + self.walk(value, depth + 1))
             return n
         if isinstance(obj, list | tuple):
-            return 2 + sum(self.walk(item) + 2 for item in obj)
+            if depth >= MAX_DEPTH:
+                raise BodyTooDeep()
+            return 2 + sum(self.walk(item, depth + 1) + 2 for item in obj)
         if obj is None or isinstance(obj, bool):
             return 5
         if isinstance(obj, int | float):
@@ -144,7 +169,7 @@ class _Walker:
 
     def _file(self, obj: dict[str, Any]) -> int | None:
         """Bound for a file/document part, or None to walk it as text (plain-text documents)."""
-        kind = obj.get("type")
+        kind = _kind(obj)
         holder: Any = obj
         if kind == "file":  # OpenAI chat: {"type": "file", "file": {file_data | file_id, filename}}
             holder = obj.get("file")
@@ -152,7 +177,7 @@ class _Walker:
             source = obj.get("source")
             if not isinstance(source, dict):
                 return None
-            stype = source.get("type")
+            stype = _kind(source)
             if stype == "base64" and isinstance(source.get("data"), str):
                 return len(source["data"]) + DOCUMENT_PAGE_TOKENS
             if stype in ("url", "file"):
@@ -183,7 +208,7 @@ def _tool_overhead(tools: Any, anthropic: bool) -> int:
         return 0
     n = ANTHROPIC_TOOL_PROMPT_TOKENS if anthropic else OPENAI_TOOLS_HEADER_TOKENS
     for tool in tools:
-        kind = tool.get("type") if isinstance(tool, dict) else None
+        kind = _kind(tool) if isinstance(tool, dict) else None
         n += PER_TOOL_TOKENS
         # Anthropic custom tools have no type (or "custom"); typed ones (bash_2025..., web_search_...)
         # are server-defined. OpenAI: "function" (and "custom") are client-defined, the rest hosted.

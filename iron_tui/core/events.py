@@ -19,8 +19,18 @@ AgentState = Literal["idle", "starting", "running", "stopping", "exited", "faile
 MICROS_PER_USD = 1_000_000
 
 
+_MAX_USD = 1e300  # a finite stand-in for amounts beyond float range: every JSON encoder takes it
+
+
 def usd(micros: int | None) -> float | None:
-    return None if micros is None else micros / MICROS_PER_USD
+    """µ$ → USD. Never raises: an amount beyond float range (only absurd inputs get there) is capped, so
+    a snapshot or feed message can always be built."""
+    if micros is None:
+        return None
+    try:
+        return micros / MICROS_PER_USD
+    except OverflowError:
+        return _MAX_USD if micros > 0 else -_MAX_USD
 
 
 @dataclass(slots=True)
@@ -83,7 +93,7 @@ class RequestRecord:
             "output_tokens": self.output_tokens,
             "cache_read_tokens": self.cache_read_tokens,
             "cache_write_tokens": self.cache_write_tokens,
-            "cost_usd": None if cost is None else cost / MICROS_PER_USD,
+            "cost_usd": usd(cost),
             "priced": self.priced,
             "cost_estimated": self.cost_estimated,
             "error": self.error,

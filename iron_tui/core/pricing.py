@@ -9,11 +9,9 @@ Why the design looks like this:
   multiplications (~2 µs). A test proves `cost()` equals `ceil(calc_price(...).total_price × 10⁶)` for
   several models, including cache tokens and long-context tiers. Unknown models are cached too
   (as unpriced), so a bad model name costs one lookup, not one per call.
-* Token accounting is unambiguous: `TokenUsage.input_tokens` EXCLUDES cache tokens (Anthropic's
-  convention). `from_openai` subtracts `cached_tokens` from `prompt_tokens` because OpenAI's prompt
-  count includes them. Each token is therefore billed exactly once, at its own rate: uncached input
-  at the input rate, cache reads at the read rate, cache writes at the write rate (litellm#9812 billed
-  cache tokens twice).
+* Token accounting (`core/token_usage.py`) is unambiguous: `TokenUsage.input_tokens` EXCLUDES cache
+  tokens, so each token is billed exactly once, at its own rate: uncached input at the input rate,
+  cache reads at the read rate, cache writes at the write rate.
 * Tiers: genai-prices uses "cliff" tiers (e.g. claude-sonnet-4-5 above 200K input tokens: every token
   of the call at the higher rate), selected by the call's *total* input (uncached + cache read +
   cache write). `cost()` does the same with the actual input size; `worst_case()` uses the highest
@@ -22,8 +20,9 @@ Why the design looks like this:
   input rate; no cache-write price → cache writes cost the input rate (this is also what genai-prices
   does); no output price (embeddings) → output costs 0. A model with no per-token input price (audio
   by the hour, moderation) is unpriced.
-* Not priced: hosted-tool fees (web/file search per 1K calls) and audio/image token modalities; they
-  are not in the usage the proxy reads.
+* Server-side web searches (Anthropic's `usage.server_tool_use.web_search_requests`) are priced per
+  search from genai-prices' `web_searches_kcount`. Not priced: other hosted-tool fees (file search,
+  OpenAI's web search calls, which its usage does not count) and audio/image token modalities.
 * Prices are taken as of the first lookup of a pair in this process (genai-prices' data can hold
   dated price changes); the bundled data is never updated from the network.
 
@@ -32,7 +31,6 @@ Units: `Rates` are µ$ per token, which is numerically the same as USD per milli
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,105 +38,9 @@ from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-# --- usage ----------------------------------------------------------------------------------------
+from iron_tui.core.token_usage import TokenUsage
 
-
-def _count(value: Any) -> int:
-    """A token count from a provider payload: ints (or integral floats) ≥ 0, anything else 0."""
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, int):
-        return value if value > 0 else 0
-    if isinstance(value, float) and math.isfinite(value) and value > 0:
-        return int(value)
-    return 0
-
-
-@dataclass(frozen=True, slots=True)
-class TokenUsage:
-    """Normalised token usage of one call. `input_tokens` EXCLUDES cache read and write tokens.
-
-    `cache_write_1h_tokens` is the part of `cache_write_tokens` written with Anthropic's 1-hour TTL
-    (priced higher than the default 5-minute writes); it is included in `cache_write_tokens`.
-    """
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    cache_write_1h_tokens: int = 0
-
-    @property
-    def total_input_tokens(self) -> int:
-        """Every input token the provider billed: uncached + cache read + cache write."""
-        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
-
-    @property
-    def total_tokens(self) -> int:
-        return self.total_input_tokens + self.output_tokens
-
-    @classmethod
-    def from_openai(cls, usage: Mapping[str, Any] | None) -> TokenUsage:
-        """From an OpenAI `usage` object: chat/completions, responses or embeddings.
-
-        OpenAI's `prompt_tokens` / `input_tokens` INCLUDE `cached_tokens`; they are split here so the
-        cached part is billed only at the cache-read rate. Reasoning tokens are part of the output count.
-        """
-        if not usage:
-            return cls()
-        if "prompt_tokens" in usage or "completion_tokens" in usage:  # chat, completions, embeddings
-            prompt = usage.get("prompt_tokens")
-            output = usage.get("completion_tokens")
-            details = usage.get("prompt_tokens_details")
-        else:  # responses API
-            prompt = usage.get("input_tokens")
-            output = usage.get("output_tokens")
-            details = usage.get("input_tokens_details")
-        # Plain positive ints (what providers send) skip `_count`; dicts skip the Mapping ABC check.
-        prompt = prompt if type(prompt) is int and prompt > 0 else _count(prompt)
-        output = output if type(output) is int and output > 0 else _count(output)
-        if type(details) is not dict:
-            details = details if isinstance(details, Mapping) else {}
-        cached = details.get("cached_tokens")
-        cached = cached if type(cached) is int and cached > 0 else _count(cached)
-        if cached > prompt:
-            cached = prompt
-        return cls(prompt - cached, output, cached)
-
-    @classmethod
-    def from_anthropic(cls, usage: Mapping[str, Any] | None) -> TokenUsage:
-        """From an Anthropic `usage` object (Messages API; `input_tokens` already excludes cache tokens)."""
-        if not usage:
-            return cls()
-        return cls().updated_from_anthropic(usage)
-
-    def updated_from_anthropic(self, usage: Mapping[str, Any]) -> TokenUsage:
-        """Fold a streaming usage object: `message_start`'s, then each `message_delta`'s.
-
-        Anthropic's streamed counts are cumulative, so a field present and non-null replaces the one
-        held; absent or null fields keep their value (never add).
-        """
-        values = {
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "cache_read_tokens": self.cache_read_tokens,
-            "cache_write_tokens": self.cache_write_tokens,
-            "cache_write_1h_tokens": self.cache_write_1h_tokens,
-        }
-        for src, dst in (
-            ("input_tokens", "input_tokens"),
-            ("output_tokens", "output_tokens"),
-            ("cache_read_input_tokens", "cache_read_tokens"),
-            ("cache_creation_input_tokens", "cache_write_tokens"),
-        ):
-            if usage.get(src) is not None:
-                values[dst] = _count(usage[src])
-        creation = usage.get("cache_creation")
-        if isinstance(creation, Mapping) and creation.get("ephemeral_1h_input_tokens") is not None:
-            values["cache_write_1h_tokens"] = _count(creation["ephemeral_1h_input_tokens"])
-        values["cache_write_1h_tokens"] = min(values["cache_write_1h_tokens"], values["cache_write_tokens"])
-        return TokenUsage(**values)
-
+__all__ = ["PriceOverride", "Pricer", "RateTier", "Rates", "TokenUsage"]
 
 # --- rates ----------------------------------------------------------------------------------------
 
@@ -168,6 +70,7 @@ class Rates:
     cache_write_1h: float | None = None  # None: same as cache_write
     tiers: tuple[RateTier, ...] = ()
     context_window: int | None = None
+    web_search: float | None = None  # µ$ per server-side web search; None: not priced
 
     def describe(self) -> str:
         """Short human text, e.g. "$2.50 in / $10.00 out per Mtok (+tiers)" or "$0.075 in / ..."."""
@@ -244,6 +147,7 @@ class _Entry:
     # Derived once per (provider, model), so a priced call does no Decimal work in the usual case:
     exact: tuple[_Exact | None, ...] = ()  # per vector: base, then each tier's
     worst: tuple[_Worst, ...] = ()  # [k]: with the first k tiers reachable
+    web_search: Decimal = Decimal(0)  # µ$ per web search
 
     def at(self, total_input: int) -> _Vec:
         vec = self.base
@@ -261,7 +165,8 @@ class _Entry:
         return k
 
 
-def _make_entry(rates: Rates, base: _Vec, tiers: tuple[tuple[int, _Vec], ...]) -> _Entry:
+def _make_entry(rates: Rates, base: _Vec, tiers: tuple[tuple[int, _Vec], ...],
+                web_search: Decimal = Decimal(0)) -> _Entry:
     aboves = [above for above, _vec in tiers]
     assert aboves == sorted(set(aboves)), "tier thresholds must ascend"
     vecs = [base] + [vec for _above, vec in tiers]
@@ -274,7 +179,8 @@ def _make_entry(rates: Rates, base: _Vec, tiers: tuple[tuple[int, _Vec], ...]) -
         out_rate = max(v[1] for v in reach)
         worst.append(_Worst(in_rate, in_rate_nw, out_rate, _exact((in_rate, out_rate)),
                             _exact((in_rate_nw, out_rate))))
-    return _Entry(rates=rates, base=base, tiers=tiers, exact=tuple(_exact(v) for v in vecs), worst=tuple(worst))
+    return _Entry(rates=rates, base=base, tiers=tiers, exact=tuple(_exact(v) for v in vecs), worst=tuple(worst),
+                  web_search=web_search)
 
 
 def _ceil(value: Decimal) -> int:
@@ -318,10 +224,19 @@ class Pricer:
         return self._entry(provider, model) is not None
 
     def cost(self, provider: str, model: str, usage: TokenUsage) -> int | None:
-        """Exact cost in µ$, rounded up (never undercharge); None when the model is unpriced."""
+        """Exact cost in µ$, rounded up (never undercharge); None when the model is unpriced.
+        Server-side web searches are added at the model's per-search price (0 when genai-prices has none)."""
         entry = self._entry(provider, model)
         if entry is None:
             return None
+        tokens_cost = self._token_cost(entry, usage)
+        searches = usage.web_search_requests
+        if searches > 0 and entry.web_search:
+            return tokens_cost + _ceil(searches * entry.web_search)
+        return tokens_cost
+
+    @staticmethod
+    def _token_cost(entry: _Entry, usage: TokenUsage) -> int:
         tokens = usage.input_tokens
         output = usage.output_tokens
         read = usage.cache_read_tokens
@@ -340,7 +255,8 @@ class Pricer:
         return _ceil(tokens * inp + output * out + read * d_read + write * d_write + one_hour * write_1h)
 
     def worst_case(
-        self, provider: str, model: str, input_bound: int, max_output: int, *, cache_writes: bool = True
+        self, provider: str, model: str, input_bound: int, max_output: int, *, cache_writes: bool = True,
+        web_searches: int = 0,
     ) -> int | None:
         """Upper bound in µ$ for a call with at most `input_bound` input and `max_output` output tokens.
 
@@ -348,10 +264,16 @@ class Pricer:
         may cost more than plain input: Anthropic 1.25×, 2× for 1-hour writes). Pass
         `cache_writes=False` when the request cannot write a cache (an Anthropic request body without
         `cache_control`) to tighten the bound. Every tier the input could reach is considered.
+        `web_searches`: the most server-side web searches the call may run (priced per search).
         """
         entry = self._entry(provider, model)
         if entry is None:
             return None
+        fees = _ceil(web_searches * entry.web_search) if web_searches > 0 and entry.web_search else 0
+        return fees + self._worst_tokens(entry, input_bound, max_output, cache_writes)
+
+    @staticmethod
+    def _worst_tokens(entry: _Entry, input_bound: int, max_output: int, cache_writes: bool) -> int:
         input_bound = max(0, input_bound)
         max_output = max(0, max_output)
         w = entry.worst[entry.index(input_bound) if entry.tiers else 0]
@@ -478,10 +400,14 @@ def _from_genai(model_id: str, mp: Any, context_window: int | None) -> _Entry | 
         return float(v[0]), float(v[1]), float(v[2]), float(v[3]), float(v[4])
 
     b = floats(base)
+    # USD per 1,000 searches → µ$ per search.
+    kcount = getattr(mp, "web_searches_kcount", None)
+    per_search = Decimal(kcount) * 1000 if kcount is not None and not isinstance(kcount, TieredPrices) \
+        else Decimal(0)
     rates = Rates(
         input=b[0], output=b[1], cache_read=b[2], cache_write=b[3], source="genai-prices",
         model_id=model_id, cache_write_1h=b[4],
         tiers=tuple(RateTier(start, *floats(v)) for start, v in tiers),
-        context_window=context_window,
+        context_window=context_window, web_search=float(per_search) if per_search else None,
     )
-    return _make_entry(rates, base, tiers)
+    return _make_entry(rates, base, tiers, per_search)
