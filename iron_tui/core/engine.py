@@ -39,7 +39,7 @@ from iron_tui.core.history import History
 from iron_tui.core.keys import KeyRing
 from iron_tui.core.pricing import PriceOverride, Pricer
 from iron_tui.core.proxy.handlers import Proxy
-from iron_tui.core.upstream import UpstreamClient
+from iron_tui.core.upstream import UpstreamClient, UpstreamConnectError
 
 ENGINE: web.AppKey[Engine] = web.AppKey("engine", object)  # type: ignore[arg-type]
 
@@ -304,20 +304,27 @@ class Engine:
             await self.upstream.close()
 
     async def _drain_proxy(self, grace_s: float = 1.0) -> None:
-        """Let in-flight calls finish for a moment, then cut the streams still running ourselves, while
-        their connections are open, so each client gets an error event saying why (aiohttp's own
-        shutdown would just drop the connection)."""
+        """Let in-flight calls finish for a moment, then end the streams still running ourselves, while
+        their connections are open: each upstream read fails with "shutting down", so each client gets
+        an error event in its API's framing and a proper end of its chunked body (aiohttp's own shutdown
+        would just drop the connection). A handler that does not end by itself (a client that stopped
+        reading) is cancelled."""
         for site in list(self._runner.sites if self._runner is not None else []):
             with contextlib.suppress(Exception):
                 await site.stop()
-        deadline = asyncio.get_running_loop().time() + grace_s
-        while self.proxy.inflight and asyncio.get_running_loop().time() < deadline:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while self.proxy.inflight and loop.time() < deadline:
             await asyncio.sleep(0.02)
-        streams = list(self.proxy.streams)
-        for task in streams:
-            task.cancel()
+        streams = dict(self.proxy.pipeline.relay.streams)
+        for resp in streams:
+            resp.fail(UpstreamConnectError("iron-tui is shutting down"))
         if streams:
-            await asyncio.wait(streams, timeout=0.5)
+            _done, pending = await asyncio.wait(streams.values(), timeout=1.0)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=0.5)
 
     # --- what the proxy calls ----------------------------------------------------------------
 
@@ -355,11 +362,11 @@ class Engine:
             await self.control.report(self.lease.lease_id, rec.id, rec.input_tokens + rec.output_tokens,
                                       rec.cost_micros or 0, rec.model, rec.provider)
 
-    async def list_models(self, path: str) -> dict[str, Any]:
+    async def list_models(self, path: str, shape: str = "openai") -> dict[str, Any]:
         """Models the configured keys can reach (from the providers when reachable, cached)."""
         from iron_tui.core.models import list_models
 
-        return await list_models(self, path)
+        return await list_models(self, path, shape)
 
     # --- what the front ends call ------------------------------------------------------------
 

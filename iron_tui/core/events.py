@@ -68,6 +68,8 @@ class RequestRecord:
     translated_request: str | None = None
     upstream_response: str | None = None
     translated_response: str | None = None
+    upstream_api: str | None = None  # the provider dialect that served the call (openai, anthropic, …)
+    traceparent: str | None = None  # the client's W3C trace context, continued by tracing
 
     def summary(self) -> dict[str, Any]:
         """The feed's `request` object (DESIGN.md section 6)."""

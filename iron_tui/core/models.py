@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -48,7 +49,9 @@ async def _fetch(engine: Engine, provider: str) -> list[dict[str, Any]]:
     return items
 
 
-async def list_models(engine: Engine, path: str) -> dict[str, Any]:
+async def list_models(engine: Engine, path: str, shape: str = "openai") -> dict[str, Any]:
+    """Every model the configured providers reach, in the caller's shape (`shape`: "openai" or
+    "anthropic"; the Anthropic SDK's `models.list()` expects Anthropic's paginated list)."""
     if path.startswith("/anthropic"):
         providers = ["anthropic"]
     elif path.startswith("/openai"):
@@ -58,16 +61,35 @@ async def list_models(engine: Engine, path: str) -> dict[str, Any]:
     if engine.mode == "direct":
         providers = [p for p in providers if p in engine.keys.configured()]
     results = await asyncio.gather(*(_fetch(engine, p) for p in providers))
-    if path.startswith("/anthropic"):
-        items = results[0] if results else []
-        return {"data": items, "has_more": False, "first_id": items[0]["id"] if items else None,
-                "last_id": items[-1]["id"] if items else None}
-    data: list[dict[str, Any]] = []
-    for provider, items in zip(providers, results, strict=True):
-        for m in items:
-            if provider == "openai":
-                data.append(m)
-            else:
-                created = 0
-                data.append({"id": m["id"], "object": "model", "created": created, "owned_by": "anthropic"})
-    return {"object": "list", "data": data}
+    pairs = [(p, m) for p, items in zip(providers, results, strict=True) for m in items]
+    if shape == "anthropic":
+        data = [_anthropic_entry(p, m) for p, m in pairs]
+        return {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None}
+    return {"object": "list", "data": [_openai_entry(p, m) for p, m in pairs]}
+
+
+def _openai_entry(provider: str, m: dict[str, Any]) -> dict[str, Any]:
+    if provider == "openai":
+        return m
+    created = m.get("created_at")
+    return {"id": m["id"], "object": "model", "created": _epoch(created), "owned_by": provider}
+
+
+def _anthropic_entry(provider: str, m: dict[str, Any]) -> dict[str, Any]:
+    if provider == "anthropic":
+        return m
+    created = m.get("created")
+    iso = (datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+           if isinstance(created, int) and not isinstance(created, bool) and 0 <= created < 1 << 35
+           else "1970-01-01T00:00:00Z")
+    return {"type": "model", "id": m["id"], "display_name": m["id"], "created_at": iso}
+
+
+def _epoch(value: Any) -> int:
+    if not isinstance(value, str):
+        return 0
+    try:
+        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        return 0

@@ -26,6 +26,11 @@ def register_secret(secret: str) -> None:
         _UNPREFIXED = tuple(s for s in _SECRETS if _KEY_PREFIX not in s)
 
 
+def registered_secrets() -> tuple[bytes, ...]:
+    """The exact secrets registered so far (for the client-path scrubber, `core/proxy/scrub.py`)."""
+    return tuple(_SECRETS)
+
+
 def redact_bytes(data: bytes) -> bytes:
     if type(data) is not bytes:
         data = bytes(data)  # a bytearray or memoryview: search and return real bytes

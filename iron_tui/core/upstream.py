@@ -538,6 +538,12 @@ class UpstreamResponse:
                 return None
             await self._wait()
 
+    def fail(self, exc: BaseException) -> None:
+        """End the body with `exc` now (e.g. at shutdown): a `next_chunk()` waiting or to come raises it
+        once what already arrived has been read; the connection is dropped."""
+        self._fail(exc)
+        self._conn.abort()
+
     def close(self) -> None:
         """Done with this response: reuse the connection if the body was read to its end, else drop it."""
         if self.closed:

@@ -28,8 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-import orjson
-
+from iron_tui.core.json_bytes import dumps as _dumps
 from iron_tui.core.translate.errors import TranslationError
 
 __all__ = [
@@ -119,8 +118,12 @@ class StreamTranslator(Protocol):
 
 
 class Pair(Protocol):
-    client: ClientApi
-    provider: ProviderApi
+    # Read-only in the protocol, so a pair may declare them as plain class attributes.
+    @property
+    def client(self) -> str: ...  # a ClientApi
+
+    @property
+    def provider(self) -> str: ...  # a ProviderApi
 
     def request(self, body: dict[str, Any], ctx: RequestContext) -> Translated: ...
 
@@ -134,9 +137,9 @@ class Pair(Protocol):
 
 def sse_data(obj: Any) -> bytes:
     """`data: <json>` + blank line (OpenAI Chat Completions framing)."""
-    return b"data: " + orjson.dumps(obj) + b"\n\n"
+    return b"data: " + _dumps(obj) + b"\n\n"
 
 
 def sse_event(name: str, obj: Any) -> bytes:
     """`event: <name>` + `data: <json>` + blank line (Anthropic Messages and OpenAI Responses framing)."""
-    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
+    return b"event: " + name.encode() + b"\ndata: " + _dumps(obj) + b"\n\n"

@@ -1,75 +1,49 @@
-"""Error bodies in each caller's API shape. Every proxy-made error goes through here."""
+"""Proxy-made errors and JSON responses in each caller's API shape. Every proxy-made error goes through
+here (the shapes themselves live in `core/dialects/client_apis.py`)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any
 
 from aiohttp import web
 
-Shape = Literal["openai", "anthropic"]
+from iron_tui.core.dialects.client_apis import Shape, error_body
+from iron_tui.core.json_bytes import dumps
 
-# Anthropic error.type for a status the proxy itself produces.
-_ANTHROPIC_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    502: "api_error",
-    503: "api_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
-_OPENAI_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "invalid_request_error",
-    429: "rate_limit_error",
-    502: "api_error",
-    503: "api_error",
-    504: "timeout_error",
-}
+__all__ = ["ProxyError", "Shape", "error_body", "error_response", "json_response"]
 
 
-def error_body(
-    shape: Shape,
-    status: int,
-    message: str,
-    *,
-    type_: str | None = None,
-    code: str | None = None,
-    param: str | None = None,
-) -> dict[str, object]:
-    if shape == "anthropic":
-        return {
-            "type": "error",
-            "error": {"type": type_ or _ANTHROPIC_TYPES.get(status, "api_error"), "message": message},
-        }
-    return {
-        "error": {
-            "message": message,
-            "type": type_ or _OPENAI_TYPES.get(status, "api_error"),
-            "param": param,
-            "code": code,
-        }
-    }
+class ProxyError(Exception):
+    """A proxy-made failure with its HTTP status and message, answered in the caller's error shape
+    (or with `body` as is, e.g. a translated upstream error or the budget's 402)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        type_: str | None = None,
+        param: str | None = None,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.type_ = type_
+        self.param = param
+        self.body = body
+        self.headers = headers or {}
 
 
 def json_response(
     status: int, body: Mapping[str, object] | list[object], headers: Mapping[str, str] | None = None
 ) -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps(body).encode(),
-        content_type="application/json",
-        headers=headers,
-    )
+    return web.Response(status=status, body=dumps(body), content_type="application/json",
+                        headers=headers)
 
 
 def error_response(
@@ -82,6 +56,5 @@ def error_response(
     param: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> web.Response:
-    return json_response(
-        status, error_body(shape, status, message, type_=type_, code=code, param=param), headers
-    )
+    return json_response(status, error_body(shape, status, message, type_=type_, code=code, param=param),
+                         headers)

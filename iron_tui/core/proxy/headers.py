@@ -47,5 +47,9 @@ def upstream_headers(client: Mapping[str, str], provider: str, key: str) -> dict
 
 def returned_headers(upstream: Mapping[str, str]) -> dict[str, str]:
     """The headers to return, from upstream headers whose names are already lower-case."""
-    return {name: value for name, value in upstream.items()
-            if name in _RETURN_EXACT or name.startswith(_RETURN_PREFIXES)}
+    out = {name: value for name, value in upstream.items()
+           if name in _RETURN_EXACT or name.startswith(_RETURN_PREFIXES)}
+    # Anthropic names it `request-id`; the SDKs read `x-request-id` (OpenAI's name) for `_request_id`.
+    if "request-id" in out and "x-request-id" not in out:
+        out["x-request-id"] = out["request-id"]
+    return out

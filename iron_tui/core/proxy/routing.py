@@ -20,3 +20,9 @@ KEY_HINTS = {
     "openai": "--openai-key or OPENAI_API_KEY",
     "anthropic": "--anthropic-key or ANTHROPIC_API_KEY",
 }
+
+# The dialects each provider speaks, in order of preference for translated calls (registry.select).
+PROVIDER_APIS: dict[str, tuple[str, ...]] = {
+    "openai": ("openai", "openai-responses"),
+    "anthropic": ("anthropic",),
+}

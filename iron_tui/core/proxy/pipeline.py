@@ -1,0 +1,295 @@
+"""The one request path every call takes, whatever dialect pair serves it:
+
+    auth → read → parse → route (model → provider + key) → pair (registry) → translate request →
+    admit (budget) → upstream → relay (whole or stream, `relay.py`) → price → settle → record
+
+Every call that gets past auth produces exactly one `RequestRecord`, finished on every path (success,
+upstream error, proxy-made error, client disconnect), so spend, history, the feed and analytics agree
+and no budget reservation outlives its request.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from iron_tui.core.budget import Reservation
+from iron_tui.core.dialects import registry
+from iron_tui.core.dialects.base import Pair, RequestContext, Translated, TranslationError
+from iron_tui.core.dialects.client_apis import shape_of
+from iron_tui.core.events import Notice, RequestRecord, RequestStarted
+from iron_tui.core.json_bytes import dumps as dumps_json
+from iron_tui.core.keys import KeyUnavailable, ResolvedKey
+from iron_tui.core.proxy import admission
+from iron_tui.core.proxy.auth import Authenticator, unauthorized
+from iron_tui.core.proxy.errors import ProxyError, error_body, error_response, json_response
+from iron_tui.core.proxy.relay import Relay, provider_name, reason
+from iron_tui.core.proxy.routing import PROVIDER_APIS, provider_for_model
+from iron_tui.core.redact import preview, redact_text
+from iron_tui.core.upstream import UpstreamError, UpstreamResponse
+
+if TYPE_CHECKING:
+    from iron_tui.core.engine import Engine
+
+_CLIENT_NAMES = {
+    "openai.chat": "/v1/chat/completions",
+    "openai.responses": "/v1/responses",
+    "anthropic.messages": "/v1/messages",
+    "openai.completions": "/v1/completions",
+    "openai.embeddings": "/v1/embeddings",
+}
+
+
+class Call:
+    """What the pipeline knows about one call while it runs."""
+
+    __slots__ = ("agent_id", "client_api", "ctx", "forced", "hdrs", "native", "pair", "query", "rec", "t0",
+                 "tr", "upstream_api")
+
+    rec: RequestRecord
+    pair: Pair
+    upstream_api: str
+    native: bool
+    ctx: RequestContext
+    tr: Translated
+    agent_id: str | None
+
+    def __init__(self, client_api: str, forced: str | None, query: str, hdrs: dict[str, str]) -> None:
+        self.client_api = client_api
+        self.forced = forced
+        self.query = query
+        self.hdrs = hdrs
+        self.t0 = time.perf_counter()
+
+
+class Pipeline:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.auth = Authenticator(engine.token, engine.agent_token)
+        self.relay = Relay(engine)
+        self.inflight = 0
+
+    async def run(self, request: web.Request, client_api: str, forced: str | None) -> web.StreamResponse:
+        eng = self.engine
+        shape = shape_of(client_api)
+        rid = eng.ids.request_id()
+        hdrs = {"x-iron-request-id": rid}
+        who = self.auth.check(request.headers)
+        if who is None:
+            return unauthorized(shape, hdrs)
+        parsed = await _read_json(request, eng.settings.max_body_bytes, shape, hdrs)
+        if isinstance(parsed, web.Response):
+            return parsed
+        body, raw = parsed
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            return error_response(shape, 400, "'model' is required and must be a non-empty string",
+                                  param="model", headers=hdrs)
+        call = Call(client_api, forced, request.query_string, hdrs)
+        provider = self._provider(call, model)
+        if isinstance(provider, web.Response):
+            return provider
+        stream = body.get("stream") is True
+        rec = call.rec = RequestRecord(
+            id=rid, started_at=eng.clock.now(), method=request.method, path=request.path, api=client_api,
+            model=model, provider=provider,  # type: ignore[arg-type]
+            stream=stream, agent_id=who[0],
+        )
+        rec.traceparent = request.headers.get("traceparent")
+        reservation: Reservation | None = None
+        started = False
+        try:
+            try:
+                key = await eng.keys.get(provider)
+            except KeyUnavailable as exc:
+                raise ProxyError(exc.status, exc.message, code=exc.code) from None
+            send_body, upstream_obj = self._translate(call, body, raw, model)
+            reservation = admission.admit(
+                eng, rec, upstream_obj, admission.estimate_api(call.upstream_api, client_api, call.native),
+                send_body if send_body is raw else None)
+            eng.history.add(rec)
+            eng.bus.publish(RequestStarted(rec.started_at, rec.summary()))
+            started = True
+            self.inflight += 1
+            try:
+                resp = await self._send(request, call, key, send_body)
+                try:
+                    return await self.relay.relay(request, call, resp, reservation)
+                finally:
+                    # Closing (not releasing) an unfinished response drops the connection so the upstream
+                    # stops generating — that is how a client disconnect cancels the upstream request.
+                    if not resp.closed:
+                        resp.close()
+            finally:
+                self.inflight -= 1
+        except ProxyError as exc:
+            rec.state = "error"
+            rec.status = exc.status
+            rec.error = redact_text(exc.message)
+            rec.error_code = exc.code or str(exc.status)
+            body_out = exc.body or error_body(shape, exc.status, exc.message, type_=exc.type_, code=exc.code,
+                                              param=exc.param)
+            return json_response(exc.status, body_out, {**hdrs, **exc.headers})
+        except Exception as exc:
+            # A bug of ours must still answer in the caller's API shape and leave an honest record,
+            # not a text/plain 500 recorded as a client disconnect.
+            msg = redact_text(f"iron-tui internal error: {type(exc).__name__}: {exc}")[:500]
+            rec.state, rec.status, rec.error, rec.error_code = "error", 500, msg, "internal_error"
+            eng.bus.publish(Notice(eng.clock.now(), "error", f"{rec.id}: {msg}"))
+            return error_response(shape, 500, msg, code="internal_error", headers=hdrs)
+        finally:
+            if reservation is not None and not reservation.settled:
+                eng.ledger.release(reservation)
+            if rec.latency_ms is None:
+                rec.latency_ms = (time.perf_counter() - call.t0) * 1000.0
+            if rec.state == "pending":
+                # Cancelled (client went away) before anything recorded an outcome.
+                rec.state = "error"
+                rec.error = rec.error or "client disconnected"
+                rec.error_code = rec.error_code or "client_disconnected"
+                rec.status = rec.status or 499
+            if not started:
+                eng.history.add(rec)
+            eng.request_finished(rec)
+
+    # --- route -----------------------------------------------------------------------------------
+
+    def _provider(self, call: Call, model: str) -> str | web.Response:
+        shape = shape_of(call.client_api)
+        provider = call.forced or provider_for_model(model)
+        if provider is None:
+            configured = self.engine.keys.configured()
+            if len(configured) == 1:
+                return configured[0]
+            return error_response(
+                shape, 400,
+                f"cannot tell which provider serves model {model!r}: use a claude*, gpt*, o1*/o3*/o4* "
+                "model name or the /openai/ or /anthropic/ path prefix",
+                param="model", code="model_not_found", headers=call.hdrs,
+            )
+        return provider
+
+    def _translate(self, call: Call, body: dict[str, Any], raw: bytes, model: str) -> tuple[bytes, dict[str, Any]]:
+        """Pick the pair and build the upstream body: (bytes to send, the same as a dict)."""
+        eng = self.engine
+        rec = call.rec
+        apis = PROVIDER_APIS.get(rec.provider, ("openai",))
+        chosen = registry.select(call.client_api, apis)
+        if chosen is None:
+            raise ProxyError(
+                400, f"model {model!r} is served by {provider_name(rec.provider)}, which cannot answer "
+                     f"{_CLIENT_NAMES.get(call.client_api, call.client_api)} calls",
+                param="model", code="unsupported_model")
+        call.pair, call.upstream_api, call.native = chosen
+        rec.translated = not call.native
+        call.ctx = RequestContext(
+            model=model, client_model=model, stream=rec.stream, created=int(eng.clock.now()),
+            max_output_tokens=eng.settings.default_max_tokens if call.upstream_api == "anthropic" else None,
+            new_id=_id_minter(rec.id),
+        )
+        limit = eng.settings.body_preview_bytes
+        rec.request_body = preview(raw, limit)
+        try:
+            tr: Translated = call.pair.request(body, call.ctx)
+        except TranslationError as exc:
+            raise ProxyError(400, exc.message, param=exc.param, code=exc.code or "unsupported_parameter") from None
+        call.tr = tr
+        call.ctx.include_usage = tr.include_usage
+        rec.warnings.extend(tr.warnings)
+        if tr.body is body:
+            return raw, body
+        out = dumps_json(tr.body)
+        if not call.native:
+            rec.translated_request = preview(out, limit)
+        return out, tr.body
+
+    # --- upstream --------------------------------------------------------------------------------
+
+    async def _send(self, request: web.Request, call: Call, key: ResolvedKey, body: bytes) -> UpstreamResponse:
+        eng = self.engine
+        rec = call.rec
+        for attempt in (0, 1):
+            url = upstream_url(key.base_url, call.tr.path, call.query if call.native else "")
+            headers = upstream_request_headers(request.headers, call.upstream_api, key.key)
+            try:
+                resp = await eng.upstream.post(url, body, headers)
+            except TimeoutError:
+                raise ProxyError(504, f"{provider_name(rec.provider)} did not answer in time (connect timeout "
+                                      f"{eng.settings.connect_timeout:g}s, read timeout "
+                                      f"{eng.settings.upstream_timeout:g}s)", code="upstream_timeout") from None
+            except UpstreamError as exc:
+                raise ProxyError(502, f"{provider_name(rec.provider)} is unreachable at {key.base_url}: "
+                                      f"{reason(exc)}", code="upstream_unreachable") from None
+            if resp.status == 401 and attempt == 0 and eng.keys.invalidate(rec.provider):
+                # Server-issued key was rotated or revoked: fetch a fresh one, once.
+                resp.close()
+                try:
+                    key = await eng.keys.get(rec.provider)
+                except KeyUnavailable as exc:
+                    raise ProxyError(exc.status, exc.message, code=exc.code) from None
+                continue
+            return resp
+        raise AssertionError("unreachable")
+
+
+def _id_minter(rid: str) -> Any:
+    """Ids a pair mints for objects the client expects (e.g. `resp_…`), unique per call and derived
+    from the request id so tests with sequential ids see stable ones."""
+    n = 0
+
+    def new_id(prefix: str) -> str:
+        nonlocal n
+        n += 1
+        return f"{prefix}_{rid.replace('-', '')}{n:02d}"
+
+    return new_id
+
+
+def upstream_url(base: str, path: str, query: str) -> str:
+    """`base` + `path` (+ `?query`), for base URLs given with or without `/v1` and with their own query."""
+    base, _, base_query = base.partition("?")
+    if base.endswith("/v1") and path.startswith("/v1/"):
+        path = path[3:]
+    q = "&".join(p for p in (base_query, query) if p)
+    return base + path + ("?" + q if q else "")
+
+
+def upstream_request_headers(client: Any, upstream_api: str, key: str) -> dict[str, str]:
+    from iron_tui.core.proxy.headers import upstream_headers
+
+    return upstream_headers(client, "anthropic" if upstream_api == "anthropic" else "openai", key)
+
+
+async def _read_json(request: web.Request, limit: int, shape: Any,
+                     hdrs: dict[str, str]) -> tuple[dict[str, Any], bytes] | web.Response:
+    content = request.content
+    try:
+        if content.is_eof():
+            # The whole body came with the headers (the usual small call): take it in one piece,
+            # without read()'s accumulate-until-EOF loop.
+            raw = content.read_nowait()
+            if len(raw) > limit:
+                raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(raw))
+        else:
+            raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(shape, 413, f"request body is larger than the {limit}-byte limit",
+                              code="request_too_large", headers=hdrs)
+    try:
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = json.loads(raw)  # slower, but its error names the line and column
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        where = (f" at line {exc.lineno} column {exc.colno} (char {exc.pos})"
+                 if isinstance(exc, json.JSONDecodeError) else "")
+        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else (
+            "nested too deeply" if isinstance(exc, RecursionError) else str(exc))
+        return error_response(shape, 400, f"malformed JSON body: {msg}{where}", code="invalid_json", headers=hdrs)
+    if not isinstance(body, dict):
+        return error_response(shape, 400, "request body must be a JSON object", headers=hdrs)
+    return body, raw
