@@ -1,0 +1,220 @@
+"""Totals over finished calls: per model, provider and agent; rate and latency series; a budget forecast.
+
+Plain data in, plain data out (no engine, no I/O), so every front end shows the same numbers:
+
+    acc = TotalsAccumulator()
+    acc.add(summary)                      # each finished call, once (RequestRecord.summary())
+    acc.groups("model")                   # [GroupTotals], most expensive first
+    acc.rate_series(now, bucket_s=10, n=30)
+    forecast(spent, limit, acc.spend_points(), now)
+
+Percentiles are nearest-rank (p95 of 20 calls is the 19th fastest), over the last
+`SAMPLES_PER_GROUP` calls of a group, so memory stays bounded however long the session runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from iron_tui.core.filter_expr import is_failed
+
+GroupBy = Literal["model", "provider", "agent"]
+GROUPINGS: tuple[GroupBy, ...] = ("model", "provider", "agent")
+SAMPLES_PER_GROUP = 10_000
+SERIES_KEEP_S = 3600.0  # the rate/latency/spend series remember the last hour
+MICROS = 1_000_000
+
+
+def percentile(values: Sequence[float], pct: float) -> float | None:
+    """Nearest-rank percentile of unsorted values; None for none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class _Group:
+    provider: str = ""
+    calls: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_micros: int = 0
+    unpriced: int = 0
+    latency: deque[float] = field(default_factory=lambda: deque(maxlen=SAMPLES_PER_GROUP))
+    ttft: deque[float] = field(default_factory=lambda: deque(maxlen=SAMPLES_PER_GROUP))
+
+
+@dataclass(frozen=True)
+class GroupTotals:
+    key: str
+    provider: str  # for model groups: the provider serving it
+    calls: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cost_micros: int
+    unpriced: int
+    latency_p50: float | None
+    latency_p95: float | None
+    ttft_p50: float | None
+    ttft_p95: float | None
+    sampled: int  # calls the percentiles are over (≤ SAMPLES_PER_GROUP)
+
+    def share(self, whole_micros: int | None) -> float | None:
+        """Fraction of `whole_micros` (the budget limit) this group spent; None without a limit."""
+        if not whole_micros:
+            return None
+        return self.cost_micros / whole_micros
+
+
+def _key(r: dict[str, Any], by: GroupBy) -> str:
+    if by == "model":
+        return str(r.get("model") or "?")
+    if by == "provider":
+        return str(r.get("provider") or "?")
+    return str(r.get("agent_id") or "(no agent)")
+
+
+def cost_micros(r: dict[str, Any]) -> int:
+    cost = r.get("cost_usd")
+    return round(cost * MICROS) if isinstance(cost, int | float) and r.get("priced", True) else 0
+
+
+def first_token_ms(r: dict[str, Any]) -> float | None:
+    """TTFT only where it means something: a stream that delivered its first token."""
+    ttft = r.get("ttft_ms")
+    if not r.get("stream") or ttft is None or (is_failed(r) and not r.get("output_tokens")):
+        return None
+    return float(ttft)
+
+
+class TotalsAccumulator:
+    """Running totals, fed each finished call once. O(1) per call; queries sort the samples."""
+
+    def __init__(self) -> None:
+        self._groups: dict[GroupBy, dict[str, _Group]] = {g: {} for g in GROUPINGS}
+        self.calls = 0
+        self.errors = 0
+        self.cost_micros = 0
+        # (finish time, latency ms, cost µ$) for the series, oldest first; trimmed to SERIES_KEEP_S.
+        self._points: deque[tuple[float, float, int]] = deque()
+
+    def add(self, r: dict[str, Any], finished_at: float) -> None:
+        failed = is_failed(r)
+        cost = cost_micros(r)
+        latency = r.get("latency_ms")
+        ttft = first_token_ms(r)
+        self.calls += 1
+        self.errors += failed
+        self.cost_micros += cost
+        for by in GROUPINGS:
+            groups = self._groups[by]
+            key = _key(r, by)
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = _Group(provider=str(r.get("provider") or ""))
+            g.calls += 1
+            g.errors += failed
+            g.input_tokens += r.get("input_tokens") or 0
+            g.output_tokens += r.get("output_tokens") or 0
+            g.cost_micros += cost
+            if not r.get("priced", True):
+                g.unpriced += 1
+            if latency is not None and not failed:
+                g.latency.append(float(latency))
+            if ttft is not None:
+                g.ttft.append(ttft)
+        self._points.append((finished_at, float(latency) if latency is not None and not failed else -1.0, cost))
+        while self._points and self._points[0][0] < finished_at - SERIES_KEEP_S:
+            self._points.popleft()
+
+    def extend(self, finished: Iterable[tuple[float, dict[str, Any]]]) -> None:
+        for ts, r in finished:
+            self.add(r, ts)
+
+    def groups(self, by: GroupBy) -> list[GroupTotals]:
+        """Most expensive first, then most calls, then by name."""
+        out = [
+            GroupTotals(
+                key=key, provider=g.provider, calls=g.calls, errors=g.errors, input_tokens=g.input_tokens,
+                output_tokens=g.output_tokens, cost_micros=g.cost_micros, unpriced=g.unpriced,
+                latency_p50=percentile(g.latency, 50), latency_p95=percentile(g.latency, 95),
+                ttft_p50=percentile(g.ttft, 50), ttft_p95=percentile(g.ttft, 95), sampled=len(g.latency),
+            )
+            for key, g in self._groups[by].items()
+        ]
+        out.sort(key=lambda t: (-t.cost_micros, -t.calls, t.key))
+        return out
+
+    def rate_series(self, now: float, bucket_s: float, n: int) -> list[int]:
+        """Calls finished per bucket, the last `n` buckets ending at `now`, oldest first."""
+        counts = [0] * n
+        for ts, _lat, _cost in self._points:
+            i = _bucket(ts, now, bucket_s, n)
+            if i is not None:
+                counts[i] += 1
+        return counts
+
+    def latency_series(self, now: float, bucket_s: float, n: int, pct: float = 50) -> list[float | None]:
+        """The `pct` latency percentile of successful calls per bucket (None where there were none)."""
+        buckets: list[list[float]] = [[] for _ in range(n)]
+        for ts, lat, _cost in self._points:
+            i = _bucket(ts, now, bucket_s, n)
+            if i is not None and lat >= 0:
+                buckets[i].append(lat)
+        return [percentile(b, pct) for b in buckets]
+
+    def spend_series(self, now: float, bucket_s: float, n: int) -> list[int]:
+        """µ$ spent per bucket."""
+        out = [0] * n
+        for ts, _lat, cost in self._points:
+            i = _bucket(ts, now, bucket_s, n)
+            if i is not None:
+                out[i] += cost
+        return out
+
+    def spend_points(self) -> list[tuple[float, int]]:
+        """(finish time, µ$) of the calls of the last hour that cost something, oldest first."""
+        return [(ts, cost) for ts, _lat, cost in self._points if cost]
+
+
+def _bucket(ts: float, now: float, bucket_s: float, n: int) -> int | None:
+    last = math.floor(now / bucket_s)
+    i = n - 1 - (last - math.floor(ts / bucket_s))
+    return i if 0 <= i < n else None
+
+
+# --- the budget forecast -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Forecast:
+    burn_micros_per_min: float  # over the window
+    window_s: float  # how much time the rate is measured over
+    remaining_micros: int | None  # None: no limit
+    seconds_left: float | None  # at this rate; None when unlimited or nothing is being spent
+    exhausted: bool
+
+
+def forecast(spent: int, limit: int | None, points: Iterable[tuple[float, int]], now: float,
+             window_s: float = 600.0) -> Forecast:
+    """Burn rate over the last `window_s` seconds (or since the first spend, if later) and when the
+    budget runs out at that rate."""
+    recent = [(ts, c) for ts, c in points if ts >= now - window_s]
+    burned = sum(c for _, c in recent)
+    # At least a minute, so one expensive call right now does not read as a huge rate.
+    span = max(60.0, now - min((ts for ts, _ in recent), default=now)) if recent else window_s
+    per_min = burned / span * 60.0
+    remaining = None if limit is None else max(0, limit - spent)
+    exhausted = limit is not None and spent >= limit
+    seconds = None
+    if remaining is not None and per_min > 0 and not exhausted:
+        seconds = remaining / per_min * 60.0
+    return Forecast(per_min, span, remaining, seconds, exhausted)
