@@ -86,6 +86,9 @@ class RequestContext:
     include_usage: bool = True
     # Per-call ids the pair may need (e.g. a response id it must mint), from the engine's id source.
     new_id: Callable[[str], str] | None = None
+    # `Translated.state` of this call, set by the pipeline after `request` and before `response`/`stream`:
+    # what a pair learnt from the client body and needs again (e.g. the client's tool names).
+    state: Any = None
 
 
 @dataclass(slots=True)
@@ -98,6 +101,7 @@ class Translated:
     # other dialects always get usage in their final event.
     include_usage: bool = True
     warnings: list[str] = field(default_factory=list)  # lossy but accepted changes, shown in the detail view
+    state: Any = None  # pair-private; handed back to `response`/`stream` as `ctx.state`
 
 
 class StreamTranslator(Protocol):
