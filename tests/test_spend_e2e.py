@@ -68,7 +68,7 @@ async def test_failures_never_leak_reservations(make_engine: EngineFactory, sim:
 
     async def translation_400(i: int) -> None:
         with pytest.raises(openai.BadRequestError):
-            await client.chat.completions.create(model="claude-sonnet-4-6", logit_bias={"1": 1},
+            await client.chat.completions.create(model="claude-sonnet-4-6", n=2,
                                                  messages=[{"role": "user", "content": "x"}], **body_big)
 
     async def disconnect(i: int) -> None:

@@ -57,7 +57,12 @@ PARAM_ROWS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("openai metadata dropped", {"metadata": {"k": "v"}}, {"metadata": None}),
     ("n=1 accepted", {"n": 1}, {"n": None}),
     ("logprobs false accepted", {"logprobs": False}, {"logprobs": None}),
-    ("unknown key not sent", {"reasoning_effort": "low", "store": True}, {"reasoning_effort": None}),
+    ("unknown key not sent", {"store": True, "prompt_cache_key": "k"}, {"store": None, "prompt_cache_key": None}),
+    # Accepted and ignored, as Anthropic's own OpenAI compatibility layer does.
+    ("logprobs ignored", {"logprobs": True, "top_logprobs": 3}, {"logprobs": None, "top_logprobs": None}),
+    ("logit_bias ignored", {"logit_bias": {"50256": -100}}, {"logit_bias": None}),
+    ("audio ignored", {"audio": {"voice": "alloy", "format": "wav"}, "modalities": ["text", "audio"]},
+     {"audio": None, "modalities": None}),
     (
         "response_format json_schema → output_config",
         {
@@ -535,11 +540,6 @@ def test_model_and_messages_pass_through_and_input_is_not_mutated() -> None:
 # (id, OpenAI fields, param named in the error)
 REFUSED: list[tuple[str, dict[str, Any], str]] = [
     ("n>1", {"n": 2}, "n"),
-    ("logprobs", {"logprobs": True}, "logprobs"),
-    ("top_logprobs", {"top_logprobs": 3}, "top_logprobs"),
-    ("logit_bias", {"logit_bias": {"50256": -100}}, "logit_bias"),
-    ("audio", {"audio": {"voice": "alloy", "format": "wav"}}, "audio"),
-    ("modalities audio", {"modalities": ["text", "audio"]}, "modalities"),
     ("legacy functions", {"functions": [{"name": "f"}]}, "functions"),
     ("legacy function_call", {"function_call": "auto"}, "function_call"),
     ("web_search_options", {"web_search_options": {}}, "web_search_options"),

@@ -100,6 +100,9 @@ def test_golden_text_and_tool_use_response() -> None:
                             "function": {"name": "now", "arguments": "{}"},
                         },
                     ],
+                    # Thinking, with its signature, in the fields LiteLLM/DeepSeek/LangChain read.
+                    "reasoning_content": "let me think",
+                    "thinking_blocks": [{"type": "thinking", "thinking": "let me think", "signature": "sig"}],
                 },
                 "finish_reason": "tool_calls",
                 "logprobs": None,

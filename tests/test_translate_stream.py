@@ -263,7 +263,7 @@ def test_ping_and_unknown_events_and_deltas_are_ignored() -> None:
     assert tr.feed(*text_delta(0, "")) == []
 
 
-def test_thinking_and_server_tool_blocks_are_skipped_and_do_not_consume_tool_indexes() -> None:
+def test_thinking_streams_as_reasoning_content_and_server_tool_blocks_do_not_consume_tool_indexes() -> None:
     _, chunks = run(
         [
             start(),
@@ -291,6 +291,8 @@ def test_thinking_and_server_tool_blocks_are_skipped_and_do_not_consume_tool_ind
         ]
     )
     assert chunks[1:] == [
+        chunk({"reasoning_content": "hmm"}),
+        chunk({"thinking_blocks": [{"index": 0, "type": "thinking", "thinking": "hmm", "signature": "sig"}]}),
         chunk(
             {
                 "tool_calls": [

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from iron_tui.core.json_bytes import dumps as _dumps
-from iron_tui.core.translate.errors import TranslationError
+from iron_tui.core.translate.errors import TranslationError, UpstreamFormatError
 
 __all__ = [
     "DONE_EVENT",
@@ -55,14 +55,6 @@ ProviderApi = Literal["openai", "openai-responses", "anthropic"]
 # OpenAI Chat Completions streams end with `data: [DONE]`, which is not JSON: the pipeline feeds it to a
 # translator as `feed(DONE_EVENT, {})`.
 DONE_EVENT = "[DONE]"
-
-
-class UpstreamFormatError(Exception):
-    """Upstream data a pair cannot translate (wrong types, missing fields): a 502 for the client."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ from typing import Any
 
 __all__ = [
     "TranslationError",
+    "UpstreamFormatError",
     "anthropic_error_to_openai",
     "anthropic_stream_error_status",
     "openai_error_type_for_status",
@@ -36,6 +37,16 @@ class TranslationError(Exception):
                 "code": self.code,
             }
         }
+
+
+class UpstreamFormatError(Exception):
+    """Upstream data a translator cannot translate (wrong types, missing fields): a 502 for the client.
+    (Defined here, beside TranslationError, so translate/ needs nothing from dialects/; base.py
+    re-exports it.)"""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 # The table in reference/translation.md ("Errors"); statuses outside it fall back by class below.

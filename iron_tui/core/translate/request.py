@@ -9,26 +9,30 @@ Choices beyond the reference table (each one a known way Anthropic rejects a nai
 - `response_format: json_schema` → `output_config.format` (Anthropic structured outputs; models without
   it answer 400 upstream). `json_object` has no schema to enforce, so a system instruction asks for a
   single JSON object and a warning is recorded. `text` is dropped.
-- Parameters that cannot be honoured (`n>1`, `logprobs`, `top_logprobs`, `logit_bias`, `audio`,
-  audio `modalities`, legacy `functions`/`function_call`, `web_search_options`) raise TranslationError.
+- Parameters that cannot be honoured (`n>1`, legacy `functions`/`function_call`, `web_search_options`)
+  and audio input parts raise TranslationError; `logprobs`, `top_logprobs`, `logit_bias`, `audio`,
+  `modalities` are accepted and ignored like Anthropic's own OpenAI layer does (params.py).
+- `reasoning_effort` / `thinking` and the assistant turns' `thinking_blocks`: thinking.py.
 - `temperature` with `top_p`: only temperature is sent (current Claude models reject both; warning).
   `send_sampling_params=False` drops all sampling parameters (API version 2026-10-21 rejects them).
 - Harmless OpenAI-only parameters (`seed`, penalties, `store`, `metadata`, `service_tier`,
-  `prompt_cache_key`, `reasoning_effort`, `prediction`, …) and unknown keys are not sent.
+  `prompt_cache_key`, `prediction`, …) and unknown keys are not sent.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from iron_tui.core.bounded_json import nesting_exceeds, parse_object
+from iron_tui.core.translate import params
 from iron_tui.core.translate.errors import TranslationError
+from iron_tui.core.translate.params import JSON_OBJECT_INSTRUCTION, unsupported
+from iron_tui.core.translate.thinking import constrain_sampling, history_thinking_blocks, thinking_config
 
-__all__ = ["TranslatedRequest", "openai_to_anthropic_request"]
+__all__ = ["JSON_OBJECT_INSTRUCTION", "TranslatedRequest", "openai_to_anthropic_request"]
 
 _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
-JSON_OBJECT_INSTRUCTION = "Respond with a single valid JSON object and nothing else."
 PLACEHOLDER_USER_TEXT = "."
 
 
@@ -48,64 +52,6 @@ class _Turn:
         self.role = role
         self.results: list[dict[str, Any]] = []
         self.blocks: list[dict[str, Any]] = []
-
-
-def _unsupported(param: str, why: str) -> TranslationError:
-    return TranslationError(
-        f"'{param}' is not supported for Claude models: {why}", param, "unsupported_parameter"
-    )
-
-
-def _refuse_unsupported(body: dict[str, Any]) -> None:
-    n = body.get("n")
-    if n is not None and n != 1:
-        raise _unsupported("n", "Anthropic returns exactly one choice per request")
-    if body.get("logprobs"):
-        raise _unsupported("logprobs", "Anthropic does not return token log probabilities")
-    if body.get("top_logprobs") is not None:
-        raise _unsupported("top_logprobs", "Anthropic does not return token log probabilities")
-    if body.get("logit_bias"):
-        raise _unsupported("logit_bias", "Anthropic has no token biasing")
-    if body.get("audio") is not None:
-        raise _unsupported("audio", "Claude models do not produce audio")
-    modalities = body.get("modalities")
-    if isinstance(modalities, list) and "audio" in modalities:
-        raise _unsupported("modalities", "Claude models do not produce audio")
-    if body.get("functions") is not None or body.get("function_call") is not None:
-        param = "functions" if body.get("functions") is not None else "function_call"
-        raise _unsupported(
-            param, "use 'tools' and 'tool_choice' instead of the legacy function-calling fields"
-        )
-    if body.get("web_search_options") is not None:
-        raise _unsupported("web_search_options", "web search is not available through this translation")
-
-
-def _max_tokens(body: dict[str, Any], default: int) -> int:
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = body.get(name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise TranslationError(f"'{name}' must be a non-negative integer", name, "invalid_value")
-        return value
-    return default
-
-
-def _number(body: dict[str, Any], name: str) -> float | int | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TranslationError(f"'{name}' must be a number", name, "invalid_type")
-    return value
-
-
-def _stop_sequences(stop: object) -> list[str]:
-    items = [stop] if isinstance(stop, str) else stop
-    if not isinstance(items, list) or not all(isinstance(s, str) for s in items):
-        raise TranslationError("'stop' must be a string or a list of strings", "stop", "invalid_type")
-    # Anthropic rejects empty and whitespace-only stop sequences (litellm#3286).
-    return [s for s in items if s.strip()]
 
 
 def _with_cache_control(block: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
@@ -191,7 +137,7 @@ def _content_blocks(content: object, param: str, *, allow_media: bool) -> list[d
         elif kind == "file" and allow_media:
             blocks.append(_file_block(part, part_param))
         elif kind == "input_audio":
-            raise _unsupported(part_param, "Claude models do not accept audio input")
+            raise unsupported(part_param, "Claude models do not accept audio input")
         else:
             raise TranslationError(
                 f"content part type '{kind}' is not supported here", part_param, "unsupported_value"
@@ -214,15 +160,12 @@ def _tool_use_blocks(tool_calls: object, param: str, warnings: list[str]) -> lis
                 "tool call needs an 'id' and a 'function.name'", call_param, "invalid_value"
             )
         arguments = function.get("arguments")
-        tool_input: object = None
-        if isinstance(arguments, dict):
-            tool_input = arguments
-        elif isinstance(arguments, str) and arguments.strip():
-            try:
-                tool_input = json.loads(arguments)
-            except ValueError:
-                tool_input = None
-        if not isinstance(tool_input, dict):
+        # parse_object: None for invalid JSON, a non-object, or nesting past MAX_NESTING (never a
+        # RecursionError for arguments nested 10^5 deep).
+        tool_input = (
+            arguments if isinstance(arguments, dict) and not nesting_exceeds(arguments) else parse_object(arguments)
+        )
+        if tool_input is None:
             # Anthropic needs an object; the model's own malformed output must not make the next call fail.
             warnings.append(
                 f"{call_param}: arguments of tool call {call_id!r} are not a JSON object; sent as {{}}"
@@ -281,11 +224,13 @@ def _convert_messages(
                 _with_cache_control(blocks[-1], message)
                 turn_for("user").blocks.extend(blocks)
         elif role == "assistant":
-            blocks = _content_blocks(content, f"{param}.content", allow_media=False)
+            # Thinking blocks first: Anthropic wants an assistant turn to open with its thinking.
+            blocks = history_thinking_blocks(message, param)
+            blocks += _content_blocks(content, f"{param}.content", allow_media=False)
             tool_calls = message.get("tool_calls")
             if tool_calls:
                 blocks.extend(_tool_use_blocks(tool_calls, f"{param}.tool_calls", warnings))
-            if blocks:
+            if blocks and blocks[-1]["type"] not in ("thinking", "redacted_thinking"):
                 _with_cache_control(blocks[-1], message)
                 turn_for("assistant").blocks.extend(blocks)
         elif role == "tool":
@@ -388,54 +333,6 @@ def _tool_choice(choice: object, parallel: object) -> dict[str, Any] | None:
     return result
 
 
-def _response_format(
-    value: object, system: list[dict[str, Any]], out: dict[str, Any], warnings: list[str]
-) -> None:
-    kind = value.get("type") if isinstance(value, dict) else None
-    if kind == "text" or value is None:
-        return
-    if kind == "json_schema":
-        spec = value.get("json_schema") if isinstance(value, dict) else None
-        schema = spec.get("schema") if isinstance(spec, dict) else None
-        if not isinstance(schema, dict):
-            raise TranslationError("json_schema needs a 'schema' object", "response_format", "invalid_value")
-        out["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
-    elif kind == "json_object":
-        system.append({"type": "text", "text": JSON_OBJECT_INSTRUCTION})
-        warnings.append(
-            "response_format json_object is not enforced by Claude; a system instruction asks for JSON"
-        )
-    else:
-        raise TranslationError(
-            f"response_format type '{kind}' is not supported", "response_format", "unsupported_value"
-        )
-
-
-def _sampling(body: dict[str, Any], out: dict[str, Any], warnings: list[str], *, send: bool) -> None:
-    temperature = _number(body, "temperature")
-    top_p = _number(body, "top_p")
-    top_k = body.get("top_k")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)):
-        raise TranslationError("'top_k' must be an integer", "top_k", "invalid_type")
-    if not send:
-        given = [
-            n for n, v in (("temperature", temperature), ("top_p", top_p), ("top_k", top_k)) if v is not None
-        ]
-        if given:
-            warnings.append(f"sampling parameters not sent to Anthropic: {', '.join(given)}")
-        return
-    if temperature is not None:
-        out["temperature"] = min(max(temperature, 0), 1)  # OpenAI allows 0–2, Anthropic 0–1
-        if top_p is not None:
-            # Current Claude models answer 400 "temperature and top_p cannot both be specified".
-            warnings.append("top_p not sent: Claude models accept temperature or top_p, not both")
-            top_p = None
-    if top_p is not None:
-        out["top_p"] = top_p
-    if top_k is not None:
-        out["top_k"] = top_k
-
-
 def openai_to_anthropic_request(
     body: dict[str, Any], *, default_max_tokens: int = 4096, send_sampling_params: bool = True
 ) -> TranslatedRequest:
@@ -462,23 +359,19 @@ def openai_to_anthropic_request(
         )
     if not isinstance(messages, list) or not messages:
         raise TranslationError("'messages' must be a non-empty list", "messages", "invalid_value")
-    _refuse_unsupported(body)
-
     warnings: list[str] = []
+    params.refuse_unsupported(body, warnings)
     system, turns = _convert_messages(messages, warnings)
-    out: dict[str, Any] = {
-        "model": model,
-        "max_tokens": _max_tokens(body, default_max_tokens),
-        "messages": turns,
-    }
-    _response_format(body.get("response_format"), system, out, warnings)
+    max_tokens = params.max_tokens(body, default_max_tokens)
+    out: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": turns}
+    params.response_format(body.get("response_format"), system, out, warnings)
     if system:
         out["system"] = _system_value(system)
 
-    _sampling(body, out, warnings, send=send_sampling_params)
+    params.sampling(body, out, warnings, send=send_sampling_params)
     stop = body.get("stop")
     if stop is not None:
-        sequences = _stop_sequences(stop)
+        sequences = params.stop_sequences(stop)
         if sequences:
             out["stop_sequences"] = sequences
     user = body.get("user") or body.get("safety_identifier")
@@ -492,6 +385,15 @@ def openai_to_anthropic_request(
         if choice is not None:
             out["tool_choice"] = choice
     # tool_choice / parallel_tool_calls without tools mean nothing to Anthropic and are not sent.
+    forced = out.get("tool_choice", {}).get("type") in ("any", "tool")
+    client_capped = body.get("max_completion_tokens") is not None or body.get("max_tokens") is not None
+    thinking, out["max_tokens"] = thinking_config(
+        body, max_tokens, client_capped=client_capped, forced_tool=forced, warnings=warnings
+    )
+    if thinking is not None:
+        out["thinking"] = thinking
+        if thinking.get("type") != "disabled":
+            constrain_sampling(out, warnings)
 
     stream = body.get("stream") is True
     if stream:

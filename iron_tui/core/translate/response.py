@@ -1,14 +1,19 @@
 """Anthropic Messages response → OpenAI `chat.completion` (non-streaming), plus shared usage/stop mappings.
 
-Only `text` and `tool_use` blocks have an OpenAI equivalent. Everything else (`thinking`,
-`redacted_thinking`, server-tool blocks such as `server_tool_use` / `web_search_tool_result`) is left out of
-the OpenAI message; `citations` on text blocks are dropped while the text is kept.
+`text` blocks → `content`, `tool_use` → `tool_calls`, `thinking` / `redacted_thinking` →
+`reasoning_content` + `thinking_blocks` (thinking.py). Server-tool blocks (`server_tool_use`,
+`web_search_tool_result`…) are left out of the OpenAI message; `citations` on text blocks are dropped
+while the text is kept. A body that is not a message (content not a list, blocks of the wrong types)
+is an UpstreamFormatError.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from iron_tui.core.bounded_json import dumps_text
+from iron_tui.core.translate.errors import UpstreamFormatError
+from iron_tui.core.translate.thinking import response_thinking_fields
 
 __all__ = [
     "anthropic_to_openai_response",
@@ -54,7 +59,8 @@ def anthropic_usage_to_openai(usage: dict[str, Any] | None) -> dict[str, Any]:
     Anthropic's `input_tokens` excludes cached tokens, so the OpenAI prompt count adds cache writes and
     reads back in; `prompt_tokens_details.cached_tokens` is the cache-read part (what OpenAI calls cached).
     """
-    usage = usage or {}
+    if not isinstance(usage, dict):
+        usage = {}
     cache_read = _int(usage.get("cache_read_input_tokens"))
     prompt = _int(usage.get("input_tokens")) + _int(usage.get("cache_creation_input_tokens")) + cache_read
     completion = _int(usage.get("output_tokens"))
@@ -68,7 +74,10 @@ def anthropic_usage_to_openai(usage: dict[str, Any] | None) -> dict[str, Any]:
 
 def tool_arguments_json(tool_input: object) -> str:
     """The OpenAI `arguments` string for a tool_use `input` (compact JSON, non-ASCII kept readable)."""
-    return json.dumps(tool_input if tool_input is not None else {}, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return dumps_text(tool_input if tool_input is not None else {})
+    except ValueError as exc:
+        raise UpstreamFormatError(f"a tool_use input cannot be serialised: {exc}") from None
 
 
 def anthropic_to_openai_response(message: dict[str, Any], *, created: int) -> dict[str, Any]:
@@ -77,26 +86,35 @@ def anthropic_to_openai_response(message: dict[str, Any], *, created: int) -> di
     `content` is the concatenation of all text blocks, or None when there is none (a reply with only
     tool calls is valid). `created` comes from the caller's clock so the function stays pure.
     """
+    if not isinstance(message, dict):
+        raise UpstreamFormatError("the upstream response is not a JSON object")
+    content = message.get("content")
+    if content is None:
+        content = []
+    if not isinstance(content, list):
+        raise UpstreamFormatError("the upstream message's content is not a list")
     texts: list[str] = []
     tool_calls: list[dict[str, Any]] = []
-    for block in message.get("content") or ():
+    for block in content:
         if not isinstance(block, dict):
             continue
         kind = block.get("type")
         if kind == "text":
-            texts.append(block.get("text") or "")
+            text = block.get("text")
+            texts.append(text if isinstance(text, str) else "")
         elif kind == "tool_use":
+            call_id, name = block.get("id"), block.get("name")
             tool_calls.append(
                 {
-                    "id": block.get("id") or "",
+                    "id": call_id if isinstance(call_id, str) else "",
                     "type": "function",
                     "function": {
-                        "name": block.get("name") or "",
+                        "name": name if isinstance(name, str) else "",
                         "arguments": tool_arguments_json(block.get("input")),
                     },
                 }
             )
-        # thinking / redacted_thinking / server tool blocks: no OpenAI chat equivalent; skipped.
+        # server tool blocks: no OpenAI chat equivalent; skipped. Thinking: below.
     out_message: dict[str, Any] = {
         "role": "assistant",
         "content": "".join(texts) if texts else None,
@@ -104,11 +122,12 @@ def anthropic_to_openai_response(message: dict[str, Any], *, created: int) -> di
     }
     if tool_calls:
         out_message["tool_calls"] = tool_calls
+    out_message.update(response_thinking_fields(content))
     return {
         "id": openai_id_for(message.get("id")),
         "object": "chat.completion",
         "created": created,
-        "model": message.get("model") or "",
+        "model": message.get("model") if isinstance(message.get("model"), str) else "",
         "choices": [
             {
                 "index": 0,

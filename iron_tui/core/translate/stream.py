@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from iron_tui.core.translate.errors import UpstreamFormatError
 from iron_tui.core.translate.response import (
     anthropic_usage_to_openai,
     finish_reason_for,
@@ -18,6 +19,24 @@ from iron_tui.core.translate.response import (
 )
 
 __all__ = ["AnthropicStreamTranslator"]
+
+
+def _field(data: dict[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UpstreamFormatError(f"an upstream stream event's '{name}' is not an object")
+    return value
+
+
+def _index(data: dict[str, Any]) -> int:
+    index = data.get("index")
+    if isinstance(index, int) and not isinstance(index, bool):
+        return index
+    if index is None:
+        return -1
+    raise UpstreamFormatError("an upstream stream event's 'index' is not an integer")
 
 _USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
@@ -43,7 +62,9 @@ class AnthropicStreamTranslator:
         "_id",
         "_include_usage",
         "_model",
+        "_next_thinking",
         "_next_tool",
+        "_thinking",
         "_tool_args_sent",
         "_tool_blocks",
         "done",
@@ -59,6 +80,9 @@ class AnthropicStreamTranslator:
         self._id = "chatcmpl-unknown"
         self._model = ""
         self._next_tool = 0
+        self._next_thinking = 0
+        # Anthropic block index → (thinking text pieces, signature) of a thinking block being streamed.
+        self._thinking: dict[int, tuple[list[str], str]] = {}
         # Anthropic content-block index → OpenAI tool-call index k (k counts tool calls only, from 0).
         self._tool_blocks: dict[int, int] = {}
         # Whether any non-empty arguments text went out for tool call k (else "{}" is sent at block stop).
@@ -99,66 +123,33 @@ class AnthropicStreamTranslator:
     # -- public ----------------------------------------------------------------------------------------
 
     def feed(self, event: str, data: dict[str, Any]) -> list[dict[str, Any]]:
-        """Chunks to emit for one Anthropic SSE event (`event` may be "" when only `data.type` is known)."""
-        kind = event or data.get("type") or ""
+        """Chunks to emit for one Anthropic SSE event (`event` may be "" or "message" when only
+        `data.type` says what it is). Malformed event data is an UpstreamFormatError."""
         if self.done:
             return []
+        if not isinstance(data, dict):
+            raise UpstreamFormatError("an upstream stream event is not a JSON object")
+        kind = data.get("type") if event in ("", "message") else event
         if kind == "content_block_delta":
-            delta = data.get("delta") or {}
-            dtype = delta.get("type")
-            if dtype == "text_delta":
-                text = delta.get("text")
-                return [self._chunk({"content": text})] if text else []
-            if dtype == "input_json_delta":
-                k = self._tool_blocks.get(data.get("index", -1))
-                piece = delta.get("partial_json")
-                if k is None or not piece:
-                    return []  # input of a non-function block (e.g. server tool), or an empty piece
-                self._tool_args_sent[k] = True
-                return [self._chunk({"tool_calls": [{"index": k, "function": {"arguments": piece}}]})]
-            return []  # thinking_delta, signature_delta, citations_delta, unknown deltas
+            return self._block_delta(_field(data, "delta"), _index(data))
         if kind == "message_start":
-            message = data.get("message") or {}
+            message = _field(data, "message")
             self._id = openai_id_for(message.get("id"))
-            self._model = message.get("model") or ""
+            model = message.get("model")
+            self._model = model if isinstance(model, str) else ""
             self._fold_usage(message.get("usage"))
             self.started = True
             return [self._chunk({"role": "assistant", "content": ""})]
         if kind == "content_block_start":
-            block = data.get("content_block") or {}
-            btype = block.get("type")
-            if btype == "tool_use":
-                k = self._next_tool
-                self._next_tool += 1
-                self._tool_blocks[data.get("index", -1)] = k
-                initial = block.get("input")
-                arguments = tool_arguments_json(initial) if initial else ""
-                self._tool_args_sent.append(bool(arguments))
-                call = {
-                    "index": k,
-                    "id": block.get("id") or "",
-                    "type": "function",
-                    "function": {"name": block.get("name") or "", "arguments": arguments},
-                }
-                return [self._chunk({"tool_calls": [call]})]
-            if btype == "text":
-                text = block.get("text")
-                return [self._chunk({"content": text})] if text else []
-            return []
+            return self._block_start(_field(data, "content_block"), _index(data))
         if kind == "content_block_stop":
-            k = self._tool_blocks.get(data.get("index", -1))
-            if k is not None and not self._tool_args_sent[k]:
-                # A tool without arguments streams no JSON at all; send "{}" so the accumulated
-                # arguments parse, exactly as the non-streaming translation renders the empty input.
-                self._tool_args_sent[k] = True
-                return [self._chunk({"tool_calls": [{"index": k, "function": {"arguments": "{}"}}]})]
-            return []
+            return self._block_stop(_index(data))
         if kind == "message_delta":
             self._fold_usage(data.get("usage"))
             if self._finish_sent:
                 return []
-            delta = data.get("delta") or {}
-            self.finish_reason = finish_reason_for(delta.get("stop_reason"))
+            delta = data.get("delta")
+            self.finish_reason = finish_reason_for(delta.get("stop_reason") if isinstance(delta, dict) else None)
             self._finish_sent = True
             return [self._chunk({}, self.finish_reason)]
         if kind == "message_stop":
@@ -175,6 +166,82 @@ class AnthropicStreamTranslator:
             self.error = inner if isinstance(inner, dict) else data
             return []
         return []  # ping and event types this version does not know
+
+    def _block_start(self, block: dict[str, Any], index: int) -> list[dict[str, Any]]:
+        btype = block.get("type")
+        if btype == "tool_use":
+            k = self._next_tool
+            self._next_tool += 1
+            self._tool_blocks[index] = k
+            initial = block.get("input")
+            arguments = tool_arguments_json(initial) if initial else ""
+            self._tool_args_sent.append(bool(arguments))
+            call_id, name = block.get("id"), block.get("name")
+            call = {
+                "index": k,
+                "id": call_id if isinstance(call_id, str) else "",
+                "type": "function",
+                "function": {"name": name if isinstance(name, str) else "", "arguments": arguments},
+            }
+            return [self._chunk({"tool_calls": [call]})]
+        if btype == "text":
+            text = block.get("text")
+            return [self._chunk({"content": text})] if isinstance(text, str) and text else []
+        if btype == "thinking":
+            text = block.get("thinking")
+            signature = block.get("signature")
+            self._thinking[index] = ([text] if isinstance(text, str) and text else [],
+                                     signature if isinstance(signature, str) else "")
+            return [self._chunk({"reasoning_content": text})] if isinstance(text, str) and text else []
+        if btype == "redacted_thinking":
+            data = block.get("data")
+            return [self._thinking_block({"type": "redacted_thinking", "data": data if isinstance(data, str) else ""})]
+        return []
+
+    def _block_delta(self, delta: dict[str, Any], index: int) -> list[dict[str, Any]]:
+        dtype = delta.get("type")
+        if dtype == "text_delta":
+            text = delta.get("text")
+            return [self._chunk({"content": text})] if isinstance(text, str) and text else []
+        if dtype == "input_json_delta":
+            k = self._tool_blocks.get(index)
+            piece = delta.get("partial_json")
+            if k is None or not isinstance(piece, str) or not piece:
+                return []  # input of a non-function block (e.g. server tool), or an empty piece
+            self._tool_args_sent[k] = True
+            return [self._chunk({"tool_calls": [{"index": k, "function": {"arguments": piece}}]})]
+        thinking = self._thinking.get(index)
+        if dtype == "thinking_delta" and thinking is not None:
+            text = delta.get("thinking")
+            if not isinstance(text, str) or not text:
+                return []
+            thinking[0].append(text)
+            return [self._chunk({"reasoning_content": text})]
+        if dtype == "signature_delta" and thinking is not None:
+            signature = delta.get("signature")
+            if isinstance(signature, str):
+                self._thinking[index] = (thinking[0], thinking[1] + signature)
+        return []  # citations_delta, unknown deltas
+
+    def _block_stop(self, index: int) -> list[dict[str, Any]]:
+        k = self._tool_blocks.get(index)
+        if k is not None and not self._tool_args_sent[k]:
+            # A tool without arguments streams no JSON at all; send "{}" so the accumulated
+            # arguments parse, exactly as the non-streaming translation renders the empty input.
+            self._tool_args_sent[k] = True
+            return [self._chunk({"tool_calls": [{"index": k, "function": {"arguments": "{}"}}]})]
+        thinking = self._thinking.pop(index, None)
+        if thinking is not None:
+            texts, signature = thinking
+            return [self._thinking_block({"type": "thinking", "thinking": "".join(texts), "signature": signature})]
+        return []
+
+    def _thinking_block(self, block: dict[str, Any]) -> dict[str, Any]:
+        # The whole block once it is complete, `index` = its position among this reply's thinking blocks
+        # (the openai SDK's stream accumulator merges list entries by index).
+        k = self._next_thinking
+        self._next_thinking += 1
+        return self._chunk({"thinking_blocks": [{"index": k, **block}]})
 
     def final_chunks(self) -> list[dict[str, Any]]:
         """The usage chunk (``choices: []``) if the client asked for usage; emitted at most once."""

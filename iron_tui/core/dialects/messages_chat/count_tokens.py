@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from iron_tui.core.bounded_json import dumps_text
 from iron_tui.core.dialects.base import TranslationError
-from iron_tui.core.dialects.jsonsafe import dumps_text
 
 __all__ = ["ESTIMATE_HEADER", "estimate_input_tokens"]
 

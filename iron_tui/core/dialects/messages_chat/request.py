@@ -26,8 +26,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from iron_tui.core.bounded_json import dumps_text, nesting_exceeds
 from iron_tui.core.dialects.base import RequestContext, Translated, TranslationError
-from iron_tui.core.dialects.jsonsafe import dumps_text, nesting_exceeds
 from iron_tui.core.dialects.messages_chat.models import is_openai_family, is_reasoning_model
 
 __all__ = ["messages_to_chat_request", "reasoning_effort_for"]

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from iron_tui.core.bounded_json import parse_object
 from iron_tui.core.dialects.base import RequestContext, UpstreamFormatError
-from iron_tui.core.dialects.jsonsafe import parse_object
 
 __all__ = [
     "anthropic_usage",

@@ -9,6 +9,7 @@ a value the pipeline could not serialise afterwards.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -57,10 +58,14 @@ def parse_object(text: object) -> dict[str, Any] | None:
 def dumps_text(value: object) -> str:
     """Compact JSON text of `value` (UTF-8 kept readable, like `json.dumps(ensure_ascii=False,
     separators=(",", ":"))`). Raises ValueError for a value that cannot be serialised (too deep,
-    non-string keys, integers beyond 64 bits are the usual reasons)."""
+    values that are not JSON at all)."""
     if nesting_exceeds(value):
         raise ValueError(f"JSON value nested deeper than {MAX_NESTING} levels")
     try:
         return orjson.dumps(value).decode()
-    except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+    except TypeError:  # orjson.JSONEncodeError: big integers, lone surrogates, non-string keys
+        pass
+    try:
+        return json.dumps(value, separators=(",", ":"))  # ASCII: lone surrogates come out escaped
+    except (TypeError, ValueError) as exc:
         raise ValueError(str(exc)) from None
