@@ -22,6 +22,7 @@ import orjson
 from iron_tui.config import Settings
 from iron_tui.core.clock import iso_utc
 from iron_tui.core.engine import Engine
+from iron_tui.core.safe_text import escape_controls
 from iron_tui.core.events import (
     AgentOutput,
     AgentStateChanged,
@@ -130,6 +131,15 @@ def _json_line(message: dict[str, Any]) -> str:
 
 
 def format_event(event: Event, fmt: str) -> str | None:
+    """The log line(s) for an event, or None. Text lines are terminal-safe: whatever a field holds
+    (sources clean their own text; this is the last guard), no control character reaches the terminal."""
+    line = _format_event(event, fmt)
+    if line is None or fmt == "json":  # JSON escapes control characters itself
+        return line
+    return escape_controls(line, keep_tabs=True)  # one event, one line: a newline here would forge one
+
+
+def _format_event(event: Event, fmt: str) -> str | None:
     if not isinstance(event, _ANY_LINE):
         return None  # most events (request started, spend changed) print nothing: decide that first
     if fmt == "json":

@@ -229,7 +229,8 @@ async def test_stderr_separate_binary_crlf_and_partial_last_lines(make: Factory)
     sup = make()
     await sup.start(agent("streams.py"))
     assert await sup.wait() == 0
-    assert texts(sup, "stdout") == ["out 1", "bin \ufffd\ufffd\x00 end", "crlf", "progress 100%", "out partial"]
+    # (a NUL is escaped for display, like every control character)
+    assert texts(sup, "stdout") == ["out 1", "bin \ufffd\ufffd\\x00 end", "crlf", "progress 100%", "out partial"]
     assert texts(sup, "stderr") == ["err 1", "err partial"]
     assert texts(sup)[:2] == ["out 1", "err 1"]
 

@@ -94,7 +94,7 @@ def test_text_lines_are_unchanged() -> None:
         f"{iso_utc(T)} req_000001 openai gpt-4o-mini 200 12.3ms in=31 out=9 $0.000011~ "
         "[stream openai→anthropic agent=agent_1] error: naïve ✗ error — 日本",
         f"{iso_utc(T)} req_000001 openai gpt-4o-mini 200 12.3ms in={2**70} out=9 unpriced",
-        f"{iso_utc(T)} req_000001 openai gpt-4o-mini 200 12.3ms in=31 out=9 $0.000011 error: lone \udcff surrogate",
+        f"{iso_utc(T)} req_000001 openai gpt-4o-mini 200 12.3ms in=31 out=9 $0.000011 error: lone \\udcff surrogate",  # escaped: no stream can encode it
         f"{ts} budget critical: $0.9500 of $1.00 spent (95%)",
         f"{ts} warning: history not saved: disk full é",
         f"{ts} agent agent_1 running pid=42",

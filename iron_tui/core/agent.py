@@ -39,6 +39,7 @@ from iron_tui.core.agent_env import (
 from iron_tui.core.agent_output import LineAssembler
 from iron_tui.core.clock import Clock
 from iron_tui.core.events import AgentOutput, AgentState, AgentStateChanged, Event
+from iron_tui.core.safe_text import clean_text
 
 __all__ = ["AgentError", "AgentPreset", "AgentSupervisor", "OutputLine", "ProxyWiring"]
 
@@ -321,6 +322,9 @@ class AgentSupervisor:
                 self._emit_line(agent_id, name, text)
 
     def _emit_line(self, agent_id: str, stream: Literal["stdout", "stderr"], text: str) -> None:
+        # Before anything sees the line (buffer, bus, log, feed): an agent may print a key it found, or
+        # escape sequences that would drive the user's terminal.
+        text = clean_text(text, 4 * self._max_line_bytes, keep_tabs=True)
         self._seq += 1
         ts = self._clock.now()
         if len(self._output) == self._output.maxlen:

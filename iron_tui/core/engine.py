@@ -38,6 +38,7 @@ from iron_tui.core.feed import Feed
 from iron_tui.core.history import History
 from iron_tui.core.keys import KeyRing
 from iron_tui.core.pricing import PriceOverride, Pricer
+from iron_tui.core.safe_text import clean_name, clean_text
 from iron_tui.core.proxy.handlers import Proxy
 from iron_tui.core.upstream import UpstreamClient, UpstreamConnectError
 
@@ -329,6 +330,14 @@ class Engine:
     # --- what the proxy calls ----------------------------------------------------------------
 
     def request_finished(self, rec: RequestRecord) -> None:
+        # The one door to the history, the bus (log lines, dashboard, feed) and the outbox: whatever
+        # path set the error (an upstream's text, an exception), it leaves here redacted and escaped.
+        if rec.error is not None:
+            rec.error = clean_text(rec.error)
+        if rec.error_code is not None:
+            rec.error_code = clean_name(rec.error_code)
+        if rec.warnings:
+            rec.warnings = [clean_text(w) for w in rec.warnings]
         summary = rec.summary()
         self.history.finished(rec, summary)
         self.bus.publish(RequestFinished(self.clock.now(), summary))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from iron_tui.core.clock import iso_utc
+from iron_tui.core.safe_text import NAME_LIMIT, clean_name, clean_optional, clean_text
 
 Provider = Literal["openai", "anthropic", "unknown"]
 Severity = Literal["warning", "critical", "exhausted"]
@@ -70,6 +71,14 @@ class RequestRecord:
     translated_response: str | None = None
     upstream_api: str | None = None  # the provider dialect that served the call (openai, anthropic, …)
     traceparent: str | None = None  # the client's W3C trace context, continued by tracing
+
+    def __post_init__(self) -> None:
+        # Names the client chose reach log lines, the dashboard, the feed and stored rows: keys
+        # redacted, control characters escaped, length capped, once, here.
+        self.model = clean_name(self.model)
+        self.path = clean_name(self.path)
+        if self.agent_id is not None:
+            self.agent_id = clean_name(self.agent_id)
 
     def summary(self) -> dict[str, Any]:
         """The feed's `request` object (DESIGN.md section 6)."""
@@ -182,6 +191,9 @@ class SyncStatus(Event):
     next_attempt: float | None = None
     last_error: str | None = None
 
+    def __post_init__(self) -> None:  # a server's error text is shown and logged
+        object.__setattr__(self, "last_error", clean_optional(self.last_error))
+
 
 @dataclass(frozen=True, slots=True)
 class AgentStateChanged(Event):
@@ -194,6 +206,10 @@ class AgentStateChanged(Event):
     exit_code: int | None = None
     reason: str | None = None
     restarts: int = 0
+
+    def __post_init__(self) -> None:  # the name is the agent's command line, which may hold anything
+        object.__setattr__(self, "name", clean_optional(self.name, NAME_LIMIT))
+        object.__setattr__(self, "reason", clean_optional(self.reason))
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +230,9 @@ class Notice(Event):
     timestamp: float
     level: Literal["info", "warning", "error"]
     message: str
+
+    def __post_init__(self) -> None:  # messages quote exceptions and servers
+        object.__setattr__(self, "message", clean_text(self.message))
 
 
 # --- wire form (WebSocket feed) -------------------------------------------------------------------
