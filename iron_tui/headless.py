@@ -22,7 +22,6 @@ import orjson
 from iron_tui.config import Settings
 from iron_tui.core.clock import iso_utc
 from iron_tui.core.engine import Engine
-from iron_tui.core.safe_text import escape_controls
 from iron_tui.core.events import (
     AgentOutput,
     AgentStateChanged,
@@ -33,6 +32,7 @@ from iron_tui.core.events import (
     SyncStatus,
     to_wire,
 )
+from iron_tui.core.safe_text import escape_controls
 
 
 class _LineWriter:

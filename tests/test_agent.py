@@ -133,7 +133,9 @@ async def test_child_env_is_wired_and_parent_keys_do_not_leak(make: Factory, mon
     assert env["MY_SETTING"] == "42"
     assert env["SERPAPI_API_KEY"] == "tool-key-kept"  # not an LLM provider key: the agent may need it
     assert "127.0.0.1" in env["NO_PROXY"].split(",")  # a corporate proxy must not intercept local calls
-    for name in ("ANTHROPIC_AUTH_TOKEN", "GEMINI_API_KEY", "IC_TOKEN"):
+    # Claude Code reads ANTHROPIC_AUTH_TOKEN for its key: it gets the local token, not the parent's.
+    assert env["ANTHROPIC_AUTH_TOKEN"] == env["OPENAI_API_KEY"]
+    for name in ("GEMINI_API_KEY", "IC_TOKEN"):
         assert name not in env
     assert "parent-secret" not in json.dumps(env)
 

@@ -25,7 +25,7 @@ import os
 import secrets
 import signal
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -91,6 +91,7 @@ class AgentSupervisor:
         restart_backoff: float = 0.5,
         drain_seconds: float = 1.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        secrets: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         self._publish = publish
         self._clock = clock
@@ -102,6 +103,7 @@ class AgentSupervisor:
         self._restart_backoff = restart_backoff
         self._drain_seconds = drain_seconds  # how long to wait for pipes to close after an exit
         self._sleep = sleep
+        self._secrets = secrets  # the provider keys now configured: no variable holding one is inherited
 
         self.state: AgentState = "idle"
         self.agent_id: str | None = None
@@ -151,7 +153,7 @@ class AgentSupervisor:
         self.dropped_lines = 0
 
     def child_env(self, agent_id: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        return child_environment(os.environ, self._wiring, agent_id, extra)
+        return child_environment(os.environ, self._wiring, agent_id, extra, secrets=self._secrets())
 
     async def start(self, preset: AgentPreset | str | list[str] | None = None) -> None:
         """Launch an agent: a preset, a preset's name, an argv list, a command string, or None

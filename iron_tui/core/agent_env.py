@@ -9,10 +9,13 @@ assignment, or a shell builtin/keyword as its first word (`cd`, `export`, `sourc
 Then it runs as `/bin/sh -c STRING`. Quoting and backslash escapes are honoured when deciding, so
 `python -c "print('a;b')"` still runs without a shell.
 
-Environment rule. The child gets a copy of our environment *minus* every known LLM provider key
-(they are the whole reason iron-tui exists), then the proxy wiring: OpenAI and Anthropic SDKs
-configured purely from the environment talk to the local proxy with the local token. Other
-`*_API_KEY` variables (search tools, databases, ...) are left alone: the agent may need them.
+Environment rule. The child gets a copy of our environment *minus* every known LLM credential
+variable (`PROVIDER_SECRET_VARS`; they are the whole reason iron-tui exists) and every variable whose
+value holds a configured provider key, then the proxy wiring: OpenAI and Anthropic SDKs, the Codex
+CLI and Claude Code configured purely from the environment talk to the local proxy with the local
+token. Other `*_API_KEY` variables (search tools, databases, ...) are left alone: the agent may need
+them. Cloud credentials that are not LLM-specific (AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS)
+are left alone too.
 A preset's own `env` is applied last and wins over everything: it is configuration the user wrote
 explicitly, so it may repoint a base URL or even set a key on purpose; nothing is inherited
 implicitly.
@@ -23,7 +26,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -39,26 +42,43 @@ class ProxyWiring:
         return f"ProxyWiring(base_url={self.base_url!r}, token='...{self.token[-4:]}')"
 
 
-# Providers whose `<NAME>_API_KEY` is an LLM provider key and must not reach the agent.
+# --- LLM credentials an agent must not inherit (documented in docs/security.md; keep both in step) ---
+# Providers whose `<NAME>_API_KEY` is an LLM provider key.
 _PROVIDERS = (
-    "OPENAI", "AZURE_OPENAI", "ANTHROPIC", "GEMINI", "GOOGLE", "VERTEX", "MISTRAL", "GROQ", "COHERE",
-    "CO", "DEEPSEEK", "TOGETHER", "TOGETHERAI", "FIREWORKS", "XAI", "OPENROUTER", "PERPLEXITY", "PPLX",
-    "VOYAGE", "AI21", "CEREBRAS", "NVIDIA", "HUGGINGFACE", "HF", "REPLICATE", "ANYSCALE", "DEEPINFRA",
-    "MOONSHOT", "DASHSCOPE", "ZHIPU",
+    "OPENAI", "AZURE_OPENAI", "AZURE", "AZURE_AI", "ANTHROPIC", "CLAUDE", "GEMINI", "GOOGLE",
+    "GOOGLE_GENERATIVE_AI", "VERTEX", "MISTRAL", "CODESTRAL", "GROQ", "COHERE", "CO", "DEEPSEEK",
+    "TOGETHER", "TOGETHERAI", "TOGETHER_AI", "FIREWORKS", "FIREWORKS_AI", "XAI", "GROK", "OPENROUTER",
+    "PERPLEXITY", "PPLX", "VOYAGE", "AI21", "CEREBRAS", "NVIDIA", "NVIDIA_NIM", "HUGGINGFACE", "HF",
+    "REPLICATE", "ANYSCALE", "DEEPINFRA", "MOONSHOT", "DASHSCOPE", "ZHIPU", "ZHIPUAI", "SAMBANOVA",
+    "NEBIUS", "NOVITA", "HYPERBOLIC", "LITELLM", "PORTKEY", "OLLAMA",
 )
-# Other credential variables the SDKs or iron-tui itself read.
-_EXTRA_SECRETS = (
-    "ANTHROPIC_AUTH_TOKEN",  # the Anthropic SDK sends it as a Bearer token
+# Other variables that carry an LLM credential.
+_OTHER_SECRETS = (
+    "CODEX_API_KEY",  # Codex CLI (`codex exec`)
+    "CLAUDE_CODE_OAUTH_TOKEN",  # Claude Code's subscription login
+    "ANTHROPIC_AUTH_TOKEN",  # the Anthropic SDK and Claude Code send it as a Bearer token
+    "ANTHROPIC_ADMIN_KEY",
     "OPENAI_ADMIN_KEY",
-    "IC_TOKEN",  # the Iron Cage token (server mode) / iron-tui's own client token option
-    "IC_SERVER",  # with an IC token, the server hands out provider keys: the agent needs neither
+    "AZURE_OPENAI_KEY",  # older Azure OpenAI samples
+    "AZURE_OPENAI_AD_TOKEN",  # Entra ID token for Azure OpenAI
+    "AZURE_INFERENCE_CREDENTIAL",  # azure-ai-inference
+    "AWS_BEARER_TOKEN_BEDROCK",  # Bedrock API keys
+    "GOOGLE_GENAI_API_KEY",
     "HF_TOKEN",
     "HUGGING_FACE_HUB_TOKEN",
+    "HUGGINGFACEHUB_API_TOKEN",  # LangChain
     "REPLICATE_API_TOKEN",
+    "DEEPINFRA_TOKEN",
+    "LITELLM_MASTER_KEY",
+    "IC_TOKEN",  # the Iron Cage token (server mode) / iron-tui's own client token option
+    "IC_SERVER",  # with an IC token, the server hands out provider keys: the agent needs neither
 )
 PROVIDER_SECRET_VARS: frozenset[str] = frozenset(
-    {f"{p}_API_KEY" for p in _PROVIDERS} | set(_EXTRA_SECRETS)
+    {f"{p}_API_KEY" for p in _PROVIDERS} | set(_OTHER_SECRETS)
 )
+# Tools that read their own variable for the key get the agent's local token there instead.
+_TOKEN_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "CODEX_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+_MIN_SECRET = 8  # shorter "secrets" would match innocent values (redact.py registers the same)
 
 
 def is_provider_secret(name: str) -> bool:
@@ -71,20 +91,26 @@ def child_environment(
     wiring: ProxyWiring | None,
     agent_id: str,
     preset_env: Mapping[str, str] | None = None,
+    *,
+    secrets: Iterable[str] = (),
 ) -> dict[str, str]:
-    """The agent's environment: `base` minus provider secrets, plus wiring, plus `preset_env`."""
-    env = {k: v for k, v in base.items() if not is_provider_secret(k)}
+    """The agent's environment: `base` minus LLM credentials, plus wiring, plus `preset_env`.
+
+    Removed: every variable named in `PROVIDER_SECRET_VARS`, and every variable whose value holds
+    one of `secrets` (the configured provider keys), whatever its name."""
+    held = [s for s in secrets if len(s) >= _MIN_SECRET]
+    env = {k: v for k, v in base.items()
+           if not is_provider_secret(k) and not any(s in v for s in held)}
     if wiring is not None:
         base_url = wiring.base_url.rstrip("/")
         # `<token>.<agent_id>`: the proxy accepts it as the token and attributes the call to this
         # agent, since unmodified SDKs cannot be told to send an agent header.
         token = f"{wiring.token}.{agent_id}"
+        env.update(dict.fromkeys(_TOKEN_VARS, token))
         env.update(
             OPENAI_BASE_URL=base_url + "/v1",
             OPENAI_API_BASE=base_url + "/v1",  # pre-1.0 openai and LangChain read this name
-            OPENAI_API_KEY=token,
             ANTHROPIC_BASE_URL=base_url,  # the Anthropic SDK appends /v1 itself
-            ANTHROPIC_API_KEY=token,
             IRON_PROXY_URL=base_url,
         )
         _bypass_http_proxy(env, base_url)

@@ -38,8 +38,9 @@ from iron_tui.core.feed import Feed
 from iron_tui.core.history import History
 from iron_tui.core.keys import KeyRing
 from iron_tui.core.pricing import PriceOverride, Pricer
-from iron_tui.core.safe_text import clean_name, clean_text
 from iron_tui.core.proxy.handlers import Proxy
+from iron_tui.core.redact import registered_secrets
+from iron_tui.core.safe_text import clean_name, clean_text
 from iron_tui.core.upstream import UpstreamClient, UpstreamConnectError
 
 ENGINE: web.AppKey[Engine] = web.AppKey("engine", object)  # type: ignore[arg-type]
@@ -109,6 +110,7 @@ class Engine:
             clock=self.clock,
             presets=_presets(settings),
             grace_seconds=settings.agent_grace_seconds,
+            secrets=self._provider_secrets,
         )
         self.keys: KeyRing
         self.proxy: Proxy
@@ -118,6 +120,11 @@ class Engine:
         self._stopped = asyncio.Event()
         self._closing = False
         self.shutting_down = False  # read by the proxy: streams cut now are shutdowns, not disconnects
+
+    def _provider_secrets(self) -> list[str]:
+        """Every provider key in use: configured, or fetched from the control server so far."""
+        fetched = [s.decode("utf-8", "replace") for s in registered_secrets()]
+        return [*self.settings.provider_keys().values(), *fetched]
 
     def _db_path(self, name: str) -> Path | None:
         if not self._persist or self.data_dir is None:
