@@ -426,8 +426,8 @@ def test_unopenable_database_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_storage_failure_after_start_keeps_enforcing_in_memory(tmp_path: Path) -> None:
     ledger, rec, _ = make(1000, period="day", db_path=tmp_path / "b.sqlite3")
-    assert ledger._conn is not None
-    ledger._conn.execute("DROP TABLE budget_periods")  # the file is damaged under us
+    assert ledger._store is not None
+    ledger._store._db().execute("DROP TABLE budget_periods")  # the file is damaged under us
     settle(ledger, 600)
     settle(ledger, 500)
     assert ledger.spent == 1100

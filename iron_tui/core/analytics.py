@@ -152,6 +152,7 @@ class Outbox:
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
         self._db.executescript(_SCHEMA)
+        _add_event_id_column(self._db)
         self._ckpt_lock = threading.Lock()
         self._ckpt_db: sqlite3.Connection | None = None
         self.dirty = False  # written since the last checkpoint()
@@ -161,11 +162,16 @@ class Outbox:
             raise sqlite3.ProgrammingError("outbox is closed")
         return self._db
 
-    def add(self, event: dict[str, Any]) -> None:
+    def add(self, event: dict[str, Any]) -> bool:
+        """Store one event; False when one with the same `event_id` is already pending (a crash
+        recovery re-reporting a call whose own event was stored just before the process died)."""
         body = json.dumps(event, separators=(",", ":"))
+        event_id = event.get("event_id")
         with self._lock:
-            self._conn().execute("INSERT INTO outbox (created_at, body) VALUES (?, ?)", (time.time(), body))
+            cur = self._conn().execute("INSERT OR IGNORE INTO outbox (created_at, body, event_id) VALUES (?, ?, ?)",
+                                       (time.time(), body, event_id if isinstance(event_id, str) else None))
             self.dirty = True
+        return cur.rowcount == 1
 
     def pending_count(self) -> int:
         with self._lock:
@@ -264,6 +270,14 @@ class Outbox:
                 self._db = None
 
 
+def _add_event_id_column(db: sqlite3.Connection) -> None:
+    """Outboxes from before event-id deduplication get the column (existing rows keep NULL)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+    if "event_id" not in columns:
+        db.execute("ALTER TABLE outbox ADD COLUMN event_id TEXT")
+    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS outbox_event_id ON outbox (event_id)")
+
+
 # --- sync loop -----------------------------------------------------------------------------------
 
 
@@ -310,11 +324,13 @@ class AnalyticsSync:
         if self._client is None:
             return
         try:
-            self._outbox.add(event)
+            added = self._outbox.add(event)
         except Exception as e:  # a broken disk must not fail the proxied call
             log.error("analytics event %s could not be stored: %s", event.get("event_id"), e)
             self._update(last_error=f"outbox write failed: {e}")
             return
+        if not added:
+            return  # already pending under this event_id
         self._pending += 1
         self._update()
         if self._pending >= self.batch_size and self.status.state == "ok":

@@ -1,28 +1,37 @@
-"""The budget ledger: admission by reservation, settlement at actual cost, alerts, periods.
+"""The budget ledger: admission by reservation (fitted to what is left), settlement, alerts, periods.
 
-Why spend cannot overshoot through concurrency: admission (`reserve`) is synchronous — nothing awaits
-between the check and the booking, and the engine is one asyncio thread — and it books the call's
-worst-case cost. A call is admitted only while `spent + reserved + worst_case <= limit`, so as long as
-each call's actual cost is at most its reservation, the sum of settled costs never exceeds the limit
-however many calls are in flight.
+Why spend cannot overshoot through concurrency: admission (`admit`, `reserve`) is synchronous — nothing
+awaits between the check and the booking, and the engine is one asyncio thread — and it books the
+call's worst-case cost. A call is admitted only while its worst case fits what is left, so as long as
+each call's actual cost is at most its reservation, the settled costs never pass the limit.
 
-When a call's actual cost exceeds its reservation (an estimate too low: e.g. a hosted tool pulled in
-content the request body did not show), the actual cost is charged anyway — the money was spent —
-and spent may then pass the limit; every later call is refused with `exceeded`.
+Fit to budget: when the worst case does not fit but a useful answer does, `admit` lowers the call's
+output cap to the largest one the remaining budget pays for (`Reservation.capped`; the pipeline sends
+it upstream and tells the client). "Useful" is the caller's `out_min`: the smallest cap worth sending
+(see `proxy/admission.py`: 1,024 tokens by default, the thinking budget on top for Anthropic extended
+thinking). Below that, or with fitting off, the call is refused with the 402 of `budget_refusal.py`.
 
-Every reservation must end in exactly one `settle` or `release` (both idempotent, so a `finally:
-ledger.release(res)` after a settle is harmless); the proxy does this on every path.
+One budget across processes (periods "day" / "week" / "month" with a data dir): every iron-tui sharing
+the data dir admits against the same total in `state.sqlite3` (`ledger_store.py`). The hot path stays in
+memory: a process leases a *slice* of what is left (1/32 of the limit, or what a call needs) in one
+atomic transaction, admits calls from it, and gives back what it does not need (above one slice after a
+call settles; everything after `IDLE_RETURN_S` without calls, and when it stops). A dead process's
+slice comes back through crash recovery. The "session" period is this process's run: it is never shared
+(two processes each get their own session budget; use a calendar period to share).
 
-Periods: "session" is in memory. "day" / "week" / "month" keep spent per calendar period (the LOCAL
-calendar of the injected clock: `2026-01-31`, ISO week `2026-W05`, `2026-01`) in SQLite, written
-through on every settle (a crash loses no settled spend). Crossing a boundary starts the new period
-at the spend stored for it (normally 0) and re-arms the alerts; reads (`spent`, `status()`) report the
-new period at once, and the roll-over itself (state, `SpendChanged`) happens on the next
-reserve/settle/release/set_limit or `tick()`. A reservation made before a boundary is charged to the period it settles in.
-Several processes sharing one database add to the same row (`spent = spent + ?`), so their spend
-adds up.
+When a call's actual cost exceeds its reservation (a hosted tool pulled in content the body did not
+show), the actual cost is charged anyway — the money was spent — and spent may then pass the limit;
+every later call is refused with `exceeded`.
 
-Per-model and per-provider totals cover this ledger's lifetime (this process), not the period.
+Every reservation ends in exactly one `settle` or `release` (both idempotent). A journaled reservation
+(crash-proof accounting: `call=` given) is written to the journal before the call goes upstream
+(`await durable(res)`); after it settles, `finish(request_id)` — called once the call's analytics event is
+stored — commits its cost and drops its journal row in one transaction.
+
+Periods: the LOCAL calendar of the injected clock (`2026-01-31`, ISO week `2026-W05`, `2026-01`). Reads
+(`spent`, `status()`) report a new period at once; the roll-over itself (state, `SpendChanged`) happens on
+the next admit/settle/release/set_limit or `tick()`. A reservation made before a boundary is charged to
+the period it settles in. Per-model and per-provider totals cover this ledger's lifetime.
 """
 
 from __future__ import annotations
@@ -30,92 +39,39 @@ from __future__ import annotations
 import itertools
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
+from iron_tui.core.budget_refusal import BudgetExceeded, budget_error_body, format_usd
 from iron_tui.core.clock import Clock
 from iron_tui.core.events import CostAlert, Event, Notice, Severity, SpendChanged
-from iron_tui.core.pricing import TokenUsage
+from iron_tui.core.ledger_store import CallRow, LedgerStorageError, LedgerStore
+from iron_tui.core.spend_totals import ModelTotals, ProviderTotals, SpendTotals
+from iron_tui.core.token_usage import TokenUsage
+
+__all__ = ["ALERT_THRESHOLDS", "PERIODS", "BudgetExceeded", "BudgetLedger", "CallInfo", "LedgerStorageError",
+           "ModelTotals", "Period", "ProviderTotals", "Reservation", "budget_error_body", "format_usd",
+           "period_key"]
 
 Period = Literal["session", "day", "week", "month"]
 PERIODS: tuple[Period, ...] = ("session", "day", "week", "month")
 
 # (severity, percent of the limit at which it fires), ascending.
 ALERT_THRESHOLDS: tuple[tuple[Severity, int], ...] = (("warning", 80), ("critical", 95), ("exhausted", 100))
+SLICE_FRACTION = 32  # a leased slice is 1/32 of the limit (or what one call needs, if more)
+IDLE_RETURN_S = 2.0  # a process with no call in flight for this long gives its slice back
+MAX_FITTED_CAP = 2**31 - 1  # the largest cap ever sent (a model with no known maximum output)
 
 
-# --- refusal --------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class CallInfo:
+    """What the journal keeps of an admitted call, for crash recovery."""
 
-
-def format_usd(micros: int) -> str:
-    """USD with 2 to 6 decimals: 10.00, 1.2345, 0.000012 (µ$ precision, no float noise)."""
-    sign = "-" if micros < 0 else ""
-    whole, frac = divmod(abs(micros), 1_000_000)
-    digits = f"{frac:06d}".rstrip("0")
-    return f"{sign}{whole}.{digits.ljust(2, '0')}"
-
-
-class BudgetExceeded(Exception):
-    """A refused admission. `kind` "exceeded": spent has reached the limit; "insufficient": the
-    request's worst-case cost (`estimate`) does not fit in what is left after in-flight reservations."""
-
-    def __init__(
-        self,
-        kind: Literal["exceeded", "insufficient"],
-        *,
-        spent: int,
-        reserved: int,
-        limit: int,
-        estimate: int,
-        period: str = "session",
-    ) -> None:
-        self.kind: Literal["exceeded", "insufficient"] = kind
-        self.spent = spent
-        self.reserved = reserved
-        self.limit = limit
-        self.estimate = estimate
-        self.period = period
-        super().__init__(self.message)
-
-    @property
-    def available(self) -> int:
-        return max(0, self.limit - self.spent - self.reserved)
-
-    @property
-    def error_type(self) -> str:
-        return "iron_cage_budget_exceeded" if self.kind == "exceeded" else "iron_cage_insufficient_budget"
-
-    @property
-    def code(self) -> str:
-        return "budget_exceeded" if self.kind == "exceeded" else "insufficient_budget"
-
-    @property
-    def message(self) -> str:
-        if self.kind == "exceeded":
-            adjective = {"day": "daily", "week": "weekly", "month": "monthly"}.get(self.period)
-            reset = f" or wait for the {adjective} budget to reset" if adjective else ""
-            return (
-                f"Iron Cage budget limit exceeded. Spent: ${format_usd(self.spent)}, "
-                f"Reserved: ${format_usd(self.reserved)}, Limit: ${format_usd(self.limit)}. "
-                f"Increase the budget (router.set_budget(), --budget or the dashboard){reset}."
-            )
-        return (
-            f"Iron Cage insufficient budget for request. Available: ${format_usd(self.available)}, "
-            f"Estimated max cost: ${format_usd(self.estimate)}. Reduce max_tokens, wait for in-flight "
-            f"requests to complete, or increase the budget."
-        )
-
-
-def budget_error_body(exc: BudgetExceeded, shape: Literal["openai", "anthropic"]) -> dict[str, Any]:
-    """The JSON body of the 402 in the caller's API shape (DESIGN.md section 3)."""
-    if shape == "anthropic":
-        return {"type": "error", "error": {"type": exc.error_type, "message": exc.message}}
-    return {"error": {"message": exc.message, "type": exc.error_type, "param": None, "code": exc.code}}
-
-
-# --- records --------------------------------------------------------------------------------------
+    api: str
+    event_id: str | None = None
+    input_tokens: int = 0  # iron-tui's estimate of the input (charged if the process dies)
 
 
 @dataclass(eq=False)
@@ -126,49 +82,9 @@ class Reservation:
     provider: str
     agent_id: str | None = None
     settled: bool = False  # True once settled or released
+    capped: int | None = None  # the output cap `admit` lowered the call to (None: not lowered)
+    journaled: bool = False
     _seq: int = field(default=0, repr=False)
-
-
-@dataclass(slots=True)
-class ModelTotals:
-    provider: str
-    model: str
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    cost_micros: int = 0
-    unpriced_calls: int = 0
-    estimated_calls: int = 0
-
-
-@dataclass(slots=True)
-class ProviderTotals:
-    provider: str
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    cost_micros: int = 0
-    unpriced_calls: int = 0
-    estimated_calls: int = 0
-
-
-def _add(t: ModelTotals | ProviderTotals, usage: TokenUsage | None, cost: int | None, estimated: bool) -> None:
-    t.calls += 1
-    if usage is not None:
-        t.input_tokens += usage.input_tokens
-        t.output_tokens += usage.output_tokens
-        t.cache_read_tokens += usage.cache_read_tokens
-        t.cache_write_tokens += usage.cache_write_tokens
-    if cost is None:
-        t.unpriced_calls += 1
-    else:
-        t.cost_micros += cost
-    if estimated:
-        t.estimated_calls += 1
 
 
 def period_key(period: Period, ts: float) -> str:
@@ -184,15 +100,12 @@ def period_key(period: Period, ts: float) -> str:
     return f"{d.year:04d}-{d.month:02d}"
 
 
-class LedgerStorageError(RuntimeError):
-    """The budget database could not be opened (message names the file)."""
-
-
-# --- ledger ---------------------------------------------------------------------------------------
-
-
 class BudgetLedger:
-    """Spent / reserved / limit in integer µ$. `limit_micros=None` means unlimited (never refuses)."""
+    """Spent / reserved / limit in integer µ$. `limit_micros=None` means unlimited (never refuses).
+
+    `db_path` (a calendar period) or `store` share spend with every process on the same database;
+    `store` also journals calls admitted with `call=` (any period). The ledger owns and closes it.
+    """
 
     def __init__(
         self,
@@ -202,6 +115,8 @@ class BudgetLedger:
         clock: Clock,
         period: Period = "session",
         db_path: Path | None = None,
+        store: LedgerStore | None = None,
+        fit: bool = True,
     ) -> None:
         if period not in PERIODS:
             raise ValueError(f"budget period must be one of {', '.join(PERIODS)}, not {period!r}")
@@ -209,23 +124,28 @@ class BudgetLedger:
         self._publish = publish
         self._clock = clock
         self.period: Period = period
-        self._spent = 0
+        self.fit = fit
+        if store is None and period != "session" and db_path is not None:
+            store = LedgerStore(db_path)
+        self._store = store
+        if store is not None:
+            store.on_commit = self._on_commit
+            store.on_error = self._storage_failed
         self._reserved = 0
         self._active: dict[int, Reservation] = {}
+        # request id → (period key, cost, slice delta) of a settled journaled call, committed by finish()
+        self._unfinished: dict[str, tuple[str, int, int]] = {}
         self._seq = itertools.count(1)
-        self._alerted: set[Severity] = set()
-        self._by_model: dict[tuple[str, str], ModelTotals] = {}
-        self._by_provider: dict[str, ProviderTotals] = {}
-        self.unpriced_calls = 0
-        self.estimated_calls = 0
-        self._storage_warned = False
-        self._conn: sqlite3.Connection | None = None
-        if period != "session" and db_path is not None:
-            self._conn = _open(db_path)
+        self._totals = SpendTotals()
         self._key = period_key(period, clock.now())
-        self._spent = self._load(self._key)
-        # Thresholds already passed at start (restored spend, a limit of 0) are not "crossings".
-        self._alerted = self._crossed()
+        # Spent = _disk_spent + _unflushed. With a store and a calendar period: what every process had
+        # spent at the last read, plus this process's costs not committed yet. Otherwise (a session, no
+        # data dir) _disk_spent is simply this process's spend.
+        self._disk_spent = self._load(self._key)
+        self._unflushed = 0
+        self._slice = 0  # µ$ of the shared limit this process holds (shared mode only)
+        self._last_busy = clock.now()
+        self._alerted: set[Severity] = self._crossed()  # passed at start: not "crossings"
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -234,11 +154,11 @@ class BudgetLedger:
         return self._limit
 
     # Reads have no side effects (LlmRouter reads them from the caller's thread): when the clock has
-    # passed into a new period they already report it, and the next reserve/settle/tick() rolls over.
+    # passed into a new period they already report it, and the next admit/settle/tick() rolls over.
 
     @property
     def spent(self) -> int:
-        return 0 if self._stale() else self._spent
+        return 0 if self._stale() else self._disk_spent + self._unflushed
 
     @property
     def reserved(self) -> int:
@@ -246,7 +166,7 @@ class BudgetLedger:
 
     @property
     def available(self) -> int | None:
-        """What a new reservation may still book; None when unlimited."""
+        """What a new reservation may still book (other processes' slices not counted); None: unlimited."""
         if self._limit is None:
             return None
         return max(0, self._limit - self.spent - self._reserved)
@@ -259,66 +179,113 @@ class BudgetLedger:
     def active_reservations(self) -> int:
         return len(self._active)
 
+    @property
+    def shared(self) -> bool:
+        """Admission goes through slices of a total shared with other processes."""
+        return self._store is not None and self.period != "session" and not self._store.failed
+
+    @property
+    def journaling(self) -> bool:
+        return self._store is not None and not self._store.failed
+
+    @property
+    def unpriced_calls(self) -> int:
+        return self._totals.unpriced_calls
+
+    @property
+    def estimated_calls(self) -> int:
+        return self._totals.estimated_calls
+
     def status(self) -> tuple[int, int | None]:
         """(spent, limit) in µ$; limit None = unlimited."""
         return self.spent, self._limit
 
     def tick(self) -> None:
-        """Start a new period if the clock has entered one (publishes the reset). Call it now and then
-        from the engine loop so an idle dashboard shows the reset at midnight; otherwise it happens on
-        the next reserve or settle."""
+        """Called about once a second by the engine: starts a new period if the clock has entered one,
+        gives an idle slice back to the shared total, and refreshes what other processes spent."""
         self._roll()
+        if self._store is None or not self.shared:
+            return
+        if not self._active and self._slice and self._clock.now() - self._last_busy >= IDLE_RETURN_S:
+            self._give_back(self._slice)
+        if not self._store.pending():
+            try:
+                spent = self._store.load_spent(self._key)
+            except sqlite3.Error:
+                return
+            if spent != self._disk_spent:  # another process spent
+                self._disk_spent = spent
+                self._changed()
+                self._check_alerts()
 
-    # -- admission and settlement ---------------------------------------------------------------
+    # -- admission ------------------------------------------------------------------------------
 
-    def reserve(
-        self, request_id: str, amount: int, *, model: str, provider: str, agent_id: str | None = None
-    ) -> Reservation:
-        """Book `amount` µ$ (the call's worst case) or raise BudgetExceeded. Synchronous and atomic."""
+    def reserve(self, request_id: str, amount: int, *, model: str, provider: str, agent_id: str | None = None,
+                call: CallInfo | None = None) -> Reservation:
+        """Book exactly `amount` µ$ (the call's worst case) or raise BudgetExceeded."""
+        amount = max(0, int(amount))
+        return self.admit(request_id, cost_for=lambda _out: amount, out_max=0, out_min=0, model=model,
+                          provider=provider, agent_id=agent_id, call=call, fit=False)
+
+    def admit(self, request_id: str, *, cost_for: Callable[[int], int], out_max: int | None, out_min: int,
+              model: str, provider: str, agent_id: str | None = None, call: CallInfo | None = None,
+              fit: bool | None = None) -> Reservation:
+        """Book the call's worst case `cost_for(out_max)`, or — when that does not fit and fitting is on —
+        the largest output cap c ≥ `out_min` whose `cost_for(c)` fits (`Reservation.capped` = c), or raise
+        BudgetExceeded. `out_max` None: nothing bounds the output (only a fitted cap can admit the call
+        under a limit). `cost_for` must not decrease as its argument grows. Synchronous and atomic."""
         if self.period != "session":  # (a session never rolls over: skip the call on the hot path)
             self._roll()
-        amount = max(0, int(amount))
+        self._last_busy = self._clock.now()
         limit = self._limit
-        if limit is not None:
-            if self._spent >= limit:
-                raise self._refusal("exceeded", amount)
-            if self._spent + self._reserved + amount > limit:
-                raise self._refusal("insufficient", amount)
-        res = Reservation(request_id, amount, model, provider, agent_id, False, next(self._seq))
-        self._active[res._seq] = res
-        self._reserved += amount
-        self._changed()
-        return res
+        if limit is None:
+            return self._book(request_id, cost_for(out_max or 0), None, model, provider, agent_id, call)
+        if self.spent >= limit:
+            raise self._refusal("exceeded", cost_for(out_min))
+        full = cost_for(out_max) if out_max is not None else None
+        room = self._room(full)
+        if full is not None and full <= room:
+            return self._book(request_id, full, None, model, provider, agent_id, call)
+        hi = out_max if out_max is not None else MAX_FITTED_CAP
+        lo = min(out_min, hi)
+        floor_cost = cost_for(lo)
+        unbounded = "" if out_max is not None else (
+            "The request sets no output cap and the model's maximum output is unknown (set max_tokens, or "
+            "max_output_tokens for the model in the config file).")
+        if not (self.fit if fit is None else fit) or floor_cost > room:
+            raise self._refusal("insufficient", full if full is not None else floor_cost, room, unbounded)
+        while lo < hi:  # the largest cap that fits: cost_for is monotonic
+            mid = (lo + hi + 1) // 2
+            if cost_for(mid) <= room:
+                lo = mid
+            else:
+                hi = mid - 1
+        return self._book(request_id, cost_for(lo), lo, model, provider, agent_id, call)
 
-    def settle(
-        self, res: Reservation, actual_micros: int | None, usage: TokenUsage | None = None, *,
-        estimated: bool = False,
-    ) -> None:
+    async def durable(self, res: Reservation) -> None:
+        """Wait until a journaled reservation is on disk (before its call goes upstream)."""
+        if res.journaled and self._store is not None:
+            await self._store.durable()
+
+    def progress(self, res: Reservation, *, input_tokens: int, output_tokens: int, output_chars: int) -> None:
+        """Checkpoint what a journaled call has relayed (batched; charged if the process dies)."""
+        if res.journaled and not res.settled and self._store is not None:
+            self._store.progress(res.id, input_tokens, output_tokens, output_chars)
+
+    # -- settlement -----------------------------------------------------------------------------
+
+    def settle(self, res: Reservation, actual_micros: int | None, usage: TokenUsage | None = None, *,
+               estimated: bool = False) -> None:
         """End a reservation with the call's actual cost (None = unpriced: counted, charges 0).
-
-        The actual cost is charged even when it exceeds the reservation. Idempotent.
-        """
+        The actual cost is charged even when it exceeds the reservation. Idempotent."""
         if res.settled:
             return
-        self._finish(res)
+        self._finish_reservation(res)
         if self.period != "session":
             self._roll()
         cost = None if actual_micros is None else max(0, int(actual_micros))
-        model_key = (res.provider, res.model)
-        mt = self._by_model.get(model_key)
-        if mt is None:
-            mt = self._by_model[model_key] = ModelTotals(provider=res.provider, model=res.model)
-        pt = self._by_provider.get(res.provider)
-        if pt is None:
-            pt = self._by_provider[res.provider] = ProviderTotals(provider=res.provider)
-        _add(mt, usage, cost, estimated)
-        _add(pt, usage, cost, estimated)
-        if cost is None:
-            self.unpriced_calls += 1
-        if estimated:
-            self.estimated_calls += 1
-        if cost:
-            self._spent = self._persist_add(cost)
+        self._totals.add(res.provider, res.model, usage, cost, estimated)
+        self._charge(res, cost or 0)
         self._changed()
         self._check_alerts()
 
@@ -326,13 +293,24 @@ class BudgetLedger:
         """End a reservation without charge (the call failed before costing anything). Idempotent."""
         if res.settled:
             return
-        self._finish(res)
+        self._finish_reservation(res)
+        self._charge(res, 0)
         self._changed()
+
+    def finish(self, request_id: str) -> None:
+        """Commit a settled journaled call (its cost, its journal row gone): after its analytics event is
+        stored, so a crash in between recovers the call (same event id) instead of losing its event."""
+        done = self._unfinished.pop(request_id, None)
+        if done is not None and self._store is not None:
+            key, cost, delta = done
+            self._store.finish(request_id, key, cost, delta)
 
     def set_limit(self, limit_micros: int | None) -> None:
         """Change the limit live. Spent is kept; alerts above the new level re-arm, newly passed ones fire."""
         self._limit = _check_limit(limit_micros)
         self._roll()
+        if self.shared and self._slice > self._reserved:
+            self._give_back(self._slice - self._reserved)  # re-leased under the new limit on demand
         self._alerted &= self._crossed()
         self._changed()
         self._check_alerts()
@@ -341,47 +319,126 @@ class BudgetLedger:
 
     def totals_by_model(self) -> dict[str, ModelTotals]:
         """Copies keyed "provider/model"."""
-        return {f"{p}/{m}": replace(t) for (p, m), t in self._by_model.items()}
+        return self._totals.by_model()
 
     def totals_by_provider(self) -> dict[str, ProviderTotals]:
-        return {p: replace(t) for p, t in self._by_provider.items()}
+        return self._totals.by_provider()
+
+    def flush(self) -> None:
+        """Commit every queued write now (they are otherwise batched for up to `PROGRESS_FLUSH_S`)."""
+        if self._store is not None:
+            self._store.flush()
 
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+        """Commit what is settled, give the slice back, close the store. Journal rows of calls that
+        never settled stay for the next start's crash recovery."""
+        for request_id in list(self._unfinished):
+            self.finish(request_id)
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _finish(self, res: Reservation) -> None:
+    def _book(self, request_id: str, amount: int, capped: int | None, model: str, provider: str,
+              agent_id: str | None, call: CallInfo | None) -> Reservation:
+        res = Reservation(request_id, amount, model, provider, agent_id, False, capped, False, next(self._seq))
+        self._active[res._seq] = res
+        self._reserved += amount
+        if call is not None and self._store is not None and not self._store.failed:
+            self._store.admit(CallRow(request_id, self._key, amount, self._clock.now(), provider, model, call.api,
+                                      agent_id, call.event_id, call.input_tokens))
+            res.journaled = True
+        self._changed()
+        return res
+
+    def _room(self, need: int | None) -> int:
+        """What this process may book now; in shared mode it leases more of the total when `need` (None:
+        as much as there is) exceeds its slice."""
+        assert self._limit is not None
+        room = self._limit - self.spent - self._reserved
+        if not self.shared:
+            return room
+        assert self._store is not None
+        local = self._slice - self._reserved
+        if need is None or local < need:
+            chunk = max(1, self._limit // SLICE_FRACTION)
+            want = (self._limit if need is None else need - local) + chunk
+            held = sum(d for key, _c, d in self._unfinished.values() if key == self._key)  # not on disk yet
+            try:
+                mine, self._disk_spent = self._store.grow_slice(self._key, want, self._limit)
+            except sqlite3.Error:
+                return room if not self.shared else min(room, local)
+            self._slice = max(0, mine + held)
+            local = self._slice - self._reserved
+        return min(room, local)
+
+    def _charge(self, res: Reservation, cost: int) -> None:
+        shared = self.shared
+        delta = 0
+        if shared and self._limit is not None:
+            delta = -min(cost, self._slice)
+            self._slice += delta
+        if self._store is not None and self.period != "session":
+            self._unflushed += cost
+        else:
+            self._disk_spent += cost
+        if res.journaled:
+            self._unfinished[res.id] = (self._key, cost, delta)
+        elif self._store is not None and (cost or delta) and self.period != "session":
+            self._store.finish(None, self._key, cost, delta)
+        if shared and self._limit is not None and self._slice - self._reserved > 2 * (self._limit // SLICE_FRACTION):
+            self._give_back(self._slice - self._reserved - self._limit // SLICE_FRACTION)
+        if not self._active:
+            self._last_busy = self._clock.now()
+
+    def _give_back(self, amount: int) -> None:
+        if amount <= 0 or self._store is None:
+            return
+        self._slice -= amount
+        self._store.finish(None, self._key, 0, -amount)
+
+    def _on_commit(self, touched: dict[str, tuple[int, int]]) -> None:
+        now = touched.get(self._key)
+        if now is None:
+            return
+        spent_after, ours = now
+        self._unflushed = max(0, self._unflushed - ours)
+        self._disk_spent = spent_after
+        self._changed()
+        self._check_alerts()
+
+    def _finish_reservation(self, res: Reservation) -> None:
         res.settled = True
         if self._active.pop(res._seq, None) is not None:
             self._reserved -= res.amount
 
-    def _refusal(self, kind: Literal["exceeded", "insufficient"], amount: int) -> BudgetExceeded:
+    def _refusal(self, kind: Literal["exceeded", "insufficient"], amount: int, room: int | None = None,
+                 detail: str = "") -> BudgetExceeded:
         assert self._limit is not None
-        return BudgetExceeded(kind, spent=self._spent, reserved=self._reserved, limit=self._limit,
-                              estimate=amount, period=self.period)
+        return BudgetExceeded(kind, spent=self.spent, reserved=self._reserved, limit=self._limit,
+                              estimate=amount, period=self.period, available=room, detail=detail)
 
     def _crossed(self) -> set[Severity]:
         if self._limit is None:
             return set()
-        return {sev for sev, pct in ALERT_THRESHOLDS if self._spent * 100 >= pct * self._limit}
+        spent = self.spent
+        return {sev for sev, pct in ALERT_THRESHOLDS if spent * 100 >= pct * self._limit}
 
     def _check_alerts(self) -> None:
-        if self._limit is None or self._spent * 100 < ALERT_THRESHOLDS[0][1] * self._limit:
+        spent = self._disk_spent + self._unflushed
+        if self._limit is None or spent * 100 < ALERT_THRESHOLDS[0][1] * self._limit:
             return  # below the lowest threshold (the usual case), so none can fire
         for sev, pct in ALERT_THRESHOLDS:  # ascending, so a jump past several fires each once, in order
-            if sev not in self._alerted and self._spent * 100 >= pct * self._limit:
+            if sev not in self._alerted and spent * 100 >= pct * self._limit:
                 self._alerted.add(sev)
                 self._publish(CostAlert(timestamp=self._clock.now(), severity=sev,
-                                        spent_micros=self._spent, limit_micros=self._limit))
+                                        spent_micros=spent, limit_micros=self._limit))
 
     def _changed(self) -> None:
         # Positional: keyword arguments cost a measurable share of this per-call event.
-        self._publish(SpendChanged(self._clock.now(), self._spent, self._reserved, self._limit, None, self.period))
+        self._publish(SpendChanged(self._clock.now(), self._disk_spent + self._unflushed, self._reserved,
+                                   self._limit, None, self.period))
 
     def _stale(self) -> bool:
         return self.period != "session" and period_key(self.period, self._clock.now()) != self._key
@@ -392,46 +449,28 @@ class BudgetLedger:
         key = period_key(self.period, self._clock.now())
         if key == self._key:
             return
+        if self.shared and self._slice:
+            self._give_back(self._slice)  # the old period's slice; in-flight calls re-lease in the new one
+        self._slice = 0
         self._key = key
-        self._spent = self._load(key)
+        self._unflushed = 0  # costs still queued belong to the old period
+        self._disk_spent = self._load(key)
         self._alerted = self._crossed()  # re-armed: only what the new period has already passed
         self._changed()
 
-    # -- storage --------------------------------------------------------------------------------
-
     def _load(self, key: str) -> int:
-        if self._conn is None:
+        if self._store is None or key == "session":
             return 0
         try:
-            row = self._conn.execute(
-                "SELECT spent_micros FROM budget_periods WHERE period_key = ?", (key,)).fetchone()
+            return self._store.load_spent(key)
         except sqlite3.Error as exc:
             self._storage_failed(exc)
             return 0
-        return int(row[0]) if row else 0
-
-    def _persist_add(self, cost: int) -> int:
-        """Add `cost` to the current period; returns the new spent (including other processes' spend)."""
-        if self._conn is None:
-            return self._spent + cost
-        try:
-            row = self._conn.execute(
-                "INSERT INTO budget_periods (period_key, spent_micros, updated_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(period_key) DO UPDATE SET spent_micros = spent_micros + excluded.spent_micros, "
-                "updated_at = excluded.updated_at RETURNING spent_micros",
-                (self._key, cost, self._clock.now()),
-            ).fetchone()
-        except sqlite3.Error as exc:
-            self._storage_failed(exc)
-            return self._spent + cost
-        return int(row[0]) if row else self._spent + cost
 
     def _storage_failed(self, exc: sqlite3.Error) -> None:
-        # Spend keeps being enforced in memory; say so once rather than failing requests.
-        if not self._storage_warned:
-            self._storage_warned = True
-            self._publish(Notice(timestamp=self._clock.now(), level="error",
-                                 message=f"budget ledger could not save spend ({exc}); tracking in memory"))
+        # Spend keeps being enforced in memory (this process only); say so once rather than failing calls.
+        self._publish(Notice(timestamp=self._clock.now(), level="error",
+                             message=f"budget ledger could not save spend ({exc}); tracking in memory"))
 
 
 def _check_limit(limit: int | None) -> int | None:
@@ -440,19 +479,3 @@ def _check_limit(limit: int | None) -> int | None:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise ValueError(f"budget limit must be a non-negative integer of microdollars or None, not {limit!r}")
     return limit
-
-
-def _open(db_path: Path) -> sqlite3.Connection:
-    try:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit: each write-through UPDATE is its own small transaction.
-        conn = sqlite3.connect(db_path, isolation_level=None, timeout=2.0, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS budget_periods ("
-            "period_key TEXT PRIMARY KEY, spent_micros INTEGER NOT NULL, updated_at REAL NOT NULL)"
-        )
-    except (sqlite3.Error, OSError) as exc:
-        raise LedgerStorageError(f"cannot open budget database {db_path}: {exc}") from exc
-    return conn

@@ -1,0 +1,90 @@
+"""Crash recovery: calls a dead iron-tui left in flight are charged, reported and released.
+
+Any iron-tui on the data dir runs this at start and every few seconds (`Engine`): a process whose lock
+(`ledger_store.py`) can be taken is dead (SIGKILL, OOM, power cut of the process). For each call it had
+journaled and not settled:
+
+* it is charged at least what was relayed: the input as iron-tui estimated it at admission (or as the
+  provider reported it, when a stream said so before it was cut) plus the output relayed so far
+  (provider-reported tokens, else one token per 2 relayed characters), at the model's price, never
+  more than the call's reservation (its true upper bound). The last checkpoint is at most
+  `PROGRESS_FLUSH_S` old, so output relayed after it is not counted;
+* ONE analytics event is stored for it, marked interrupted (`llm_request_failed`, error_code
+  `interrupted`), under the event id the call was admitted with — so if the dead process had stored
+  the call's own event just before dying, the outbox (and the control server) keep only one;
+* the rest of its reservation, and the dead process's slice of a shared budget, are released.
+
+Charging, dropping the rows and releasing the slice happen in one transaction that only takes rows still
+present, so two processes recovering the same dead one never charge twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from iron_tui.core.estimate import estimate_output_tokens_from_text
+from iron_tui.core.ledger_store import CallRow, LedgerStore
+from iron_tui.core.pricing import Pricer
+from iron_tui.core.token_usage import TokenUsage
+
+INTERRUPTED = "interrupted"
+
+
+@dataclass(slots=True)
+class RecoveredCall:
+    holder: str
+    row: CallRow
+    usage: TokenUsage
+    charge_micros: int  # what was charged (0 for an unpriced model)
+
+
+@dataclass(slots=True)
+class RecoveryReport:
+    calls: list[RecoveredCall] = field(default_factory=list)
+    charged: dict[str, int] = field(default_factory=dict)  # period key → µ$ charged
+    holders: list[str] = field(default_factory=list)  # dead processes cleaned up
+
+    @property
+    def total_micros(self) -> int:
+        return sum(c.charge_micros for c in self.calls)
+
+
+def interrupted_usage(row: CallRow) -> TokenUsage:
+    """What the dead call is known to have used: its input and the output it relayed."""
+    output = max(row.output_tokens, estimate_output_tokens_from_text(row.output_chars))
+    return TokenUsage(input_tokens=max(0, row.input_tokens), output_tokens=output)
+
+
+def interrupted_charge(row: CallRow, usage: TokenUsage, pricer: Pricer) -> int:
+    cost = pricer.cost(row.provider, row.model, usage)
+    if cost is None:
+        return 0
+    return min(cost, row.reserved_micros) if row.reserved_micros > 0 else cost
+
+
+def recover_dead(store: LedgerStore, pricer: Pricer,
+                 record: Callable[[RecoveredCall], None] | None = None) -> RecoveryReport:
+    """Recover every dead holder's calls. `record` stores each call's analytics event; it runs before
+    the charge commits (an event is never lost; a repeat is dropped by its event id)."""
+    report = RecoveryReport()
+    for holder in store.other_holders():
+        fd = store.take_dead_holder(holder)
+        if fd is None:
+            continue  # alive
+        try:
+            recovered = []
+            for row in store.calls_of(holder):
+                usage = interrupted_usage(row)
+                recovered.append(RecoveredCall(holder, row, usage, interrupted_charge(row, usage, pricer)))
+            if record is not None:
+                for call in recovered:
+                    record(call)
+            charged = store.settle_dead(holder, {c.row.id: c.charge_micros for c in recovered})
+        finally:
+            store.release_dead_holder(holder, fd)
+        report.holders.append(holder)
+        report.calls.extend(recovered)
+        for key, micros in charged.items():
+            report.charged[key] = report.charged.get(key, 0) + micros
+    return report
