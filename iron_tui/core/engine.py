@@ -40,6 +40,8 @@ from iron_tui.core.keys import KeyRing
 from iron_tui.core.pricing import PriceOverride, Pricer
 from iron_tui.core.proxy.handlers import Proxy
 from iron_tui.core.redact import registered_secrets
+from iron_tui.core.responses_store import FILE_NAME as RESPONSES_FILE
+from iron_tui.core.responses_store import ResponsesStore
 from iron_tui.core.safe_text import clean_name, clean_text
 from iron_tui.core.upstream import UpstreamClient, UpstreamConnectError
 
@@ -105,6 +107,7 @@ class Engine:
         except LedgerStorageError as exc:
             raise EngineError(str(exc)) from None
         self.history = History(settings.history_size, self._db_path("history.sqlite3"), self.session_id)
+        self.responses = ResponsesStore(self._db_path(RESPONSES_FILE))  # previous_response_id state
         self.agent = AgentSupervisor(
             publish=self.bus.publish,
             clock=self.clock,
@@ -304,6 +307,8 @@ class Engine:
                 self.analytics.close()
         with contextlib.suppress(Exception):
             self.history.close()
+        with contextlib.suppress(Exception):
+            self.responses.close()
         with contextlib.suppress(Exception):
             self.ledger.close()
         if hasattr(self, "session"):

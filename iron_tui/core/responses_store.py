@@ -21,7 +21,8 @@ from typing import Any
 
 import orjson
 
-from iron_tui.core.dialects.base import TranslationError
+from iron_tui.core.dialects.base import RequestContext, TranslationError
+from iron_tui.core.dialects.responses.output import ResponsesState
 
 __all__ = ["FILE_NAME", "MAX_BYTES", "MAX_RESPONSES", "ResponsesStore", "input_items"]
 
@@ -64,14 +65,19 @@ def input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class ResponsesStore:
-    def __init__(self, path: Path, *, max_responses: int = MAX_RESPONSES, max_bytes: int = MAX_BYTES) -> None:
+    def __init__(self, path: Path | None, *, max_responses: int = MAX_RESPONSES,
+                 max_bytes: int = MAX_BYTES) -> None:
+        """`path` None: kept in memory only (an engine without a data dir)."""
         self.path = path
         self.max_responses = max_responses
         self.max_bytes = max_bytes
         self.evicted = 0  # responses evicted by this process (shown in diagnostics and tests)
+        self.last_error: str | None = None  # the last failed save, if any (a call never fails for it)
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        target = str(path) if path is not None else ":memory:"
+        self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
@@ -97,6 +103,18 @@ class ResponsesStore:
         for _id, _prev, blob in rows:
             items.extend(orjson.loads(blob))
         return items
+
+    def remember(self, ctx: RequestContext, response: dict[str, Any] | None) -> bool:
+        """After a translated Responses call completed: keep it for a later `previous_response_id`.
+        A storage failure is noted in `last_error`, never raised: the client already has its answer."""
+        state = ctx.state
+        if response is None or not isinstance(state, ResponsesState):
+            return False
+        try:
+            return self.save(state.body, response)
+        except (sqlite3.Error, TypeError, ValueError) as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            return False
 
     def save(self, body: dict[str, Any], response: dict[str, Any]) -> bool:
         """Keep a finished response (and its request's input) unless the client said `store: false`.

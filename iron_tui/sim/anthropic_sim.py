@@ -9,6 +9,12 @@ from typing import Any
 
 from aiohttp import web
 
+from iron_tui.sim.anthropic_extras import (
+    check_output_config,
+    check_thinking,
+    structured_reply,
+    thinking_reply,
+)
 from iron_tui.sim.base import ProviderApi, ReceivedRequest, exchange
 from iron_tui.sim.script import (
     LEAD,
@@ -382,6 +388,7 @@ class AnthropicSim(ProviderApi):
         if body is None:
             return self.error(400, "There was an error parsing the body of your request")
         problem, scan = _validate(body)
+        problem = problem or check_thinking(body) or check_output_config(body)
         if problem is not None:
             return self.error(400, problem)
         user_turn = scan.last_role == "user" and not scan.ends_with_tool_result
@@ -395,7 +402,9 @@ class AnthropicSim(ProviderApi):
 
         usage = None if d.no_usage else self._usage(scan)
         text, calls = self._reply(body, scan, d, prompt, user_turn)
+        thought = thinking_reply(body, prompt or scan.tool_result_text)
         output = (text.tokens if text else 0) + sum(tool_tokens(c.name, c.json) for c in calls)
+        output += thought[0].tokens if thought else 0
         if calls:
             stop_reason, stop_seq = "tool_use", None
         else:
@@ -408,9 +417,11 @@ class AnthropicSim(ProviderApi):
         model = body["model"]
         if stream:
             return await self._stream(
-                request, d, msg_id, model, text, calls, stop_reason, stop_seq, usage, output
+                request, d, msg_id, model, text, calls, stop_reason, stop_seq, usage, output, thought
             )
         content: list[dict[str, Any]] = []
+        if thought is not None:
+            content.append({"type": "thinking", "thinking": thought[0].text, "signature": thought[1]})
         if text is not None:
             content.append({"type": "text", "text": text.text})
         content.extend({"type": "tool_use", "id": c.id, "name": c.name, "input": c.input} for c in calls)
@@ -474,6 +485,9 @@ class AnthropicSim(ProviderApi):
                     pieces = [w if i == 0 else " " + w for i, w in enumerate(said)]
                     text = TextReply(" ".join(said), pieces, len(said), "stop")
                 return text, calls
+        structured = structured_reply(body)
+        if structured is not None:
+            return structured, []
         words = d.words if d.words is not None else self.sim.settings.words
         stops = body.get("stop_sequences")
         if scan.last_role == "user" and scan.ends_with_tool_result:
@@ -492,6 +506,7 @@ class AnthropicSim(ProviderApi):
         stop_seq: str | None,
         usage: dict[str, Any] | None,
         output: int,
+        thought: tuple[TextReply, str] | None = None,
     ) -> web.StreamResponse:
         headers = {**self.headers(_SSE), "Cache-Control": "no-cache"}
         delay = self.chunk_delay(d)
@@ -510,6 +525,17 @@ class AnthropicSim(ProviderApi):
             start["usage"] = {**usage, "output_tokens": 1}
         events = [_sse("message_start", json.dumps({"type": "message_start", "message": start}))]
         index = 0
+        if thought is not None:
+            opening = {"type": "thinking", "thinking": "", "signature": ""}
+            events.append(_sse("content_block_start", json.dumps(
+                {"type": "content_block_start", "index": 0, "content_block": opening})))
+            events.extend(_sse("content_block_delta", json.dumps({"type": "content_block_delta", "index": 0,
+                                                                   "delta": {"type": "thinking_delta", "thinking": p}}))
+                          for p in thought[0].pieces)
+            events.append(_sse("content_block_delta", json.dumps({"type": "content_block_delta", "index": 0, "delta": {
+                "type": "signature_delta", "signature": thought[1]}})))
+            events.append(_sse("content_block_stop", '{"type":"content_block_stop","index":0}'))
+            index = 1
         if text is not None:
             events.append(
                 _sse(

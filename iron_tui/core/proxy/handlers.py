@@ -52,6 +52,8 @@ class Proxy:
             web.get("/v1/models", self.models),
             web.get("/v1/models/{model_id:.+}", self.model),
             web.post("/v1/messages/count_tokens", self.count_tokens),
+            web.get("/v1/responses", self.responses_websocket),
+            web.get("/openai/v1/responses", self.responses_websocket),
             *llm,
             web.get("/openai/v1/models", self.models),
             web.get("/anthropic/v1/models", self.models),
@@ -67,6 +69,13 @@ class Proxy:
 
     async def health(self, request: web.Request) -> web.Response:
         return json_response(200, {"status": "ok", "version": __version__, "mode": self.engine.mode})
+
+    async def responses_websocket(self, request: web.Request) -> web.Response:
+        # Codex first tries Responses over a WebSocket (GET + Upgrade). 426 makes it fall back to HTTP
+        # POST at once; a 404 or 405 costs it six more attempts before every session.
+        return error_response("openai", 426, "Responses over WebSocket is not available through iron-tui; "
+                              "POST /v1/responses instead", type_="invalid_request_error",
+                              code="websocket_not_supported", headers={"connection": "close"})
 
     async def _llm(self, request: web.Request) -> web.StreamResponse:
         return await self.pipeline.run(request, API_PATHS[request.path], None)

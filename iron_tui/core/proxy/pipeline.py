@@ -194,11 +194,14 @@ class Pipeline:
         limit = eng.settings.body_preview_bytes
         rec.request_body = preview(raw, limit)
         try:
+            if call.client_api == "openai.responses" and not call.native and "previous_response_id" in body:
+                call.ctx.previous_items = eng.responses.load(body["previous_response_id"])
             tr: Translated = call.pair.request(body, call.ctx)
         except TranslationError as exc:
             raise ProxyError(400, exc.message, param=exc.param, code=exc.code or "unsupported_parameter") from None
         call.tr = tr
         call.ctx.include_usage = tr.include_usage
+        call.ctx.state = tr.state
         rec.warnings.extend(tr.warnings)
         if tr.body is body:
             return raw, body

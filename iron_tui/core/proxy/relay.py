@@ -135,13 +135,16 @@ class Relay:
             self.charge(rec, res, usage, estimated=False)
         if not call.native:
             try:
-                data = dumps_json(call.pair.response(parsed, call.ctx))
+                translated = call.pair.response(parsed, call.ctx)
+                data = dumps_json(translated)
             except UpstreamFormatError as exc:
                 msg = f"{provider_name(rec.provider)} answered in a form iron-tui cannot translate: {exc.message}"
                 rec.state, rec.error, rec.error_code, rec.status = "error", redact_text(msg), "upstream_format", 502
                 body = dumps_json(client_error_body(call.client_api, 502, rec.error))
                 return web.Response(status=502, body=body, headers={**out_headers, "content-type": "application/json"})
             rec.translated_response = preview(data, limit)
+            if call.client_api == "openai.responses":
+                eng.responses.remember(call.ctx, translated)
         rec.state = "ok"
         out_headers["x-iron-cost-usd"] = "unpriced" if rec.cost_micros is None else f"{rec.cost_micros / 1e6:.6f}"
         out_headers["content-type"] = "application/json"
@@ -274,6 +277,8 @@ class Relay:
                 tail = closing + client_stream_error(call.client_api, rec.error, code="stream_incomplete")
         else:
             rec.state = "ok"
+            if translator is not None and call.client_api == "openai.responses":
+                self.engine.responses.remember(call.ctx, getattr(translator, "response", None))
         if failure is not None:
             if not prepared:
                 self._finish_logs(rec, up_log, tr_log)

@@ -62,6 +62,7 @@ class ResponsesState:
     options: Options
     tools: ToolSet
     echo: dict[str, Any] = field(default_factory=dict)  # request settings the response object repeats
+    body: dict[str, Any] = field(default_factory=dict)  # the client's request (kept for previous_response_id)
 
     @classmethod
     def of(cls, body: dict[str, Any], options: Options, tools: ToolSet) -> ResponsesState:
@@ -81,7 +82,7 @@ class ResponsesState:
             truncation=body.get("truncation") or "disabled",
             top_logprobs=body.get("top_logprobs") or 0,
         )
-        return cls(options, tools, echo)
+        return cls(options, tools, echo, body)
 
 
 def state_of(ctx: RequestContext) -> ResponsesState:
