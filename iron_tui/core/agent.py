@@ -31,6 +31,7 @@ from typing import Literal
 
 from iron_tui.core.agent_env import (
     ProxyWiring,
+    agent_arguments,
     child_environment,
     command_argv,
     default_cwd,
@@ -287,6 +288,8 @@ class AgentSupervisor:
             argv, self._via_shell = command_argv(preset.command)
         except ValueError as exc:
             return None, str(exc)
+        if not self._via_shell:
+            argv = agent_arguments(argv, self._wiring)
         cwd = default_cwd(preset.cwd)
         if cwd is not None and not os.path.isdir(cwd):
             return None, f"working directory not found: {cwd}"

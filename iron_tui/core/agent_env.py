@@ -134,6 +134,24 @@ def _bypass_http_proxy(env: dict[str, str], base_url: str) -> None:
         env[name] = ",".join(entries)
 
 
+# --- per-agent arguments -------------------------------------------------------------------------
+
+
+def agent_arguments(argv: list[str], wiring: ProxyWiring) -> list[str]:
+    """`argv` plus what a known agent needs because it ignores the standard variables.
+
+    Codex CLI reads no OPENAI_BASE_URL: it gets `-c openai_base_url=<proxy>/v1` before its subcommand,
+    so its built-in OpenAI provider calls iron-tui with CODEX_API_KEY (the agent's local token). A
+    command that already sets openai_base_url, or runs through a shell, is left as it is.
+    """
+    if not argv or os.path.basename(argv[0]) not in ("codex", "codex.exe"):
+        return argv
+    if any("openai_base_url" in a for a in argv[1:]):
+        return argv
+    base = wiring.base_url.rstrip("/") + "/v1"
+    return [argv[0], "-c", f'openai_base_url="{base}"', *argv[1:]]
+
+
 # --- command parsing ----------------------------------------------------------------------------
 
 _SHELL_CHARS = frozenset("|&;<>()`$*?[\n")

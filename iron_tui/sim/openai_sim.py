@@ -12,7 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from iron_tui.sim.base import ProviderApi, ReceivedRequest, exchange
+from iron_tui.sim.base import ProviderApi, ReceivedRequest, SimState, exchange
+from iron_tui.sim.openai_responses import Refusal, ResponsesState, build_response, response_events, sse_events
 from iron_tui.sim.script import (
     LEAD,
     NO_DIRECTIVES,
@@ -274,6 +275,10 @@ def _vector_json(text: str, dims: int, as_base64: bool) -> str:
 
 class OpenAISim(ProviderApi):
     provider = "openai"
+
+    def __init__(self, sim: SimState) -> None:
+        super().__init__(sim)
+        self.responses_state = ResponsesState()  # stored responses, for previous_response_id
 
     # ---- plumbing ----------------------------------------------------------------------------------
 
@@ -610,7 +615,7 @@ class OpenAISim(ProviderApi):
             rec, f'{{"object":"list","data":[{data}],"model":{json.dumps(model)}{usage}}}'.encode()
         )
 
-    # ---- responses ---------------------------------------------------------------------------------
+    # ---- responses (the request and reply logic lives in openai_responses.py) ----------------------
 
     @exchange("openai")
     async def responses(
@@ -619,138 +624,39 @@ class OpenAISim(ProviderApi):
         if not self.authorized(request):
             return self.auth_error(rec)
         if body is None or not isinstance(body.get("model"), str):
-            return self.error(
-                rec,
-                400,
-                "Missing required parameter: 'model'.",
-                param="model",
-                code="missing_required_parameter",
-            )
-        items = body.get("input")
-        chars = len(body["instructions"]) if isinstance(body.get("instructions"), str) else 0
-        last_text, last_kind = "", "user"
-        if isinstance(items, str):
-            last_text, chars = items, chars + len(items)
-        elif isinstance(items, list):
-            for item in items:
-                if not isinstance(item, dict):
-                    continue
-                if item.get("type") == "function_call_output":
-                    out = item.get("output")
-                    last_text = out if isinstance(out, str) else json.dumps(out)
-                    last_kind = "tool"
-                    chars += len(last_text)
-                else:
-                    last_text, n = _content(item.get("content"))
-                    last_kind = "user" if item.get("role") == "user" else "other"
-                    chars += n
-        chars += _tools_chars(body.get("tools"))
-        d, prompt, err = await self._start(request, rec, last_text if last_kind == "user" else None)
+            return self.error(rec, 400, "Missing required parameter: 'model'.", param="model",
+                              code="missing_required_parameter")
+        raw = body.get("input")
+        last_user = raw if isinstance(raw, str) else ""
+        for item in raw if isinstance(raw, list) else ():
+            if isinstance(item, dict) and item.get("role") == "user" and item.get("type", "message") == "message":
+                last_user = _content(item.get("content"))[0]
+            elif isinstance(item, dict) and item.get("type") in ("function_call_output", "custom_tool_call_output"):
+                last_user = ""  # directives only count in a user turn
+        d, prompt, err = await self._start(request, rec, last_user or None)
         stream = body.get("stream") is True
         err = err or self._stream_error(rec, d, stream)
         if err is not None:
             return err
-        words = d.words if d.words is not None else self.sim.settings.words
-        max_out = _int_or_none(body.get("max_output_tokens"))
-        if last_kind == "tool":
-            reply = make_text(last_text, words, max_out, None, TOOL_LEAD)
-        else:
-            reply = make_text(prompt, words, max_out, None, LEAD)
         n = self.sim.next_id()
-        rid, mid = f"resp_sim{n:020d}", f"msg_sim{n:020d}"
-        incomplete = reply.finish == "length"
-        input_tokens = tokens_for_chars(chars)
-        part = {"type": "output_text", "text": reply.text, "annotations": [], "logprobs": []}
-        item = {
-            "id": mid,
-            "type": "message",
-            "status": "incomplete" if incomplete else "completed",
-            "role": "assistant",
-            "content": [part],
-        }
-        created = int(time.time())
-        final: dict[str, Any] = {
-            "id": rid,
-            "object": "response",
-            "created_at": created,
-            "status": "incomplete" if incomplete else "completed",
-            "background": False,
-            "error": None,
-            "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
-            "instructions": body.get("instructions"),
-            "max_output_tokens": max_out,
-            "model": body["model"],
-            "output": [item],
-            "parallel_tool_calls": True,
-            "previous_response_id": body.get("previous_response_id"),
-            "reasoning": {"effort": None, "summary": None},
-            "store": body.get("store", True),
-            "temperature": body.get("temperature", 1.0),
-            "text": {"format": {"type": "text"}},
-            "tool_choice": body.get("tool_choice", "auto"),
-            "tools": body.get("tools", []),
-            "top_p": body.get("top_p", 1.0),
-            "truncation": "disabled",
-            "usage": None
-            if d.no_usage
-            else {
-                "input_tokens": input_tokens,
-                "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-                "output_tokens": reply.tokens,
-                "output_tokens_details": {"reasoning_tokens": 0},
-                "total_tokens": input_tokens + reply.tokens,
-            },
-            "user": None,
-            "metadata": body.get("metadata") or {},
-        }
+        words = d.words if d.words is not None else self.sim.settings.words
+        try:
+            final = build_response(body, self.responses_state, f"resp_sim{n:020d}", n, words, prompt, d.tools,
+                                   not d.no_usage)
+        except Refusal as exc:
+            return self.error(rec, 400, exc.message, param=exc.param, code=exc.code)
         if not stream:
             return self.respond(rec, json.dumps(final).encode())
-        return await self._responses_stream(request, rec, d, final, item, part, reply)
-
-    async def _responses_stream(
-        self,
-        request: web.Request,
-        rec: ReceivedRequest,
-        d: Directives,
-        final: dict[str, Any],
-        item: dict[str, Any],
-        part: dict[str, Any],
-        reply: TextReply,
-    ) -> web.StreamResponse:
-        seq = 0
-        events: list[bytes] = []
-
-        def emit(kind: str, **fields: Any) -> None:
-            nonlocal seq
-            payload = {"type": kind, "sequence_number": seq, **fields}
-            seq += 1
-            events.append(f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode())
-
-        pending = {**final, "status": "in_progress", "output": [], "usage": None, "incomplete_details": None}
-        emit("response.created", response=pending)
-        emit("response.in_progress", response=pending)
-        ids = {"item_id": item["id"], "output_index": 0}
-        emit(
-            "response.output_item.added",
-            output_index=0,
-            item={**item, "status": "in_progress", "content": []},
-        )
-        emit("response.content_part.added", **ids, content_index=0, part={**part, "text": ""})
-        for piece in reply.pieces:
-            emit("response.output_text.delta", **ids, content_index=0, delta=piece, logprobs=[])
+        events = sse_events(response_events(final))
         if d.midstream_error or d.prestream_error:
             events = [] if d.prestream_error else events[: 4 + _PREVIEW]
-            emit("error", code="server_error", message=_ERRORS[500][0], param=None)
+            error = {"type": "error", "sequence_number": len(events), "code": "server_error",
+                     "message": _ERRORS[500][0], "param": None}
+            events.append(f"event: error\ndata: {json.dumps(error)}\n\n".encode())
             return await self.sim.stream(request, self.headers(rec, _SSE), events, self.chunk_delay(d))
-        emit("response.output_text.done", **ids, content_index=0, text=reply.text, logprobs=[])
-        emit("response.content_part.done", **ids, content_index=0, part=part)
-        emit("response.output_item.done", output_index=0, item=item)
-        emit(
-            "response.incomplete" if final["status"] == "incomplete" else "response.completed", response=final
-        )
-        return await self.sim.stream(
-            request, self.headers(rec, _SSE), events, self.chunk_delay(d), stall=d.stall
-        )
+        if d.stall:
+            events = events[: 4 + _PREVIEW]
+        return await self.sim.stream(request, self.headers(rec, _SSE), events, self.chunk_delay(d), stall=d.stall)
 
     # ---- models ------------------------------------------------------------------------------------
 
