@@ -3,6 +3,8 @@
     python bench/run.py                 # full run (about a minute)
     python bench/run.py --quick         # smaller counts, for a smoke check
     python bench/run.py --feed-clients 20   # also measure throughput with 20 feed clients connected
+    python bench/run.py --telemetry     # also throughput with /metrics + OTLP tracing on vs off
+    python bench/run.py --only telemetry    # just that comparison
 
 Three processes on loopback: the provider simulator, `iron-tui --no-ui`, and this load generator.
 Latency: sequential calls in rounds; we report the median of round medians and the p99 of all calls,
@@ -241,6 +243,8 @@ async def latencies(args: argparse.Namespace, results: dict[str, Any], sim_url: 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     sim, sim_url = start_sim(uvloop=not args.sim_asyncio)
     try:
+        if args.only == "telemetry":
+            return {"telemetry": await telemetry(args, sim_url)}
         cmd = [sys.executable, "-m", "iron_tui", "--no-ui", "--port", "0", "--token", TOKEN,
                "--openai-key", OPENAI_KEY, "--anthropic-key", ANTHROPIC_KEY,
                "--openai-base-url", sim_url, "--anthropic-base-url", sim_url, "--data-dir", args.data_dir,
@@ -286,6 +290,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 finally:
                     fc.terminate()
                     fc.wait(10)
+            if args.telemetry:
+                results["telemetry"] = await telemetry(args, sim_url)
             return results
         finally:
             proxy.terminate()
@@ -293,6 +299,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         sim.terminate()
         sim.wait(10)
+
+
+async def telemetry(args: argparse.Namespace, sim_url: str) -> dict[str, Any]:
+    from telemetry_bench import compare
+
+    return await compare(start_process, throughput, sim_url, TOKEN,
+                         {"openai": OPENAI_KEY, "anthropic": ANTHROPIC_KEY}, CHAT,
+                         seconds=3.0 if args.quick else 8.0, rounds=2 if args.quick else 3)
 
 
 def report(r: dict[str, Any]) -> str:
@@ -314,6 +328,10 @@ def report(r: dict[str, Any]) -> str:
             lines.append(f"{'':18s} native /v1/messages through proxy p50 {pn['p50']:.3f} ms; "
                          f"translation adds {p['p50'] - pn['p50']:.3f} ms p50, "
                          f"ttfc {p['ttfc_p50'] - pn['ttfc_p50']:.3f} ms")
+    if "telemetry" in r:
+        from telemetry_bench import report as telemetry_report
+
+        lines += telemetry_report(r["telemetry"])
     t = r.get("throughput")
     if t is None:
         return "\n".join(lines)
@@ -342,7 +360,9 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--minimal", action="store_true",
                     help="measure bench/minimal_passthrough.py instead of iron-tui (a reference point)")
-    ap.add_argument("--only", choices=["latency", "throughput"], default=None)
+    ap.add_argument("--only", choices=["latency", "throughput", "telemetry"], default=None)
+    ap.add_argument("--telemetry", action="store_true",
+                    help="also compare throughput with /metrics and OTLP tracing on vs off (two iron-tui processes)")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--sim-asyncio", action="store_true",
                     help="run the simulator on asyncio's default loop, as `python -m iron_tui.sim` does")

@@ -107,8 +107,28 @@ class Settings(BaseModel):
     agent_grace_seconds: float = Field(default=5.0, ge=0, le=MAX_SECONDS,
                                        description="Seconds between SIGTERM and SIGKILL.")
     prices: dict[str, PriceConfig] = Field(default_factory=dict, description="Model price overrides.")
+    metrics: bool = Field(default=True, description="Serve GET /metrics (Prometheus / OpenMetrics text).")
+    metrics_auth: Literal["token", "loopback"] = Field(
+        default="token",
+        description="Who may scrape /metrics: token (the API token, like every call) or loopback (scrapers on "
+        "this machine need no token; others still do).",
+    )
+    metrics_max_models: int = Field(
+        default=50, ge=1, description="Models with their own /metrics label; the rest are counted as \"other\"."
+    )
+    otel_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP collector for traces (spans go to URL/v1/traces); the OTEL_EXPORTER_OTLP_ENDPOINT "
+        "and OTEL_EXPORTER_OTLP_TRACES_ENDPOINT variables win. Needs pip install 'iron-tui[otel]'.",
+    )
+    otel_service_name: str = Field(
+        default="iron-tui", min_length=1, description="service.name of iron-tui's spans (OTEL_SERVICE_NAME wins)."
+    )
+    otel_capture_content: bool = Field(
+        default=False, description="Put prompts and completions (key-redacted) on spans. Off: token counts only."
+    )
 
-    @field_validator("openai_base_url", "anthropic_base_url", "server_url")
+    @field_validator("openai_base_url", "anthropic_base_url", "server_url", "otel_endpoint")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
         if v is None:

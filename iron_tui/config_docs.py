@@ -28,6 +28,7 @@ from iron_tui.config import (
     PriceConfig,
     Settings,
 )
+from iron_tui.core.otel.config import ENVIRONMENT as OTEL_ENVIRONMENT
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
@@ -37,6 +38,7 @@ _UNSET_MEANS = {
     "budget": "unlimited",
     "data_dir": "platform data dir",
     "server_url": "none (no analytics sync)",
+    "otel_endpoint": "none (no tracing)",
 }
 
 
@@ -211,7 +213,14 @@ def render_config_reference() -> str:
         "output_per_mtok = 1.20",
         "```",
         "",
+        "## Tracing: the standard OpenTelemetry variables\n",
+        "Tracing also reads the variables every OpenTelemetry SDK reads; they win over the config file. "
+        "A bad value is reported and its default used. See [telemetry.md](telemetry.md).\n",
+        "| variable | meaning |",
+        "|---|---|",
     ]
+    out += [f"| `{name}` | {_cell(meaning)} |" for name, meaning in OTEL_ENVIRONMENT]
+    out.append("")
     return "\n".join(out)
 
 

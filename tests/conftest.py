@@ -22,6 +22,8 @@ ANTHROPIC_KEY = "sk-ant-sim-anthropic"
 # Tests must never pick up a developer's real keys or config.
 for _var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "IC_TOKEN", "IC_SERVER", "IRON_CONFIG", "IRON_BUDGET"):
     os.environ.pop(_var, None)
+for _var in [v for v in os.environ if v.startswith("OTEL_")]:  # nor a developer's trace collector
+    os.environ.pop(_var, None)
 
 
 @pytest.fixture

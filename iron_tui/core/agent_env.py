@@ -28,6 +28,7 @@ import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from urllib.parse import quote as percent_encode
 from urllib.parse import urlsplit
 
 
@@ -37,6 +38,8 @@ class ProxyWiring:
 
     base_url: str  # "http://127.0.0.1:PORT" (no /v1)
     token: str  # the local client token, NOT a provider key
+    otel_traces_endpoint: str | None = None  # where iron-tui sends spans, when it traces
+    otel_service_name: str = "iron-tui-agent"
 
     def __repr__(self) -> str:  # the token is a credential too: never print it whole
         return f"ProxyWiring(base_url={self.base_url!r}, token='...{self.token[-4:]}')"
@@ -114,11 +117,27 @@ def child_environment(
             IRON_PROXY_URL=base_url,
         )
         _bypass_http_proxy(env, base_url)
+        env.update(otel_environment(wiring, agent_id, env))
     env["IRON_AGENT_ID"] = agent_id
     env["PYTHONUNBUFFERED"] = "1"  # so a Python agent's prints arrive live, not at exit
     if preset_env:
         env.update({str(k): str(v) for k, v in preset_env.items()})  # TOML may give ints/bools
     return env
+
+
+def otel_environment(wiring: ProxyWiring, agent_id: str, env: Mapping[str, str]) -> dict[str, str]:
+    """OTEL_* variables that send an instrumented agent's own spans to iron-tui's collector, under
+    its own service name, so its traces and iron-tui's LLM spans (which continue the `traceparent`
+    the agent's HTTP instrumentation sends) form one trace. Nothing when iron-tui does not trace."""
+    if wiring.otel_traces_endpoint is None:
+        return {}
+    attrs = env.get("OTEL_RESOURCE_ATTRIBUTES", "").strip().strip(",")
+    return {
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": wiring.otel_traces_endpoint,
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+        "OTEL_SERVICE_NAME": wiring.otel_service_name,
+        "OTEL_RESOURCE_ATTRIBUTES": (attrs + "," if attrs else "") + f"iron.agent.id={percent_encode(agent_id, safe='')}",
+    }
 
 
 def _bypass_http_proxy(env: dict[str, str], base_url: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ from iron_tui.core.events import (
 from iron_tui.core.feed import Feed
 from iron_tui.core.history import History
 from iron_tui.core.keys import KeyRing
+from iron_tui.core.metrics import Metrics
+from iron_tui.core.metrics_route import metrics_handler
+from iron_tui.core.otel import Tracing, start_tracing
 from iron_tui.core.pricing import PriceOverride, Pricer
 from iron_tui.core.proxy.handlers import Proxy
 from iron_tui.core.redact import registered_secrets
@@ -115,6 +119,9 @@ class Engine:
             grace_seconds=settings.agent_grace_seconds,
             secrets=self._provider_secrets,
         )
+        # Telemetry (DESIGN.md §8): /metrics series fed per call, OTLP traces when configured.
+        self.metrics: Metrics | None = Metrics(settings.metrics_max_models) if settings.metrics else None
+        self.tracing: Tracing | None = None
         self.keys: KeyRing
         self.proxy: Proxy
         self.feed: Feed
@@ -198,6 +205,8 @@ class Engine:
         app[ENGINE] = self
         app.add_routes(self.proxy.routes())
         app.add_routes([web.get("/ws", self.feed.handle), web.get("/dashboard", self.feed.handle_dashboard)])
+        if s.metrics:
+            app.add_routes([metrics_handler(self)])
         # handler_cancellation: a client that disconnects cancels its handler, which closes the upstream
         # response and so cancels the upstream request too.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.5, handler_cancellation=True)
@@ -209,7 +218,13 @@ class Engine:
             raise EngineError(f"cannot listen on {s.host}:{s.port}: {exc.strerror or exc}"
                               + (" (port in use? try --port 0)" if exc.errno in (98, 48) else "")) from None
         self.port = self._runner.addresses[0][1]
-        self.agent.set_wiring(ProxyWiring(base_url=self.base_url, token=self.agent_token))
+        self.tracing = start_tracing(s, os.environ, instance_id=self.session_id, report=self._threadsafe_notice())
+        self.agent.set_wiring(ProxyWiring(
+            base_url=self.base_url, token=self.agent_token,
+            otel_traces_endpoint=self.tracing.config.endpoint if self.tracing is not None else None,
+            otel_service_name=(self.tracing.config.service_name if self.tracing is not None else s.otel_service_name)
+            + "-agent",
+        ))
         await self.feed.start()
         if self.analytics is not None:
             await self.analytics.start()
@@ -261,6 +276,16 @@ class Engine:
             except Exception as exc:  # a full disk must not kill the engine
                 self.bus.publish(Notice(self.clock.now(), "warning", f"history not saved: {exc}"))
 
+    def _threadsafe_notice(self) -> Any:
+        """A `report(level, message)` callable for other threads (the trace exporter): a Notice on the bus."""
+        loop = asyncio.get_running_loop()
+
+        def report(level: str, message: str) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed: nobody to tell
+                loop.call_soon_threadsafe(self.bus.publish, Notice(self.clock.now(), level, message))  # type: ignore[arg-type]
+
+        return report
+
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -291,6 +316,11 @@ class Engine:
             with contextlib.suppress(Exception):
                 await self._runner.cleanup()
             self._runner = None
+        if self.tracing is not None:
+            # After the runner: every call has finished and is queued. Bounded: a dead collector
+            # costs at most this long at shutdown.
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.tracing.close, 3.0)
         for t in list(self._tasks):
             t.cancel()
         for t in list(self._tasks):
@@ -350,6 +380,10 @@ class Engine:
             rec.error_code = clean_name(rec.error_code)
         if rec.warnings:
             rec.warnings = [clean_text(w) for w in rec.warnings]
+        if self.metrics is not None:
+            self.metrics.observe(rec)
+        if self.tracing is not None:
+            self.tracing.record(rec, *self.ledger.status())
         summary = rec.summary()
         self.history.finished(rec, summary)
         self.bus.publish(RequestFinished(self.clock.now(), summary))

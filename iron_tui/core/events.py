@@ -34,6 +34,18 @@ def usd(micros: int | None) -> float | None:
         return _MAX_USD if micros > 0 else -_MAX_USD
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One upstream try of a call that was retried or fell back to another provider/model."""
+
+    started_at: float  # epoch seconds
+    duration_ms: float
+    provider: str
+    model: str
+    status: int | None = None  # upstream HTTP status; None when no answer came
+    error_type: str | None = None  # None for the try that succeeded
+
+
 @dataclass(slots=True)
 class RequestRecord:
     """Everything known about one proxied call. Owned by the proxy while in flight."""
@@ -64,6 +76,10 @@ class RequestRecord:
     error: str | None = None
     error_code: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # The output cap iron-tui lowered to fit the budget (`x-iron-max-tokens`), set by whoever lowers it.
+    capped_max_tokens: int | None = None
+    # Each upstream try when a call was retried or fell back (issue 16); each becomes a child span.
+    attempts: tuple[Attempt, ...] = ()
     # Detail for the dashboard's translation view: truncated, keys redacted.
     request_body: str | None = None
     translated_request: str | None = None
