@@ -224,8 +224,17 @@ def _validate(body: dict[str, Any], *, count_only: bool = False) -> tuple[str | 
         if not isinstance(m, dict):
             return f"messages.{i}: Input should be a valid dictionary", scan
         role = m.get("role")
+        if role == "system":
+            # Mid-conversation system messages (what Claude Code sends): after a user turn, followed by
+            # an assistant turn or last, never first, never two in a row, text only.
+            problem = _system_message_problem(messages, i)
+            if problem is not None:
+                return problem, scan
+            text = m["content"] if isinstance(m.get("content"), str) else _result_text(m.get("content"))
+            scan.add((i, role, text), len(text), None)
+            continue
         if role not in ("user", "assistant"):
-            return f"messages.{i}.role: Input should be 'user' or 'assistant'", scan
+            return f"messages.{i}.role: Input should be 'user', 'assistant' or 'system'", scan
         if i == 0 and role != "user":
             return 'messages: first message must use the "user" role', scan
         if role == prev_role:
@@ -306,6 +315,22 @@ def _validate(body: dict[str, Any], *, count_only: bool = False) -> tuple[str | 
             scan.last_text = " ".join(texts)
             scan.ends_with_tool_result = ends_with_result
     return None, scan
+
+
+def _system_message_problem(messages: list[Any], i: int) -> str | None:
+    content = messages[i].get("content")
+    if isinstance(content, list):
+        if not content or any(not isinstance(b, dict) or b.get("type") != "text" for b in content):
+            return f"messages.{i}.content: system messages may only contain text blocks"
+    elif not isinstance(content, str) or not content:
+        return f"messages.{i}.content: system messages must have non-empty text content"
+    before = messages[i - 1].get("role") if i > 0 and isinstance(messages[i - 1], dict) else None
+    if before != "user":
+        return f"messages.{i}: a system message must follow a user message"
+    after = messages[i + 1].get("role") if i + 1 < len(messages) and isinstance(messages[i + 1], dict) else None
+    if after not in (None, "assistant"):
+        return f"messages.{i}: a system message must be the last message or be followed by an assistant message"
+    return None
 
 
 _MESSAGE = (

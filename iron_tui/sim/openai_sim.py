@@ -158,10 +158,47 @@ def _scan_chat(messages: list[Any]) -> _ChatScan:
                 return scan
             open_ids.discard(call_id)
         scan.chars += chars
+        if role in ("system", "developer") and scan.last_role:
+            continue  # a late system message (Claude Code's reminders) does not change whose turn it is
         scan.last_chars = chars
         scan.last_role = role
         scan.last_text = text
     return scan
+
+
+def _is_reasoning(model: str) -> bool:
+    m = model.lower()
+    return m.startswith(("o1", "o3", "o4", "gpt-5")) and "-chat" not in m
+
+
+def _chat_params_problem(model: str, body: dict[str, Any]) -> tuple[str, str, str | None] | None:
+    """OpenAI's 400s for parameters a model refuses (the ones a translator can get wrong)."""
+    if _is_reasoning(model):
+        if body.get("max_tokens") is not None:
+            return ("Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                    "'max_completion_tokens' instead.", "max_tokens", "unsupported_parameter")
+        for name in ("temperature", "top_p"):
+            if body.get(name) not in (None, 1):
+                return (f"Unsupported value: '{name}' does not support {body[name]} with this model. Only the "
+                        "default (1) value is supported.", name, "unsupported_value")
+        if body.get("stop") is not None:
+            return ("Unsupported parameter: 'stop' is not supported with this model.", "stop",
+                    "unsupported_parameter")
+    elif body.get("reasoning_effort") is not None:
+        return ("Unrecognized request argument supplied: reasoning_effort", "reasoning_effort", None)
+    stop = body.get("stop")
+    if isinstance(stop, list) and len(stop) > 4:
+        return (f"Invalid 'stop': array too long. Expected an array with maximum length 4, but got an array "
+                f"with length {len(stop)} instead.", "stop", "array_above_max_length")
+    for i, m in enumerate(body["messages"]):
+        content = m.get("content") if isinstance(m, dict) else None
+        if isinstance(content, list) and m.get("role") != "user" and any(
+            isinstance(p, dict) and p.get("type") in ("image_url", "input_audio", "file") for p in content
+        ):
+            return (f"Invalid 'messages[{i}]'. Image URLs are only allowed for messages with role 'user', "
+                    f"but this message with role '{m.get('role')}' contains an image URL.",
+                    f"messages[{i}]", "invalid_value")
+    return None
 
 
 def _tools_chars(tools: Any) -> int:
@@ -364,6 +401,9 @@ class OpenAISim(ProviderApi):
         scan = _scan_chat(messages)
         if scan.error is not None:
             return self.error(rec, 400, scan.error[0], param=scan.error[1], code=scan.error[2])
+        refused = _chat_params_problem(model, body)
+        if refused is not None:
+            return self.error(rec, 400, refused[0], param=refused[1], code=refused[2])
         user_text = scan.last_text if scan.last_role == "user" else None
         d, prompt, err = await self._start(request, rec, user_text)
         stream = body.get("stream") is True

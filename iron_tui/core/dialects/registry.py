@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from iron_tui.core.dialects import chat_anthropic, responses_anthropic, responses_chat
+from iron_tui.core.dialects import chat_anthropic, messages_chat, responses_anthropic, responses_chat
 from iron_tui.core.dialects.base import Pair
 from iron_tui.core.dialects.client_apis import NATIVE_PROVIDER_API
 from iron_tui.core.dialects.native import NativePair
@@ -20,6 +20,7 @@ PAIRS: dict[tuple[str, str], Pair] = {
     (p.client, p.provider): p
     for p in (
         chat_anthropic.PAIR,
+        messages_chat.PAIR,
         responses_anthropic.PAIR,
         responses_chat.PAIR,
     )

@@ -3,14 +3,16 @@ lists, token counting — are small handlers here."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
 
 from iron_tui import __version__
 from iron_tui.core.dialects import registry
+from iron_tui.core.dialects.base import TranslationError
 from iron_tui.core.dialects.client_apis import Shape, shape_of
+from iron_tui.core.dialects.messages_chat import ESTIMATE_HEADER, estimate_input_tokens
 from iron_tui.core.keys import KeyUnavailable
 from iron_tui.core.proxy.auth import unauthorized
 from iron_tui.core.proxy.errors import error_response, json_response
@@ -138,8 +140,7 @@ class Proxy:
             return error_response(shape, 400, "'model' is required and must be a non-empty string", param="model")
         provider = "anthropic" if request.path.startswith("/anthropic") else provider_for_model(model)
         if provider != "anthropic":
-            return error_response(shape, 400, f"token counting is available for Claude models, not {model!r}",
-                                  param="model")
+            return self._estimated_count(body, shape)
         try:
             key = await eng.keys.get(provider)
         except KeyUnavailable as exc:
@@ -161,6 +162,16 @@ class Proxy:
         headers = scrub_headers(returned_headers(resp.headers))
         headers["content-type"] = resp.headers.get("content-type", "application/json")
         return web.Response(status=resp.status, body=data, headers=headers)
+
+
+    def _estimated_count(self, body: dict[str, Any], shape: Shape) -> web.Response:
+        """No provider counts Anthropic-shaped bodies for other models: an estimate, marked as one in a
+        header (`messages_chat/count_tokens.py` says how it is made)."""
+        try:
+            tokens = estimate_input_tokens(body)
+        except TranslationError as exc:
+            return error_response(shape, 400, exc.message, param=exc.param)
+        return json_response(200, {"input_tokens": tokens}, {ESTIMATE_HEADER: "estimate"})
 
 
 __all__ = ["API_PATHS", "Proxy", "shape_of"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from iron_tui.core.bounded_json import nesting_exceeds
 from iron_tui.core.translate.errors import TranslationError
 
 __all__ = [
@@ -89,8 +90,10 @@ def response_format(
     if kind == "json_schema":
         spec = value.get("json_schema") if isinstance(value, dict) else None
         schema = spec.get("schema") if isinstance(spec, dict) else None
-        if not isinstance(schema, dict):
-            raise TranslationError("json_schema needs a 'schema' object", "response_format", "invalid_value")
+        if not isinstance(schema, dict) or nesting_exceeds(schema):
+            raise TranslationError(
+                "json_schema needs a 'schema' object (nested at most 128 levels)", "response_format", "invalid_value"
+            )
         out["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
     elif kind == "json_object":
         system.append({"type": "text", "text": JSON_OBJECT_INSTRUCTION})

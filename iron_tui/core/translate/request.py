@@ -56,7 +56,7 @@ class _Turn:
 
 def _with_cache_control(block: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
     cache_control = source.get("cache_control")
-    if cache_control:
+    if cache_control and isinstance(cache_control, dict) and not nesting_exceeds(cache_control, 4):
         block["cache_control"] = cache_control
     return block
 
@@ -290,9 +290,10 @@ def _tools(tools: object) -> list[dict[str, Any]]:
                 "tool needs a 'function' with a 'name'", f"{param}.function", "invalid_value"
             )
         parameters = function.get("parameters")
-        if parameters is not None and not isinstance(parameters, dict):
+        if parameters is not None and (not isinstance(parameters, dict) or nesting_exceeds(parameters)):
             raise TranslationError(
-                "'parameters' must be an object", f"{param}.function.parameters", "invalid_type"
+                "'parameters' must be an object (nested at most 128 levels)", f"{param}.function.parameters",
+                "invalid_type",
             )
         if not parameters:
             schema: dict[str, Any] = {"type": "object", "properties": {}}

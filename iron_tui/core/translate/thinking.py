@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from iron_tui.core.bounded_json import nesting_exceeds
 from iron_tui.core.translate.errors import TranslationError
 
 __all__ = [
@@ -49,7 +50,7 @@ def thinking_config(
     explicit = body.get("thinking")
     if explicit is not None:
         kind = explicit.get("type") if isinstance(explicit, dict) else None
-        if kind not in ("enabled", "disabled", "adaptive"):
+        if kind not in ("enabled", "disabled", "adaptive") or nesting_exceeds(explicit, 8):
             raise TranslationError(
                 "'thinking' must be {type: enabled, budget_tokens}, {type: adaptive} or {type: disabled}",
                 "thinking",

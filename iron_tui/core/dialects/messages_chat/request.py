@@ -320,7 +320,8 @@ def _structured_output(output_config: object, out: dict[str, Any]) -> None:
     if fmt is None:
         return
     schema = fmt.get("schema") if isinstance(fmt, dict) else None
-    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(schema, dict):
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(schema, dict) \
+            or nesting_exceeds(schema):
         raise _bad("output_config.format must be {type: json_schema, schema: {...}}", "output_config.format")
     out["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
 
