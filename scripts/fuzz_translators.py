@@ -3,7 +3,7 @@
     python scripts/fuzz_translators.py [EXAMPLES_PER_PROPERTY] [--seed N]
 
 Runs every property (each registered dialect pair's request, response and stream translation, and the
-SSE parser) with EXAMPLES_PER_PROPERTY generated inputs (default 3000; CI runs 50). Without --seed the
+SSE parser) with EXAMPLES_PER_PROPERTY generated inputs (default 3000; CI runs 25). Without --seed the
 run is deterministic; with it, Hypothesis draws a different sequence. Exit status is pytest's.
 """
 

@@ -29,7 +29,7 @@ from iron_tui.core.dialects.base import (
 from iron_tui.core.json_bytes import dumps
 from iron_tui.core.proxy.sse import SSEParser
 
-EXAMPLES = int(os.environ.get("IRON_FUZZ_EXAMPLES", "50"))
+EXAMPLES = int(os.environ.get("IRON_FUZZ_EXAMPLES", "25"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 derandomize=os.environ.get("IRON_FUZZ_RANDOM") != "1",
                 suppress_health_check=list(HealthCheck), phases=(Phase.explicit, Phase.generate, Phase.shrink))

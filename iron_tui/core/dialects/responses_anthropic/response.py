@@ -13,9 +13,9 @@ are estimated from the thinking text (Anthropic does not count them separately).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from iron_tui.core.bounded_json import dumps_text
 from iron_tui.core.dialects.base import RequestContext, UpstreamFormatError
 from iron_tui.core.dialects.responses.output import (
     custom_call_item,
@@ -63,6 +63,8 @@ def thinking_block(block: dict[str, Any]) -> dict[str, Any]:
 
 
 def translate_response(message: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+    if not isinstance(message, dict):
+        raise UpstreamFormatError("Anthropic response is not a JSON object")
     content = message.get("content")
     if not isinstance(content, list):
         raise UpstreamFormatError("Anthropic response has no 'content' list")
@@ -93,9 +95,11 @@ def translate_response(message: dict[str, Any], ctx: RequestContext) -> dict[str
                                                custom_input_text(block.get("input"))))
             else:
                 args = block.get("input")
-                output.append(function_call_item(ids("fc"), call_id, name, namespace,
-                                                 json.dumps(args if args is not None else {}, ensure_ascii=False,
-                                                            separators=(",", ":"))))
+                try:
+                    arguments = dumps_text(args if args is not None else {})
+                except ValueError as exc:
+                    raise UpstreamFormatError(f"a tool_use input cannot be serialised: {exc}") from None
+                output.append(function_call_item(ids("fc"), call_id, name, namespace, arguments))
     reason = incomplete_reason(message.get("stop_reason"))
     if reason and output and output[-1]["type"] == "message":
         output[-1]["status"] = "incomplete"  # the answer was cut, as OpenAI marks it

@@ -13,7 +13,8 @@ from typing import Any
 
 import orjson
 
-from iron_tui.core.dialects.base import RequestContext
+from iron_tui.core.bounded_json import dumps_text
+from iron_tui.core.dialects.base import RequestContext, UpstreamFormatError
 from iron_tui.core.dialects.responses.events import EventWriter, OpenItem
 from iron_tui.core.dialects.responses.output import custom_input_text, encode_reasoning, id_source, state_of
 from iron_tui.core.dialects.responses_anthropic.response import incomplete_reason, usage_of
@@ -97,7 +98,7 @@ class AnthropicToResponsesStream:
             out.extend(self._flush(writer))
             out.extend(self._block_start(writer, data))
         elif kind == "content_block_stop":
-            out.extend(self._block_stop(writer, data.get("index")))
+            out.extend(self._block_stop(writer, _index(data)))
         elif kind == "message_delta":
             self._fold(data.get("usage"))
             self._stop_reason = _dict(data.get("delta")).get("stop_reason", self._stop_reason)
@@ -119,7 +120,7 @@ class AnthropicToResponsesStream:
 
     def _block_start(self, writer: EventWriter, data: dict[str, Any]) -> list[bytes]:
         block = _dict(data.get("content_block"))
-        index = data.get("index")
+        index = _index(data)
         btype = block.get("type")
         if btype == "text":
             it, out = writer.open_message()
@@ -141,7 +142,10 @@ class AnthropicToResponsesStream:
             entry = self._blocks[index] = _Block(it, kind)
             initial = block.get("input")
             if initial:  # the input is normally streamed; a non-empty start value counts too
-                text = orjson.dumps(initial).decode()
+                try:
+                    text = dumps_text(initial)
+                except ValueError as exc:
+                    raise UpstreamFormatError(f"a tool_use input cannot be serialised: {exc}") from None
                 if kind == "custom":
                     entry.json.append(text)
                 else:
@@ -151,7 +155,7 @@ class AnthropicToResponsesStream:
         return []  # blocks of server tools this translation never asks for
 
     def _delta(self, writer: EventWriter, data: dict[str, Any]) -> list[bytes]:
-        entry = self._blocks.get(data.get("index"))
+        entry = self._blocks.get(_index(data))
         if entry is None:
             return []
         delta = _dict(data.get("delta"))
@@ -203,3 +207,9 @@ class AnthropicToResponsesStream:
 
     def finish(self) -> list[bytes]:
         return []  # a cut stream has no honest ending here; the pipeline reports the failure
+
+
+def _index(data: dict[str, Any]) -> int:
+    """A content block's index; anything but an integer (a malformed upstream event) matches no block."""
+    index = data.get("index")
+    return index if isinstance(index, int) and not isinstance(index, bool) else -1

@@ -68,6 +68,8 @@ def custom_input_of(arguments: str) -> str:
 
 
 def translate_response(body: dict[str, Any], ctx: RequestContext) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise UpstreamFormatError("chat completion is not a JSON object")
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise UpstreamFormatError("chat completion has no choices")
