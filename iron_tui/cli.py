@@ -47,6 +47,8 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     a("--server-url", help="Iron Cage control server (env IC_SERVER)")
     a("--budget", type=_float("--budget"), help="spend limit in USD (default unlimited)")
     a("--budget-period", help="session, day, week or month")
+    a("--budget-fit", action=argparse.BooleanOptionalAction, default=None,
+      help="lower a call's output cap to what the budget has left (default); --no-budget-fit refuses it (402)")
     a("--strict-pricing", action="store_true", default=None, help="refuse models with no known price")
     a("--openai-base-url", help="OpenAI upstream base URL")
     a("--anthropic-base-url", help="Anthropic upstream base URL")
@@ -81,7 +83,7 @@ def _float(opt: str) -> Any:
 
 _ENGINE_KEYS = (
     "host", "port", "allow_remote", "openai_key", "anthropic_key", "provider_key", "token", "server_url",
-    "budget", "budget_period", "strict_pricing", "openai_base_url", "anthropic_base_url", "agent", "data_dir",
+    "budget", "budget_period", "budget_fit", "strict_pricing", "openai_base_url", "anthropic_base_url", "agent", "data_dir",
     "theme", "log_format", "max_body_bytes", "flush_timeout",
 )
 

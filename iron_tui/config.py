@@ -53,6 +53,10 @@ class PriceConfig(BaseModel):
                                               description="USD per million cache-read tokens.")
     cache_write_per_mtok: float | None = Field(default=None, ge=0, le=MAX_PRICE_PER_MTOK,
                                                description="USD per million cache-write tokens.")
+    max_output_tokens: int | None = Field(default=None, ge=1, le=2**31 - 1,
+                                          description="The model's maximum output tokens (bounds budget reservations).")
+    context_window: int | None = Field(default=None, ge=1, le=2**31 - 1,
+                                       description="The model's context window in tokens.")
 
 
 class Settings(BaseModel):
@@ -93,9 +97,11 @@ class Settings(BaseModel):
                                     description="Seconds to wait for an upstream response.")
     connect_timeout: float = Field(default=10.0, gt=0, le=MAX_SECONDS,
                                    description="Seconds to wait for an upstream connection.")
-    default_max_tokens: int = Field(
-        default=4096, ge=1, le=100_000_000, description="max_tokens sent to Anthropic when an OpenAI client sets none."
-    )
+    budget_fit: bool = Field(
+        default=True, description="Lower a call's output cap to what the budget has left instead of refusing it.")
+    budget_min_output_tokens: int = Field(
+        default=1024, ge=1, le=1_000_000,
+        description="Smallest output cap fitting to the budget sends; below it the call is refused (402).")
     cache_ttl_seconds: float = Field(default=300.0, ge=0, le=MAX_SECONDS,
                                      description="Server mode: provider-key cache lifetime.")
     sync_interval: float = Field(default=5.0, gt=0, le=MAX_SECONDS, description="Seconds between analytics syncs.")

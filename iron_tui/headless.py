@@ -98,6 +98,8 @@ def format_request(r: dict[str, Any]) -> str:
         flags.append("openai→anthropic")
     if r.get("agent_id"):
         flags.append(f"agent={r['agent_id']}")
+    if r.get("capped_max_tokens") is not None:
+        flags.append(f"capped by budget: max_tokens={r['capped_max_tokens']}")
     lat = r.get("latency_ms")
     line = (
         f"{r['started_at']} {r['id']} {r['provider']} {r['model']} {r.get('status') or '-'} "

@@ -47,7 +47,8 @@ def reference_summary(r: RequestRecord) -> dict[str, Any]:
         "ttft_ms": None if r.ttft_ms is None else round(r.ttft_ms, 3),
         "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
         "cache_read_tokens": r.cache_read_tokens, "cache_write_tokens": r.cache_write_tokens,
-        "cost_usd": usd(r.cost_micros), "priced": r.priced, "cost_estimated": r.cost_estimated, "error": r.error,
+        "cost_usd": usd(r.cost_micros), "priced": r.priced, "cost_estimated": r.cost_estimated,
+        "capped_max_tokens": r.capped_max_tokens, "error": r.error,
     }
 
 

@@ -137,7 +137,7 @@ async def test_replay_is_held_to_the_budget(make_engine: EngineFactory) -> None:
     engine = await make_engine(budget=0.0001)
     summary, rec = await one_call(engine, max_tokens=5)
     big = json.loads(rec.request_body or "{}")
-    big["max_tokens"] = 100_000
+    big["max_tokens"] = 16_000  # within gpt-4o-mini's 16,384; not even a fitted minimal answer fits
     check = budget_check(engine, json.dumps(big), summary)
     assert not check.fits and check.worst_case_micros and check.available_micros is not None
     assert check.worst_case_micros > check.available_micros

@@ -84,6 +84,7 @@ class Reservation:
     settled: bool = False  # True once settled or released
     capped: int | None = None  # the output cap `admit` lowered the call to (None: not lowered)
     journaled: bool = False
+    input_tokens: int = 0  # journaled: the input estimate charged if the process dies
     _seq: int = field(default=0, repr=False)
 
 
@@ -185,6 +186,10 @@ class BudgetLedger:
         return self._store is not None and self.period != "session" and not self._store.failed
 
     @property
+    def store(self) -> LedgerStore | None:
+        return self._store
+
+    @property
     def journaling(self) -> bool:
         return self._store is not None and not self._store.failed
 
@@ -253,6 +258,11 @@ class BudgetLedger:
             "The request sets no output cap and the model's maximum output is unknown (set max_tokens, or "
             "max_output_tokens for the model in the config file).")
         if not (self.fit if fit is None else fit) or floor_cost > room:
+            if self.shared and self._slice > self._reserved and self._store is not None:
+                # Refused: what this process holds unused may be what another one needs to fit a call —
+                # committed now, so that process's next try sees it.
+                self._give_back(self._slice - self._reserved)
+                self._store.flush()
             raise self._refusal("insufficient", full if full is not None else floor_cost, room, unbounded)
         while lo < hi:  # the largest cap that fits: cost_for is monotonic
             mid = (lo + hi + 1) // 2
@@ -268,9 +278,12 @@ class BudgetLedger:
             await self._store.durable()
 
     def progress(self, res: Reservation, *, input_tokens: int, output_tokens: int, output_chars: int) -> None:
-        """Checkpoint what a journaled call has relayed (batched; charged if the process dies)."""
+        """Checkpoint what a journaled call has relayed (batched; charged if the process dies).
+        `input_tokens` < 0: not reported yet (the admission estimate stays)."""
         if res.journaled and not res.settled and self._store is not None:
-            self._store.progress(res.id, input_tokens, output_tokens, output_chars)
+            if input_tokens >= 0:
+                res.input_tokens = input_tokens
+            self._store.progress(res.id, res.input_tokens, output_tokens, output_chars)
 
     # -- settlement -----------------------------------------------------------------------------
 
@@ -342,13 +355,14 @@ class BudgetLedger:
 
     def _book(self, request_id: str, amount: int, capped: int | None, model: str, provider: str,
               agent_id: str | None, call: CallInfo | None) -> Reservation:
-        res = Reservation(request_id, amount, model, provider, agent_id, False, capped, False, next(self._seq))
+        res = Reservation(request_id, amount, model, provider, agent_id, capped=capped, _seq=next(self._seq))
         self._active[res._seq] = res
         self._reserved += amount
         if call is not None and self._store is not None and not self._store.failed:
             self._store.admit(CallRow(request_id, self._key, amount, self._clock.now(), provider, model, call.api,
                                       agent_id, call.event_id, call.input_tokens))
             res.journaled = True
+            res.input_tokens = call.input_tokens
         self._changed()
         return res
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +39,22 @@ from iron_tui.core.events import (
 from iron_tui.core.feed import Feed
 from iron_tui.core.history import History
 from iron_tui.core.keys import KeyRing
+from iron_tui.core.ledger_store import LedgerStore
 from iron_tui.core.metrics import Metrics
 from iron_tui.core.metrics_route import metrics_handler
+from iron_tui.core.model_limits import LimitOverride, ModelLimits
 from iron_tui.core.otel import Tracing, start_tracing
 from iron_tui.core.pricing import PriceOverride, Pricer
 from iron_tui.core.proxy.handlers import Proxy
+from iron_tui.core.recovery import INTERRUPTED, RecoveredCall, recover_dead
 from iron_tui.core.redact import registered_secrets
 from iron_tui.core.responses_store import FILE_NAME as RESPONSES_FILE
 from iron_tui.core.responses_store import ResponsesStore
 from iron_tui.core.safe_text import clean_name, clean_text
 from iron_tui.core.upstream import UpstreamClient, UpstreamConnectError
+
+STATE_FILENAME = "state.sqlite3"  # the shared budget ledger and crash journal (ledger_store.py)
+RECOVERY_INTERVAL_S = 5.0
 
 ENGINE: web.AppKey[Engine] = web.AppKey("engine", object)  # type: ignore[arg-type]
 
@@ -101,12 +108,14 @@ class Engine:
             },
             strict=settings.strict_pricing,
         )
-        db = self._db_path("state.sqlite3")
+        self.limits = ModelLimits({
+            name: LimitOverride(p.max_output_tokens, p.context_window) for name, p in settings.prices.items()
+            if p.max_output_tokens is not None or p.context_window is not None})
         limit = None if settings.budget is None else round(settings.budget * MICROS_PER_USD)
         try:
             self.ledger = BudgetLedger(
                 limit_micros=limit, publish=self.bus.publish, clock=self.clock, period=settings.budget_period,
-                db_path=db if settings.budget_period != "session" else None,
+                store=self._ledger_store(), fit=settings.budget_fit,
             )
         except LedgerStorageError as exc:
             raise EngineError(str(exc)) from None
@@ -135,6 +144,15 @@ class Engine:
         """Every provider key in use: configured, or fetched from the control server so far."""
         fetched = [s.decode("utf-8", "replace") for s in registered_secrets()]
         return [*self.settings.provider_keys().values(), *fetched]
+
+    def _ledger_store(self) -> LedgerStore | None:
+        """The shared ledger and crash journal, when there is something to share or to recover after a
+        crash: a calendar-period budget, or analytics events (server configured)."""
+        db = self._db_path(STATE_FILENAME)
+        s = self.settings
+        if db is None or (s.budget_period == "session" and not (s.server_url and s.token is not None)):
+            return None
+        return LedgerStore(db)
 
     def _db_path(self, name: str) -> Path | None:
         if not self._persist or self.data_dir is None:
@@ -234,7 +252,40 @@ class Engine:
             await self._acquire_lease()
         self._spawn(self._housekeeping())
         # genai-prices builds its tables lazily (~0.5 s); do it off the loop so the first call doesn't pay.
-        self._spawn(asyncio.to_thread(self.pricer.preload))
+        preload = self._spawn(asyncio.to_thread(self.pricer.preload))
+        if self.ledger.store is not None:
+            self._spawn(self._recovery(preload))
+
+    async def _recovery(self, preload: asyncio.Task[Any]) -> None:
+        """Crash recovery (recovery.py): at start, then every few seconds for processes that die while we run."""
+        with contextlib.suppress(Exception):
+            await preload
+        while True:
+            store = self.ledger.store
+            if store is None:
+                return
+            try:
+                report = recover_dead(store, self.pricer, self._record_interrupted)
+            except sqlite3.Error as exc:
+                self.bus.publish(Notice(self.clock.now(), "warning", f"crash recovery failed: {exc}"))
+                report = None
+            if report is not None and report.calls:
+                self.bus.publish(Notice(self.clock.now(), "warning", (
+                    f"recovered {len(report.calls)} call(s) left in flight by an iron-tui that stopped without "
+                    f"settling them: charged ${report.total_micros / MICROS_PER_USD:.6f} for what they relayed")))
+            await asyncio.sleep(RECOVERY_INTERVAL_S)
+
+    def _record_interrupted(self, call: RecoveredCall) -> None:
+        if self.analytics is None or self.control is None:
+            return
+        row = call.row
+        self.analytics.record(failed_event(
+            ic_token=self.control.ic_token, event_id=row.event_id or self.ids.event_id(),
+            timestamp_ms=int(self.clock.now() * 1000), model=row.model, provider=row.provider,
+            agent_id=row.agent_id, error_code=INTERRUPTED,
+            error_message=(f"interrupted: the iron-tui relaying this call stopped before it settled; charged "
+                           f"${call.charge_micros / MICROS_PER_USD:.6f} for {call.usage.input_tokens} input and "
+                           f"{call.usage.output_tokens} relayed output tokens (estimated)")))
 
     async def _acquire_lease(self) -> None:
         if not await self._try_lease():
@@ -267,9 +318,15 @@ class Engine:
                 return
 
     async def _housekeeping(self) -> None:
+        ticks = 0
         while True:
             await asyncio.sleep(1.0)
             self.ledger.tick()  # so an idle dashboard still sees a period reset at midnight
+            ticks += 1
+            store = self.ledger.store
+            if store is not None and ticks % 10 == 0:
+                with contextlib.suppress(sqlite3.Error):  # the WAL's fsync, off the loop
+                    await asyncio.to_thread(store.checkpoint)
             try:
                 # In a thread: a batch insert can take tens of ms and must not stall proxied calls.
                 await asyncio.to_thread(self.history.write, self.history.take_pending())
@@ -394,12 +451,14 @@ class Engine:
             if (self.lease is not None and rec.state == "ok" and rec.cost_micros is not None
                     and rec.input_tokens + rec.output_tokens > 0):
                 self._spawn(self._report(rec))
+        # After its event is stored: the journaled call's cost and journal row commit together.
+        self.ledger.finish(rec.id)
 
     def _analytics_event(self, rec: RequestRecord) -> dict[str, Any]:
         assert self.control is not None
         common: dict[str, Any] = {
             "ic_token": self.control.ic_token,
-            "event_id": self.ids.event_id(),
+            "event_id": rec.event_id or self.ids.event_id(),
             "timestamp_ms": int(self.clock.now() * 1000),
             "model": rec.model,
             "provider": rec.provider,

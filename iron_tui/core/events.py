@@ -87,6 +87,7 @@ class RequestRecord:
     translated_response: str | None = None
     upstream_api: str | None = None  # the provider dialect that served the call (openai, anthropic, …)
     traceparent: str | None = None  # the client's W3C trace context, continued by tracing
+    event_id: str | None = None  # its analytics event's id, fixed at admission (crash recovery reuses it)
 
     def __post_init__(self) -> None:
         # Names the client chose reach log lines, the dashboard, the feed and stored rows: keys
@@ -123,6 +124,7 @@ class RequestRecord:
             "cost_usd": usd(cost),
             "priced": self.priced,
             "cost_estimated": self.cost_estimated,
+            "capped_max_tokens": self.capped_max_tokens,
             "error": self.error,
         }
 

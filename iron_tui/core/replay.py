@@ -17,7 +17,6 @@ from typing import Any
 
 import aiohttp
 
-from iron_tui.core.estimate import input_token_bound, max_output_tokens
 from iron_tui.core.proxy.routing import provider_for_model
 
 REPLAY_AGENT = "replay"
@@ -60,9 +59,11 @@ def budget_check(engine: Any, body: str, summary: dict[str, Any]) -> BudgetCheck
     obj = parse_request(body)
     api = str(summary.get("api") or "openai.chat")
     provider = provider_for_model(obj["model"]) or str(summary.get("provider") or "openai")
-    bound = input_token_bound(obj, api, body.encode())
-    out = max_output_tokens(obj, api, engine.settings.default_max_tokens)
-    worst = engine.pricer.worst_case(provider, obj["model"], bound, out)
+    from iron_tui.core.proxy.admission import worst_case
+
+    upstream_api = "anthropic" if api == "anthropic.messages" else (
+        "openai-responses" if api == "openai.responses" else "openai")
+    worst = worst_case(engine, provider, obj["model"], obj, api, upstream_api, body.encode())
     available = engine.ledger.available
     fits = available is None or (worst or 0) <= available
     return BudgetCheck(worst, available, fits)

@@ -30,6 +30,7 @@ from iron_tui.core.proxy.errors import ProxyError, error_body, error_response, j
 from iron_tui.core.proxy.relay import Relay, provider_name, reason
 from iron_tui.core.proxy.routing import PROVIDER_APIS, provider_for_model
 from iron_tui.core.redact import preview, redact_text
+from iron_tui.core.request_numbers import validate_numbers
 from iron_tui.core.upstream import UpstreamError, UpstreamResponse
 
 if TYPE_CHECKING:
@@ -108,9 +109,8 @@ class Pipeline:
             except KeyUnavailable as exc:
                 raise ProxyError(exc.status, exc.message, code=exc.code) from None
             send_body, upstream_obj = self._translate(call, body, raw, model)
-            reservation = admission.admit(
-                eng, rec, upstream_obj, admission.estimate_api(call.upstream_api, client_api, call.native),
-                send_body if send_body is raw else None)
+            reservation, send_body = admission.admit(eng, call, upstream_obj, send_body)
+            await eng.ledger.durable(reservation)  # journaled before it goes upstream (crash-proof)
             eng.history.add(rec)
             eng.bus.publish(RequestStarted(rec.started_at, rec.summary()))
             started = True
@@ -188,7 +188,7 @@ class Pipeline:
         rec.translated = not call.native
         call.ctx = RequestContext(
             model=model, client_model=model, stream=rec.stream, created=int(eng.clock.now()),
-            max_output_tokens=eng.settings.default_max_tokens if call.upstream_api == "anthropic" else None,
+            max_output_tokens=eng.limits.send_cap(rec.provider, model) if call.upstream_api == "anthropic" else None,
             new_id=_id_minter(rec.id),
         )
         limit = eng.settings.body_preview_bytes
@@ -196,6 +196,7 @@ class Pipeline:
         try:
             if call.client_api == "openai.responses" and not call.native and "previous_response_id" in body:
                 call.ctx.previous_items = eng.responses.load(body["previous_response_id"])
+            validate_numbers(call.client_api, body, max_output=eng.limits.max_output(rec.provider, model))
             tr: Translated = call.pair.request(body, call.ctx)
         except TranslationError as exc:
             raise ProxyError(400, exc.message, param=exc.param, code=exc.code or "unsupported_parameter") from None

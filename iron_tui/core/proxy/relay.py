@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
 import time
 from typing import TYPE_CHECKING, Any
@@ -81,6 +82,8 @@ class Relay:
         rec.status = resp.status
         rec.upstream_api = call.upstream_api
         out_headers = {**scrub_headers(returned_headers(resp.headers)), **call.hdrs}
+        if rec.capped_max_tokens is not None:
+            out_headers["x-iron-max-tokens"] = str(rec.capped_max_tokens)  # capped by budget
         if resp.status == 200 and resp.headers.get("content-type", "").startswith("text/event-stream"):
             task = asyncio.current_task()
             assert task is not None
@@ -199,8 +202,12 @@ class Relay:
                             await send(payload)
                     finally:
                         account.raw(events)
+                        if res.journaled:
+                            _checkpoint(eng, res, account)
                 else:
                     payload = _translate(translator, account, events, prepared, call.client_api)
+                    if res.journaled:
+                        _checkpoint(eng, res, account)
                     if payload:
                         assert tr_log is not None
                         tr_log.add(payload)
@@ -327,8 +334,7 @@ class Relay:
             if not complete and usage.output_tokens < generated:
                 # Anthropic's message_start already says output_tokens=1: a cut stream generated what we
                 # relayed.
-                usage = TokenUsage(usage.input_tokens, generated, usage.cache_read_tokens,
-                                   usage.cache_write_tokens, usage.cache_write_1h_tokens)
+                usage = dataclasses.replace(usage, output_tokens=generated)
             estimated = not complete
         else:
             # No usage from upstream (cut short, or a server that never reports it): estimate what was
@@ -343,6 +349,15 @@ class Relay:
         rec.upstream_response = up_log.text()
         if tr_log is not None:
             rec.translated_response = tr_log.text()
+
+
+def _checkpoint(eng: Engine, res: Reservation, account: StreamAccount) -> None:
+    """Journal what a stream has relayed so far (batched by the ledger: one write per interval, not per
+    chunk), so a crash charges it."""
+    usage = account.usage()
+    eng.ledger.progress(res, input_tokens=usage.total_input_tokens if usage is not None else -1,
+                        output_tokens=usage.output_tokens if usage is not None else 0,
+                        output_chars=account.text_chars)
 
 
 def _translate(translator: StreamTranslator, account: StreamAccount, events: list[tuple[str, str, bytes]],
