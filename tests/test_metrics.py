@@ -53,8 +53,8 @@ async def test_series_after_real_sdk_calls_parse_in_both_formats(make_engine: En
     with pytest.raises(openai.RateLimitError):
         await oai.chat.completions.create(model="gpt-4o-mini",
                                           messages=[{"role": "user", "content": "[[sim:error=429]]"}])
-    with pytest.raises(openai.APIStatusError) as refused:  # far more output than $0.50 can pay for
-        await oai.chat.completions.create(model="gpt-4o", max_tokens=10_000_000,
+    with pytest.raises(openai.APIStatusError) as refused:  # not even 128 fitted 1,024-token answers fit $0.50
+        await oai.chat.completions.create(model="gpt-4o", max_tokens=16_384, n=128,
                                           messages=[{"role": "user", "content": "hi"}])
     assert refused.value.status_code == 402
 
