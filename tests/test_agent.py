@@ -504,3 +504,20 @@ async def test_stop_while_a_crash_is_winding_up_prevents_the_restart(make: Facto
     assert await sup.stop() == 3
     await asyncio.sleep(0.8)
     assert sup.state == "exited" and sup.restarts == 0
+
+
+def test_codex_preset_is_wired_to_the_proxy_at_launch() -> None:
+    from iron_tui.core.agent_env import ProxyWiring, agent_arguments
+    from iron_tui.core.known_agents import KNOWN_AGENTS
+
+    codex = next(a for a in KNOWN_AGENTS if a.program == "codex")
+    preset = codex.preset("fix the tests", cwd="/tmp")
+    argv, via_shell = command_argv(preset.command)
+    assert argv == ["codex", "exec", "--skip-git-repo-check", "fix the tests"] and not via_shell
+    wiring = ProxyWiring("http://127.0.0.1:8478", "tok")
+    assert agent_arguments(argv, wiring) == [
+        "codex", "-c", 'openai_base_url="http://127.0.0.1:8478/v1"', "exec", "--skip-git-repo-check", "fix the tests"]
+    # The user's own base URL, and other programs, are left alone.
+    own = ["/usr/bin/codex", "-c", "openai_base_url=http://x/v1", "exec", "t"]
+    assert agent_arguments(own, wiring) == own
+    assert agent_arguments(["python", "codex"], wiring) == ["python", "codex"]

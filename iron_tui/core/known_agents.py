@@ -1,0 +1,47 @@
+"""Agents iron-tui knows how to launch with zero flags, offered as presets in the agent panel.
+
+Data only: the dashboard lists the ones found on PATH, asks for the task when `takes_task`, and
+starts `preset(task)`. What each needs beyond the standard variables is applied at launch
+(`agent_env.agent_arguments`; e.g. Codex's base URL), so these commands stay what a user would type.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+
+from iron_tui.core.agent import AgentPreset
+
+__all__ = ["KNOWN_AGENTS", "KnownAgent", "available_agents"]
+
+
+@dataclass(frozen=True, slots=True)
+class KnownAgent:
+    name: str  # shown in the panel
+    program: str  # the executable looked up on PATH
+    command: tuple[str, ...]  # argv before the task
+    takes_task: bool  # the panel asks for a task and appends it as the last argument
+    description: str
+
+    def available(self) -> bool:
+        return shutil.which(self.program) is not None
+
+    def preset(self, task: str = "", cwd: str | None = None) -> AgentPreset:
+        argv = [*self.command, task] if self.takes_task and task else list(self.command)
+        return AgentPreset(name=self.name, command=argv, cwd=cwd)
+
+
+KNOWN_AGENTS: tuple[KnownAgent, ...] = (
+    KnownAgent(
+        name="Codex CLI",
+        program="codex",
+        command=("codex", "exec", "--skip-git-repo-check"),
+        takes_task=True,
+        description="OpenAI's coding agent, non-interactive (codex exec); GPT models natively, Claude "
+                    "models through the Responses translation",
+    ),
+)
+
+
+def available_agents() -> list[KnownAgent]:
+    return [a for a in KNOWN_AGENTS if a.available()]
