@@ -206,6 +206,10 @@ class Relay:
                             _checkpoint(eng, res, account)
                 else:
                     payload = _translate(translator, account, events, prepared, call.client_api)
+                    if translator.done and call.client_api == "openai.responses" and account.error is None:
+                        # Kept before the final event leaves, so a client that sends its next request
+                        # (previous_response_id) the moment it reads it always finds this one.
+                        eng.responses.remember(call.ctx, getattr(translator, "response", None))
                     if res.journaled:
                         _checkpoint(eng, res, account)
                     if payload:
@@ -284,8 +288,6 @@ class Relay:
                 tail = closing + client_stream_error(call.client_api, rec.error, code="stream_incomplete")
         else:
             rec.state = "ok"
-            if translator is not None and call.client_api == "openai.responses":
-                self.engine.responses.remember(call.ctx, getattr(translator, "response", None))
         if failure is not None:
             if not prepared:
                 self._finish_logs(rec, up_log, tr_log)

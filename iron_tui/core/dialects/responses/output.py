@@ -27,6 +27,7 @@ from iron_tui.core.dialects.responses.tools import CUSTOM_INPUT, ToolSet
 
 __all__ = [
     "ResponsesState",
+    "count_of",
     "custom_call_item",
     "custom_input_text",
     "decode_reasoning",
@@ -34,6 +35,7 @@ __all__ = [
     "function_call_item",
     "id_source",
     "message_item",
+    "obj_of",
     "reasoning_item",
     "response_object",
     "state_of",
@@ -46,8 +48,14 @@ _ECHOED = ("instructions", "max_output_tokens", "max_tool_calls", "previous_resp
            "safety_identifier", "user")
 
 
-def _obj(value: object) -> dict[str, Any]:
+def obj_of(value: object) -> dict[str, Any]:
+    """`value` if it is an object, else {} (for fields an upstream may send with the wrong type)."""
     return value if isinstance(value, dict) else {}
+
+
+def count_of(value: object) -> int:
+    """`value` if it is a positive integer token count, else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def text_of(value: object) -> str:
@@ -67,8 +75,8 @@ class ResponsesState:
     @classmethod
     def of(cls, body: dict[str, Any], options: Options, tools: ToolSet) -> ResponsesState:
         echo: dict[str, Any] = {k: body.get(k) for k in _ECHOED}
-        reasoning = _obj(body.get("reasoning"))
-        text = _obj(body.get("text"))
+        reasoning = obj_of(body.get("reasoning"))
+        text = obj_of(body.get("text"))
         echo.update(
             metadata=body.get("metadata") if isinstance(body.get("metadata"), dict) else {},
             parallel_tool_calls=body.get("parallel_tool_calls") is not False,

@@ -53,6 +53,11 @@ class ToolSet:
         tool = self.by_wire.get(wire_name)
         return tool.kind if tool is not None else "function"
 
+    def sent(self, choice: ToolChoice | None) -> list[Tool]:
+        """The tools to send upstream: all of them, or those `allowed_tools` names."""
+        allowed = choice.allowed if choice is not None else None
+        return [t for t in self.tools if allowed is None or t.wire_name in allowed]
+
     def client_name(self, wire_name: str) -> tuple[str, str | None]:
         """(name, namespace) of an upstream tool call; unknown names are passed on as they are."""
         tool = self.by_wire.get(wire_name)

@@ -231,11 +231,8 @@ def _messages(turns: list[_Turn], warnings: list[str]) -> list[dict[str, Any]]:
 
 
 def _tools(tools: ToolSet, choice: ToolChoice | None) -> list[dict[str, Any]]:
-    allowed = choice.allowed if choice is not None else None
     out = []
-    for tool in tools.tools:
-        if allowed is not None and tool.wire_name not in allowed:
-            continue
+    for tool in tools.sent(choice):
         if tool.kind == "custom":
             schema = custom_input_schema(tool)
         elif not tool.parameters:

@@ -18,6 +18,7 @@ from typing import Any
 from iron_tui.core.bounded_json import dumps_text
 from iron_tui.core.dialects.base import RequestContext, UpstreamFormatError
 from iron_tui.core.dialects.responses.output import (
+    count_of,
     custom_call_item,
     custom_input_text,
     encode_reasoning,
@@ -34,15 +35,11 @@ from iron_tui.core.dialects.responses.output import (
 __all__ = ["incomplete_reason", "thinking_block", "translate_response", "usage_of"]
 
 
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
 def usage_of(usage: object, reasoning_chars: int) -> dict[str, Any]:
     u = usage if isinstance(usage, dict) else {}
-    read, write = _int(u.get("cache_read_input_tokens")), _int(u.get("cache_creation_input_tokens"))
-    output = _int(u.get("output_tokens"))
-    return usage_object(_int(u.get("input_tokens")) + read + write, read, write, output,
+    read, write = count_of(u.get("cache_read_input_tokens")), count_of(u.get("cache_creation_input_tokens"))
+    output = count_of(u.get("output_tokens"))
+    return usage_object(count_of(u.get("input_tokens")) + read + write, read, write, output,
                         (reasoning_chars + 3) // 4)
 
 

@@ -16,16 +16,18 @@ import orjson
 from iron_tui.core.bounded_json import dumps_text
 from iron_tui.core.dialects.base import RequestContext, UpstreamFormatError
 from iron_tui.core.dialects.responses.events import EventWriter, OpenItem
-from iron_tui.core.dialects.responses.output import custom_input_text, encode_reasoning, id_source, state_of
+from iron_tui.core.dialects.responses.output import (
+    custom_input_text,
+    encode_reasoning,
+    id_source,
+    obj_of,
+    state_of,
+)
 from iron_tui.core.dialects.responses_anthropic.response import incomplete_reason, usage_of
 
 __all__ = ["AnthropicToResponsesStream"]
 
 _USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _str(value: object) -> str:
@@ -72,7 +74,7 @@ class AnthropicToResponsesStream:
 
     def _fold(self, usage: object) -> None:
         for name in _USAGE_FIELDS:
-            value = _dict(usage).get(name)
+            value = obj_of(usage).get(name)
             if isinstance(value, int) and not isinstance(value, bool):
                 self._usage[name] = value
 
@@ -83,7 +85,7 @@ class AnthropicToResponsesStream:
         if kind == "message_start":
             if self._writer is not None:
                 return []
-            message = _dict(data.get("message"))
+            message = obj_of(data.get("message"))
             self._fold(message.get("usage"))
             return self._start(_str(message.get("id")))
         if kind not in ("content_block_start", "content_block_delta", "content_block_stop", "message_delta",
@@ -101,7 +103,7 @@ class AnthropicToResponsesStream:
             out.extend(self._block_stop(writer, _index(data)))
         elif kind == "message_delta":
             self._fold(data.get("usage"))
-            self._stop_reason = _dict(data.get("delta")).get("stop_reason", self._stop_reason)
+            self._stop_reason = obj_of(data.get("delta")).get("stop_reason", self._stop_reason)
             out.extend(self._flush(writer))
         else:  # message_stop
             for index in list(self._blocks):
@@ -119,7 +121,7 @@ class AnthropicToResponsesStream:
         return writer.close(it, status="incomplete" if incomplete_reason(self._stop_reason) else "completed")
 
     def _block_start(self, writer: EventWriter, data: dict[str, Any]) -> list[bytes]:
-        block = _dict(data.get("content_block"))
+        block = obj_of(data.get("content_block"))
         index = _index(data)
         btype = block.get("type")
         if btype == "text":
@@ -158,7 +160,7 @@ class AnthropicToResponsesStream:
         entry = self._blocks.get(_index(data))
         if entry is None:
             return []
-        delta = _dict(data.get("delta"))
+        delta = obj_of(data.get("delta"))
         dtype = delta.get("type")
         if dtype == "text_delta" and entry.kind == "text":
             return writer.delta(entry.item, _str(delta.get("text")))

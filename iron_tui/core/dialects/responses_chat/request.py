@@ -107,11 +107,8 @@ def _messages(items: list[Any], tools: ToolSet, instructions: str | None) -> lis
 
 
 def _tools(tools: ToolSet, choice: ToolChoice | None) -> list[dict[str, Any]]:
-    allowed = choice.allowed if choice is not None else None
     out = []
-    for tool in tools.tools:
-        if allowed is not None and tool.wire_name not in allowed:
-            continue
+    for tool in tools.sent(choice):
         fn: dict[str, Any] = {"name": tool.wire_name}
         if tool.description:
             fn["description"] = tool.description

@@ -15,11 +15,13 @@ import orjson
 
 from iron_tui.core.dialects.base import RequestContext, UpstreamFormatError
 from iron_tui.core.dialects.responses.output import (
+    count_of,
     custom_call_item,
     custom_input_text,
     function_call_item,
     id_source,
     message_item,
+    obj_of,
     reasoning_item,
     response_object,
     state_of,
@@ -30,19 +32,11 @@ from iron_tui.core.dialects.responses.output import (
 __all__ = ["chat_reasoning", "incomplete_reason", "translate_response", "usage_of"]
 
 
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def usage_of(usage: object) -> dict[str, Any]:
-    u = _dict(usage)
-    return usage_object(_int(u.get("prompt_tokens")), _int(_dict(u.get("prompt_tokens_details")).get("cached_tokens")),
-                        0, _int(u.get("completion_tokens")),
-                        _int(_dict(u.get("completion_tokens_details")).get("reasoning_tokens")))
+    u = obj_of(usage)
+    return usage_object(count_of(u.get("prompt_tokens")), count_of(obj_of(u.get("prompt_tokens_details")).get("cached_tokens")),
+                        0, count_of(u.get("completion_tokens")),
+                        count_of(obj_of(u.get("completion_tokens_details")).get("reasoning_tokens")))
 
 
 def incomplete_reason(finish: object) -> str | None:
@@ -91,9 +85,9 @@ def translate_response(body: dict[str, Any], ctx: RequestContext) -> dict[str, A
         output.append(message_item(ids("msg"), refusal, refusal=True))
     calls = message.get("tool_calls")
     for call in calls if isinstance(calls, list) else ():
-        fn = _dict(_dict(call).get("function"))
+        fn = obj_of(obj_of(call).get("function"))
         wire, args = text_of(fn.get("name")), text_of(fn.get("arguments"))
-        call_id = text_of(_dict(call).get("id")) or ids("call")
+        call_id = text_of(obj_of(call).get("id")) or ids("call")
         name, namespace = state.tools.client_name(wire)
         if state.tools.kind_of(wire) == "custom":
             output.append(custom_call_item(ids("ctc"), call_id, name, namespace, custom_input_of(args)))

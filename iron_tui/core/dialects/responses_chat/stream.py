@@ -14,7 +14,7 @@ from typing import Any
 
 from iron_tui.core.dialects.base import DONE_EVENT, RequestContext
 from iron_tui.core.dialects.responses.events import EventWriter, OpenItem
-from iron_tui.core.dialects.responses.output import id_source, state_of, text_of
+from iron_tui.core.dialects.responses.output import id_source, obj_of, state_of, text_of
 from iron_tui.core.dialects.responses_chat.response import (
     chat_reasoning,
     custom_input_of,
@@ -23,10 +23,6 @@ from iron_tui.core.dialects.responses_chat.response import (
 )
 
 __all__ = ["ChatToResponsesStream"]
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 class _Call:
@@ -75,8 +71,8 @@ class ChatToResponsesStream:
         if isinstance(data.get("usage"), dict):
             self._usage = data["usage"]
         choices = data.get("choices")
-        choice = _dict(choices[0]) if isinstance(choices, list) and choices else {}
-        delta = _dict(choice.get("delta"))
+        choice = obj_of(choices[0]) if isinstance(choices, list) and choices else {}
+        delta = obj_of(choice.get("delta"))
         thought = chat_reasoning(delta)
         if thought:
             if self._reasoning is None:
@@ -92,7 +88,7 @@ class ChatToResponsesStream:
             out += writer.delta(self._text, text)
         calls = delta.get("tool_calls")
         for call in calls if isinstance(calls, list) else ():
-            out += self._tool_delta(writer, _dict(call))
+            out += self._tool_delta(writer, obj_of(call))
         if choice.get("finish_reason") is not None:
             self._finish = choice["finish_reason"]
         return out
@@ -104,7 +100,7 @@ class ChatToResponsesStream:
 
     def _tool_delta(self, writer: EventWriter, call: dict[str, Any]) -> list[bytes]:
         index = call.get("index", len(self._calls))
-        fn = _dict(call.get("function"))
+        fn = obj_of(call.get("function"))
         out: list[bytes] = []
         entry = self._calls.get(index)
         if entry is None:
