@@ -6,6 +6,7 @@ Nothing here touches the filesystem at import time; platform directories are res
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,6 +58,71 @@ class PriceConfig(BaseModel):
                                           description="The model's maximum output tokens (bounds budget reservations).")
     context_window: int | None = Field(default=None, ge=1, le=2**31 - 1,
                                        description="The model's context window in tokens.")
+
+
+class ProviderConfig(BaseModel):
+    """A provider iron-tui can route to (`[providers.NAME]`; `NAME/model` always reaches it). Keys never
+    live in the file: `key_env` names the environment variable that holds the key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api: Literal["openai", "openai-responses", "anthropic"] = Field(
+        default="openai",
+        description="What it speaks: openai (Chat Completions), openai-responses, or anthropic (Messages).")
+    base_url: str | None = Field(
+        default=None,
+        description="Base URL as the provider documents it for SDK clients (OpenAI APIs: with /v1); "
+                    "unset for a built-in preset keeps the preset's.")
+    key_env: str | None = Field(
+        default=None, description="Environment variable holding its key; unset: no key (local servers).")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra headers sent with every call.")
+    models: list[str] = Field(
+        default_factory=list,
+        description="Model name patterns (fnmatch, e.g. 'llama-*') routed here without the NAME/ prefix.")
+    price_provider: str | None = Field(
+        default=None,
+        description="The genai-prices provider whose prices apply (e.g. groq); unset: free on a loopback "
+                    "base URL, else looked up by model name.")
+
+    @field_validator("base_url")
+    @classmethod
+    def _base(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = v.strip().rstrip("/")
+        if not (v.startswith("http://") or v.startswith("https://")):
+            raise ValueError("must start with http:// or https://")
+        return v
+
+    @field_validator("key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and not _ENV_NAME.fullmatch(v):
+            raise ValueError("must be the NAME of an environment variable (letters, digits, _), not a key")
+        return v
+
+    @field_validator("headers")
+    @classmethod
+    def _no_secret_headers(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if name.lower() in ("authorization", "x-api-key", "api-key", "proxy-authorization"):
+                raise ValueError(f"header {name!r} would hold a key; keys come from key_env, never the file")
+        return v
+
+
+class RetryConfig(BaseModel):
+    """Retries of failures before the first byte (`[retries]`)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    attempts: int = Field(default=3, ge=1, le=10,
+                          description="Tries per model (1 = no retry) before its fallbacks.")
+    max_wait: float = Field(default=20.0, ge=0, le=600,
+                            description="Seconds a call may spend waiting between tries, in all.")
+    backoff: float = Field(default=0.5, ge=0, le=60,
+                           description="First back-off in seconds; doubles each try, with full jitter.")
+    cooldown: float = Field(default=30.0, ge=0, le=3600,
+                            description="Seconds a provider that keeps failing is skipped before a probe.")
 
 
 class Settings(BaseModel):
@@ -133,6 +199,15 @@ class Settings(BaseModel):
     otel_capture_content: bool = Field(
         default=False, description="Put prompts and completions (key-redacted) on spans. Off: token counts only."
     )
+    providers: dict[str, ProviderConfig] = Field(
+        default_factory=dict, description="Providers beyond OpenAI and Anthropic, or preset overrides.")
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="Aliases: a model name (or fnmatch pattern) a client sends → PROVIDER/model.")
+    fallbacks: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Models tried in order when a model keeps failing before its first byte.")
+    retries: RetryConfig = Field(default_factory=RetryConfig, description="Retries before the first byte.")
 
     @field_validator("openai_base_url", "anthropic_base_url", "server_url", "otel_endpoint")
     @classmethod
@@ -169,7 +244,9 @@ class Settings(BaseModel):
     def mode(self) -> Mode:
         if self.provider_keys():
             return "direct"
-        return "server"
+        if self.server_url and self.token is not None:
+            return "server"
+        return "direct"  # only configured providers (e.g. a local Ollama)
 
     def check_runnable(self) -> None:
         """Raise ConfigError when the engine cannot run with these settings."""
@@ -177,10 +254,16 @@ class Settings(BaseModel):
             return
         if self.server_url and self.token is not None:
             return
+        if self.providers or self.models:
+            return  # [providers] / [models] in the config: e.g. only a local model server
         raise ConfigError(
             "no provider key: set --openai-key/OPENAI_API_KEY or --anthropic-key/ANTHROPIC_API_KEY "
-            "(direct mode), or --server-url with --token/IC_TOKEN (server mode)"
+            "(direct mode), or --server-url with --token/IC_TOKEN (server mode), or configure a provider "
+            "such as a local Ollama ([providers.ollama] in the config file)"
         )
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class ConfigError(Exception):

@@ -26,6 +26,8 @@ from iron_tui.config import (
     SECRET_FIELDS,
     AgentPresetConfig,
     PriceConfig,
+    ProviderConfig,
+    RetryConfig,
     Settings,
 )
 from iron_tui.core.otel.config import ENVIRONMENT as OTEL_ENVIRONMENT
@@ -92,6 +94,10 @@ def type_name(annotation: Any, *, url: bool = False) -> str:
     if origin is dict:
         if len(args) == 2 and args[1] is PriceConfig:
             return "table of model prices"
+        if len(args) == 2 and args[1] is ProviderConfig:
+            return "table of providers"
+        return "table"
+    if annotation is RetryConfig:
         return "table"
     simple = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path",
               SecretStr: "string (secret)"}
@@ -221,7 +227,53 @@ def render_config_reference() -> str:
     ]
     out += [f"| `{name}` | {_cell(meaning)} |" for name, meaning in OTEL_ENVIRONMENT]
     out.append("")
+    out += _providers_section()
     return "\n".join(out)
+
+
+def _providers_section() -> list[str]:
+    from iron_tui.core.providers import PRESETS
+
+    out = [
+        "## Providers: `[providers.NAME]`, `[models]`, `[fallbacks]`, `[retries]`\n",
+        "`NAME/model` always routes to provider NAME. OpenAI and Anthropic are built in; these presets need "
+        "only their key variable (or, for local servers, a running server): "
+        + ", ".join(f"`{n}` ({p.base_url}" + (f", `{p.key_env}`" if p.key_required else ", no key") + ")"
+                    for n, p in PRESETS.items())
+        + ". A `[providers.NAME]` table adds a provider or overrides a preset (config file, or "
+        "`LlmRouter(providers=...)`).\n",
+        "| key | type | default | description |",
+        "|---|---|---|---|",
+    ]
+    out += [f"| `{d.key}` | {_cell(d.type)} | {_cell(d.default)} | {_cell(d.description)} |"
+            for d in _required_marked(ProviderConfig)]
+    out += ["", "`[retries]`:\n", "| key | type | default | description |", "|---|---|---|---|"]
+    out += [f"| `{d.key}` | {_cell(d.type)} | {_cell(d.default)} | {_cell(d.description)} |"
+            for d in _required_marked(RetryConfig)]
+    out += [
+        "",
+        "```toml",
+        "[providers.local]                      # any name: local/MODEL routes here",
+        'api = "openai"                         # openai | openai-responses | anthropic',
+        'base_url = "http://127.0.0.1:8080/v1"  # as its SDK clients take it',
+        'models = ["llama-*"]                   # also route these names here without the prefix',
+        "",
+        "[providers.groq]                       # a preset: only what differs",
+        'headers = { "X-Team" = "agents" }',
+        "",
+        "[models]                               # aliases: exact names first, then patterns",
+        '"fast" = "groq/llama-3.3-70b-versatile"',
+        '"claude-haiku-*" = "ollama/qwen2.5-coder"',
+        "",
+        "[fallbacks]                            # after a model's retries are used up",
+        '"gpt-4o" = ["claude-sonnet-4-5", "ollama/qwen2.5-coder"]',
+        "",
+        "[retries]",
+        "attempts = 3",
+        "```",
+        "",
+    ]
+    return out
 
 
 def _required_marked(model: type[BaseModel]) -> list[FieldDoc]:

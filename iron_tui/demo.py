@@ -95,6 +95,11 @@ class Pacing:
         return cls(LATENCY_MS / speed, CHUNK_DELAY_MS / speed, STEP_PAUSE_S / speed)
 
 
+# A model the simulated OpenAI answers "overloaded", and the local model it falls back to.
+OVERLOADED_MODEL = "gpt-4.1"
+LOCAL_MODEL = "qwen2.5-coder"
+
+
 @dataclass(frozen=True)
 class DemoWorld:
     """The simulated outside world the engine talks to."""
@@ -102,6 +107,7 @@ class DemoWorld:
     sim: Any  # ProviderSim
     control: Any  # ControlSim
     ic_token: str
+    local: Any = None  # ProviderSim as a local OpenAI-compatible server (an Ollama stand-in)
 
     def settings(self, *, port: int, data_dir: Path, theme: str | None = None) -> Settings:
         values: dict[str, Any] = {
@@ -116,6 +122,10 @@ class DemoWorld:
             "data_dir": data_dir,
             "sync_interval": 1.0,  # so the dashboard shows events reaching the server as they happen
             "flush_timeout": 5.0,
+            # A local model server (an Ollama stand-in: no key, $0) and a fallback to it.
+            "providers": {"local": {"base_url": self.local.url + "/v1"}} if self.local is not None else {},
+            "fallbacks": {OVERLOADED_MODEL: [f"local/{LOCAL_MODEL}"]} if self.local is not None else {},
+            "retries": {"attempts": 2, "backoff": 0.05},
         }
         if theme:
             values["theme"] = theme
@@ -132,8 +142,12 @@ async def demo_world(pacing: Pacing) -> AsyncIterator[DemoWorld]:
     from iron_tui.sim.control_server import ControlSim
 
     sim = ProviderSim(SimSettings(openai_keys={OPENAI_SIM_KEY}, anthropic_keys={ANTHROPIC_SIM_KEY},
-                                  latency_ms=pacing.latency_ms, chunk_delay_ms=pacing.chunk_delay_ms))
+                                  latency_ms=pacing.latency_ms, chunk_delay_ms=pacing.chunk_delay_ms,
+                                  overloaded_models=frozenset({OVERLOADED_MODEL})))
     await sim.start()
+    local = ProviderSim(SimSettings(open_access=True, served_models=(LOCAL_MODEL,), latency_ms=pacing.latency_ms,
+                                    chunk_delay_ms=pacing.chunk_delay_ms))
+    await local.start()
     control = ControlSim()
     try:
         await control.start()
@@ -142,9 +156,10 @@ async def demo_world(pacing: Pacing) -> AsyncIterator[DemoWorld]:
         # engine only uses the server for analytics.
         control.add_agent(ic_token, agent_id="agent_demo", provider="openai", provider_key=OPENAI_SIM_KEY,
                           base_url=sim.url)
-        yield DemoWorld(sim, control, ic_token)
+        yield DemoWorld(sim, control, ic_token, local)
     finally:
         await control.stop()
+        await local.stop()
         await sim.stop()
 
 
@@ -205,6 +220,7 @@ def summary_lines(engine: Any, world: DemoWorld, alerts: list[Any]) -> list[str]
     failed: Counter[str] = Counter(r.provider for r in records if r.state != "ok")
     translated = sum(1 for r in records if r.translated)
     streamed = sum(1 for r in records if r.stream)
+    fell_back = sum(1 for r in records if r.attempts and r.state == "ok" and r.client_model is not None)
     parts = []
     for provider, n in sorted(by_provider.items()):
         extra = f" ({failed[provider]} failed or refused)" if failed[provider] else ""
@@ -212,7 +228,7 @@ def summary_lines(engine: Any, world: DemoWorld, alerts: list[Any]) -> list[str]
     spent, limit = engine.ledger.status()
     lines = [
         f"summary: {len(records)} calls: {', '.join(parts) or 'none'}; {translated} translated "
-        f"(OpenAI SDK → Claude), {streamed} streamed",
+        f"(OpenAI SDK → Claude), {streamed} streamed, {fell_back} served by a fallback",
         f"summary: spend ${spent / 1e6:.4f} of ${(limit or 0) / 1e6:.2f} budget "
         f"({(100 * spent / limit) if limit else 0:.0f}%)",
         "summary: budget alerts: " + (", ".join(

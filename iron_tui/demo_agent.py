@@ -181,10 +181,28 @@ class Tour:
         )
         say(f"  → agent returned {json.dumps(result)}; model answered {short(second.choices[0].message.content)}")
 
+    def local_model(self) -> None:
+        self.next("A local model (local/qwen2.5-coder, an Ollama-like server on this machine): no key, $0")
+        raw = self.openai.chat.completions.with_raw_response.create(
+            model="local/qwen2.5-coder", max_tokens=100,
+            messages=[{"role": "user", "content": "Write a one-line docstring. [[sim:words=12]]"}],
+        )
+        reply = raw.parse()
+        say(f"  → {short(reply.choices[0].message.content)} ({self.note_cost(raw.headers)})")
+
+    def fallback(self) -> None:
+        self.next("A fallback: gpt-4.1 is overloaded (503); iron-tui retries, then falls back to the local model")
+        reply = self.openai.chat.completions.create(
+            model="gpt-4.1", max_tokens=100,
+            messages=[{"role": "user", "content": "Refactor this loop. [[sim:words=16]]"}],
+        )
+        say(f"  → answered by {reply.model} after gpt-4.1 failed: {short(reply.choices[0].message.content)}")
+
     def upstream_error(self) -> None:
         import openai
 
-        self.next("An upstream error: the provider answers 429 (rate limited); iron-tui relays it unchanged")
+        self.next("An upstream error: the provider keeps answering 429 (rate limited); iron-tui retries, then "
+                  "relays it")
         try:
             self.openai.with_options(max_retries=0).chat.completions.create(
                 model=OPENAI_MODEL, max_tokens=50,
@@ -257,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     say("agent started; the SDKs only know the local proxy URL and a local token, no provider key")
     steps = (tour.openai_chat, tour.openai_stream, tour.claude_via_openai, tour.anthropic_native,
-             tour.tool_round_trip, tour.upstream_error, tour.long_reports, tour.over_budget)
+             tour.tool_round_trip, tour.local_model, tour.fallback, tour.upstream_error, tour.long_reports,
+             tour.over_budget)
     failed = 0
     for step in steps:
         try:

@@ -95,7 +95,9 @@ def format_request(r: dict[str, Any]) -> str:
     if r.get("stream"):
         flags.append("stream")
     if r.get("translated"):
-        flags.append("openai→anthropic")
+        flags.append(f"{str(r.get('api', '')).split('.')[0]}→{r['provider']}")  # e.g. openai→anthropic
+    if r.get("client_model"):
+        flags.append(f"as={r['client_model']}")
     if r.get("agent_id"):
         flags.append(f"agent={r['agent_id']}")
     if r.get("capped_max_tokens") is not None:
@@ -107,6 +109,11 @@ def format_request(r: dict[str, Any]) -> str:
     )
     if flags:
         line += " [" + " ".join(flags) + "]"
+    attempts = r.get("attempts")
+    if attempts:
+        # Each try: provider/model and its status (or "-" when unreachable/skipped), e.g.
+        # "tries: openai/gpt-4o-mini 503, openai/gpt-4o-mini 503, ollama/qwen2.5-coder 200".
+        line += " tries: " + ", ".join(f"{a['provider']}/{a['model']} {a['status'] or '-'}" for a in attempts)
     if r.get("error"):
         line += f" error: {r['error']}"
     return line

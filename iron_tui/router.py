@@ -39,14 +39,19 @@ class LlmRouter:
         openai_base_url: str | None = None,
         anthropic_base_url: str | None = None,
         data_dir: str | Path | None = None,
+        providers: dict[str, dict[str, Any]] | None = None,
+        models: dict[str, str] | None = None,
+        fallbacks: dict[str, list[str]] | None = None,
     ) -> None:
         keys = {k: v for k, v in (provider_keys or {}).items() if v}
         unknown = set(keys) - {"openai", "anthropic"}
         if unknown:
-            raise ValueError(f"provider_keys: unknown provider(s) {sorted(unknown)}; use 'openai' and 'anthropic'")
-        if not provider_key and not keys and not (api_key and server_url):
+            raise ValueError(f"provider_keys: unknown provider(s) {sorted(unknown)}; use 'openai' and 'anthropic' "
+                             "(other providers take their key from the variable their key_env names)")
+        if not provider_key and not keys and not (api_key and server_url) and not providers:
             raise ValueError(
-                "LlmRouter needs either provider_key (direct mode) or both api_key and server_url (server mode)"
+                "LlmRouter needs provider_key (direct mode), both api_key and server_url (server mode), "
+                "or providers={...} (e.g. a local model server)"
             )
         if budget is not None and not 0 <= budget <= MAX_BUDGET_USD:  # NaN and inf fail this too
             raise ValueError(f"budget must be a number from 0 to {MAX_BUDGET_USD} (or None for unlimited)")
@@ -62,6 +67,10 @@ class LlmRouter:
             "openai_base_url": openai_base_url,
             "anthropic_base_url": anthropic_base_url,
             "data_dir": Path(data_dir) if data_dir is not None else default_data_dir(),
+            # The same tables as [providers], [models] and [fallbacks] in the config file.
+            "providers": providers,
+            "models": models,
+            "fallbacks": fallbacks,
         }
         try:
             settings = Settings(**{k: v for k, v in values.items() if v is not None})

@@ -58,16 +58,21 @@ def check_story(out: str) -> None:
     assert re.search(r" openai gpt-4o-mini 429 .* error: Rate limit", out)
     assert "caught openai.RateLimitError (HTTP 429)" in out
     assert re.search(r" 402 .* error: Iron Cage insufficient budget", out)
+    # A local model (no key, $0), and a fallback from an overloaded model to it.
+    assert re.search(r" local qwen2\.5-coder 200 .*\$0\.000000 \[as=local/qwen2\.5-coder", out)
+    assert re.search(r" local qwen2\.5-coder 200 .*\[as=gpt-4\.1 .*tries: openai/gpt-4\.1 503, .*"
+                     r"local/qwen2\.5-coder 200", out)
     # Spend crosses the 80 % warning.
     assert re.search(r"budget warning: \$0\.0\d+ of \$0\.02 spent \((8\d|9\d)%\)", out)
 
 
 def check_summary(out: str) -> None:
-    calls = re.search(r"summary: (\d+) calls: anthropic (\d+), openai (\d+) \((\d+) failed or refused\); "
-                      r"(\d+) translated", out)
+    calls = re.search(r"summary: (\d+) calls: anthropic (\d+), local (\d+), openai (\d+) \((\d+) failed or "
+                      r"refused\); (\d+) translated", out)
     assert calls, out[-2000:]
-    total, anthropic, openai_calls, failed, translated = map(int, calls.groups())
-    assert total == anthropic + openai_calls and anthropic >= 2 and openai_calls >= 4
+    total, anthropic, local, openai_calls, failed, translated = map(int, calls.groups())
+    assert total == anthropic + local + openai_calls and anthropic >= 2 and openai_calls >= 4 and local == 2
+    assert "1 served by a fallback" in out
     assert failed == 2 and translated == 1  # the 429 and the 402
     assert total == len(re.findall(r"^\S+Z req_\w+ ", out, re.M))  # one log line per call
     spend = re.search(r"summary: spend \$(\d+\.\d+) of \$(\d+\.\d+) budget \((\d+)%\)", out)

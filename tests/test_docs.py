@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from iron_tui.cli import build_parser
-from iron_tui.config import ENV_VARS, AgentPresetConfig, PriceConfig, Settings
+from iron_tui.config import ENV_VARS, AgentPresetConfig, PriceConfig, ProviderConfig, RetryConfig, Settings
 from iron_tui.config_docs import render_config_reference
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,11 +23,14 @@ def test_configuration_reference_is_up_to_date() -> None:
 
 def test_configuration_reference_lists_every_option_flag_and_variable() -> None:
     text = render_config_reference()
-    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `(\w+)` \|.*$", text, re.M)}
-    for model in (Settings, AgentPresetConfig, PriceConfig):
+    every: dict[str, list[str]] = {}
+    for m in re.finditer(r"^\| `(\w+)` \|.*$", text, re.M):
+        every.setdefault(m.group(1), []).append(m.group(0))
+    rows = {name: found[0] for name, found in every.items()}  # the options table comes first
+    for model in (Settings, AgentPresetConfig, PriceConfig, ProviderConfig, RetryConfig):
         for name, field in model.model_fields.items():
-            assert name in rows, name
-            assert field.description and field.description in rows[name]
+            assert name in every, name
+            assert field.description and any(field.description in row for row in every[name]), name
     for name, var in ENV_VARS.items():
         assert f"`{var}`" in rows[name]
     flags = {a.dest: a.option_strings[0] for a in build_parser()._actions if a.option_strings}

@@ -49,6 +49,7 @@ def reference_summary(r: RequestRecord) -> dict[str, Any]:
         "cache_read_tokens": r.cache_read_tokens, "cache_write_tokens": r.cache_write_tokens,
         "cost_usd": usd(r.cost_micros), "priced": r.priced, "cost_estimated": r.cost_estimated,
         "capped_max_tokens": r.capped_max_tokens, "error": r.error,
+        "client_model": r.client_model, "attempts": list(r.attempts),
     }
 
 

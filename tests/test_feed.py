@@ -30,6 +30,7 @@ from iron_tui.core.events import (
     CostAlert,
     Event,
     Notice,
+    ProviderHealthChanged,
     RequestFinished,
     RequestRecord,
     RequestStarted,
@@ -85,6 +86,9 @@ def sample_events() -> list[Event]:
                   agent_id="agent_001"),
         SyncStatus(T0 + 3, state="retrying", pending=3, sent=41, rejected=0, last_success=T0 - 5,
                    next_attempt=T0 + 8, last_error="control server answered 503"),
+        ProviderHealthChanged(T0 + 3, provider="groq", state="down", data={
+            "provider": "groq", "state": "down", "error_rate": 0.6, "latency_ms": 412.5, "calls": 5,
+            "failures": 3, "retry_in_s": 30.0, "last_error": "Groq is unreachable at https://api.groq.com/openai/v1"}),
         AgentStateChanged(T0 + 4, agent_id="agent_001", state="running", name="python agent.py", pid=4242),
         AgentOutput(T0 + 5, agent_id="agent_001", stream="stdout", line="step 3/10: summarising", seq=17),
         AgentStateChanged(T0 + 6, agent_id="agent_001", state="exited", name="python agent.py", pid=4242,
@@ -331,7 +335,7 @@ async def test_every_event_type_arrives_with_its_shape() -> None:
         by_type = [(m["type"], m.get("event") or m.get("state")) for m in got]
         assert by_type == [
             ("REQUEST_STARTED", None), ("REQUEST_FINISHED", None), ("AGENT_EVENT", "llm_call"),
-            ("STATE_UPDATE", "budget"), ("COST_ALERT", None), ("SYNC_STATUS", None),
+            ("STATE_UPDATE", "budget"), ("COST_ALERT", None), ("SYNC_STATUS", None), ("PROVIDER_HEALTH", None),
             ("STATE_UPDATE", "running"), ("AGENT_EVENT", "started"), ("AGENT_EVENT", "output"),
             ("STATE_UPDATE", "exited"), ("AGENT_EVENT", "exited"),
         ]
@@ -341,9 +345,10 @@ async def test_every_event_type_arrives_with_its_shape() -> None:
         assert got[3]["data"] == {"budget_spent": 4.10894, "budget_limit": 5.0, "budget_reserved": 0.12,
                                   "period": "session"}
         assert got[5]["sync"]["last_success"] == "2025-12-31T23:59:55.000Z"
-        assert got[7]["data"]["pid"] == 4242
-        assert got[8]["data"] == {"stream": "stdout", "line": "step 3/10: summarising", "seq": 17}
-        assert got[9]["data"]["exit_code"] == 0
+        assert got[6]["provider"]["state"] == "down" and got[6]["provider"]["retry_in_s"] == 30.0
+        assert got[8]["data"]["pid"] == 4242
+        assert got[9]["data"] == {"stream": "stdout", "line": "step 3/10: summarising", "seq": 17}
+        assert got[10]["data"]["exit_code"] == 0
 
 
 async def test_request_finished_yields_llm_call_agent_event() -> None:
@@ -535,7 +540,7 @@ def test_schema_is_valid_and_covers_every_message_type() -> None:
     types = {schema["$defs"][ref["$ref"].rsplit("/", 1)[1]]["properties"]["type"]["const"]
              for ref in schema["oneOf"]}
     assert types == {"SNAPSHOT", "REQUEST_STARTED", "REQUEST_FINISHED", "STATE_UPDATE", "AGENT_EVENT",
-                     "COST_ALERT", "SYNC_STATUS", "HEARTBEAT", "PONG", "ERROR"}
+                     "COST_ALERT", "SYNC_STATUS", "PROVIDER_HEALTH", "HEARTBEAT", "PONG", "ERROR"}
     for message in doc_examples():
         check(message)
 
@@ -574,7 +579,7 @@ def test_docs_examples_validate_and_match_to_wire() -> None:
     assert blocks == doc_examples()
     documented = {m["type"] for m in blocks}
     assert documented == {"SNAPSHOT", "REQUEST_STARTED", "REQUEST_FINISHED", "STATE_UPDATE", "AGENT_EVENT",
-                          "COST_ALERT", "SYNC_STATUS", "HEARTBEAT", "PONG", "ERROR"}
+                          "COST_ALERT", "SYNC_STATUS", "PROVIDER_HEALTH", "HEARTBEAT", "PONG", "ERROR"}
     text = DOCS.read_text("utf-8")
     for needle in ("4401", "1013", "1001", "Authorization: Bearer", '"type":"AUTH"', "30 s"):
         assert needle in text, f"docs/feed.md does not mention {needle}"

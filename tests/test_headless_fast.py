@@ -92,7 +92,7 @@ def test_text_lines_are_unchanged() -> None:
     assert got == [
         f"{iso_utc(T)} req_000001 openai gpt-4o-mini 200 12.3ms in=31 out=9 $0.000011",
         f"{iso_utc(T)} req_000001 openai gpt-4o-mini 200 12.3ms in=31 out=9 $0.000011~ "
-        "[stream openai→anthropic agent=agent_1] error: naïve ✗ error — 日本",
+        "[stream openai→openai agent=agent_1] error: naïve ✗ error — 日本",
         f"{iso_utc(T)} req_000001 openai gpt-4o-mini 200 12.3ms in={2**70} out=9 unpriced",
         f"{iso_utc(T)} req_000001 openai gpt-4o-mini 200 12.3ms in=31 out=9 $0.000011 error: lone \\udcff surrogate",  # escaped: no stream can encode it
         f"{ts} budget critical: $0.9500 of $1.00 spent (95%)",

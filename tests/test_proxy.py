@@ -137,12 +137,20 @@ async def test_unknown_model_with_two_keys_is_400_naming_it(engine: Engine) -> N
     assert "llama-3" in str(e.value)
 
 
-async def test_unknown_model_with_one_key_goes_to_that_provider(make_engine: EngineFactory) -> None:
+async def test_an_unknown_model_is_a_400_listing_providers_even_with_one_key(make_engine: EngineFactory) -> None:
     engine = await make_engine(anthropic_key=None)
-    r = await oai(engine).chat.completions.create(model="my-finetune", messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(openai.BadRequestError) as err:
+        await oai(engine).chat.completions.create(model="my-finetune", messages=[{"role": "user", "content": "x"}])
+    msg = err.value.body["message"]  # type: ignore[index]
+    assert "my-finetune" in msg and "openai" in msg and "ollama" in msg, "never a silent guess"
+    assert err.value.code == "model_not_found"
+    # Naming the provider reaches it.
+    r = await oai(engine).chat.completions.create(model="openai/my-finetune",
+                                                  messages=[{"role": "user", "content": "x"}])
     assert r.choices[0].message.content
     rec = engine.history.recent(1)[0]
-    assert rec.provider == "openai" and not rec.priced and rec.cost_micros is None
+    assert rec.provider == "openai" and rec.model == "my-finetune" and rec.client_model == "openai/my-finetune"
+    assert not rec.priced and rec.cost_micros is None
 
 
 async def test_path_prefix_forces_provider(engine: Engine, sim: ProviderSim) -> None:

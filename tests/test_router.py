@@ -142,3 +142,23 @@ def test_start_stop_twenty_times_leaks_nothing(sim_url: str, tmp_path: Path) -> 
     gc.collect()
     assert threading.active_count() <= threads0
     assert fds() <= fds0 + 3
+
+
+def test_providers_aliases_and_fallbacks_through_the_python_api(sim_url: str, tmp_path: Path) -> None:
+    # No provider key at all: only a local OpenAI-compatible server (the simulator stands in for Ollama).
+    with LlmRouter(providers={"local": {"base_url": sim_url + "/v1", "key_env": "IRON_TEST_LOCAL_KEY"}},
+                   models={"fast": "local/gpt-4o-mini"}, data_dir=tmp_path) as r:
+        os.environ.pop("IRON_TEST_LOCAL_KEY", None)
+        client = openai.OpenAI(base_url=r.base_url, api_key=r.api_key, max_retries=0)
+        with pytest.raises(openai.AuthenticationError):  # the sim wants its key, and none is set
+            client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
+    os.environ["IRON_TEST_LOCAL_KEY"] = OPENAI_KEY
+    try:
+        with LlmRouter(providers={"local": {"base_url": sim_url + "/v1", "key_env": "IRON_TEST_LOCAL_KEY"}},
+                       models={"fast": "local/gpt-4o-mini"}, data_dir=tmp_path) as r:
+            client = openai.OpenAI(base_url=r.base_url, api_key=r.api_key, max_retries=0)
+            reply = client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
+            assert reply.choices[0].message.content
+            assert r.total_spent() == 0.0, "a server on this machine is free"
+    finally:
+        os.environ.pop("IRON_TEST_LOCAL_KEY", None)

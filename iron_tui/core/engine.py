@@ -37,6 +37,7 @@ from iron_tui.core.events import (
     usd,
 )
 from iron_tui.core.feed import Feed
+from iron_tui.core.health import ProviderHealth
 from iron_tui.core.history import History
 from iron_tui.core.keys import KeyRing
 from iron_tui.core.ledger_store import LedgerStore
@@ -45,6 +46,7 @@ from iron_tui.core.metrics_route import metrics_handler
 from iron_tui.core.model_limits import LimitOverride, ModelLimits
 from iron_tui.core.otel import Tracing, start_tracing
 from iron_tui.core.pricing import PriceOverride, Pricer
+from iron_tui.core.providers import BUILTIN, ProviderTable
 from iron_tui.core.proxy.handlers import Proxy
 from iron_tui.core.recovery import INTERRUPTED, RecoveredCall, recover_dead
 from iron_tui.core.redact import registered_secrets
@@ -100,6 +102,12 @@ class Engine:
         self.upstream: UpstreamClient  # provider calls: the per-request hot path
         self.control: ControlClient | None = None
         self.analytics: AnalyticsSync | None = None
+        # Which provider serves a model (presets, [providers], [models] aliases, [fallbacks]): resolved
+        # once here; keys for providers beyond OpenAI/Anthropic are read from their variables at start.
+        self.providers = ProviderTable.from_settings(
+            settings, {"openai": settings.openai_base_url, "anthropic": settings.anthropic_base_url})
+        self.health = ProviderHealth(clock=self.clock, publish=self.bus.publish,
+                                     cooldown_s=settings.retries.cooldown)
         self.pricer = Pricer(
             {
                 name: PriceOverride(p.input_per_mtok, p.output_per_mtok, p.cache_read_per_mtok,
@@ -107,6 +115,8 @@ class Engine:
                 for name, p in settings.prices.items()
             },
             strict=settings.strict_pricing,
+            price_ids={n: (None if spec.local else spec.price_provider)
+                       for n, spec in self.providers.specs.items() if n not in BUILTIN},
         )
         self.limits = ModelLimits({
             name: LimitOverride(p.max_output_tokens, p.context_window) for name, p in settings.prices.items()
@@ -215,7 +225,8 @@ class Engine:
                 interval_s=s.sync_interval, flush_timeout_s=s.flush_timeout,
             )
         base_urls = {"openai": s.openai_base_url, "anthropic": s.anthropic_base_url}
-        self.keys = KeyRing(s.provider_keys(), base_urls, self.control if self.mode == "server" else None)
+        self.keys = KeyRing(s.provider_keys(), base_urls, self.control if self.mode == "server" else None,
+                            specs=self.providers.specs, env=os.environ)
         self.proxy = Proxy(self)
         self.feed = Feed(self.bus, token=self.token, snapshot=self.snapshot, clock=self.clock,
                          heartbeat_s=self._feed_heartbeat_s)
@@ -464,11 +475,17 @@ class Engine:
             "provider": rec.provider,
             "agent_id": rec.agent_id,
         }
+        if rec.provider not in BUILTIN:
+            # The protocol's provider is openai / anthropic / unknown: name a configured one here.
+            common["provider_id"] = rec.provider
         if rec.state == "ok":
             return completed_event(input_tokens=rec.input_tokens, output_tokens=rec.output_tokens,
                                    cost_micros=rec.cost_micros or 0, **common)
+        message = rec.error or "failed"
+        if len(rec.attempts) > 1:  # one event per call, whatever it took: say so
+            message += f" (after {len(rec.attempts)} attempts)"
         return failed_event(error_code=rec.error_code or str(rec.status or "error"),
-                            error_message=rec.error or "failed", **common)
+                            error_message=message, **common)
 
     async def _report(self, rec: RequestRecord) -> None:
         assert self.control is not None and self.lease is not None
@@ -515,6 +532,7 @@ class Engine:
                 "reason": self.agent.reason,
             },
             "totals": self.totals(),
+            "providers": self.health.snapshot(),
             "requests": [r.summary() for r in self.history.recent(50)],
         }
 

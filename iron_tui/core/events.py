@@ -86,6 +86,9 @@ class RequestRecord:
     upstream_response: str | None = None
     translated_response: str | None = None
     upstream_api: str | None = None  # the provider dialect that served the call (openai, anthropic, …)
+    client_model: str | None = None  # the name the client sent, when an alias or NAME/ prefix changed it
+    # Each try when there was more than one (retries, fallbacks): core/proxy/attempts.attempt_wire.
+    attempts: list[dict[str, Any]] = field(default_factory=list)
     traceparent: str | None = None  # the client's W3C trace context, continued by tracing
     event_id: str | None = None  # its analytics event's id, fixed at admission (crash recovery reuses it)
 
@@ -126,6 +129,8 @@ class RequestRecord:
             "cost_estimated": self.cost_estimated,
             "capped_max_tokens": self.capped_max_tokens,
             "error": self.error,
+            "client_model": self.client_model,
+            "attempts": [dict(a) for a in self.attempts] if self.attempts else [],
         }
 
 
@@ -253,6 +258,17 @@ class Notice(Event):
         object.__setattr__(self, "message", clean_text(self.message))
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderHealthChanged(Event):
+    """A provider's health state changed (core/health.py); `data` is its wire form (feed PROVIDER_HEALTH)."""
+
+    kind: ClassVar[str] = "provider_health"
+    timestamp: float
+    provider: str
+    state: Literal["ok", "degraded", "down"]
+    data: dict[str, Any]
+
+
 # --- wire form (WebSocket feed) -------------------------------------------------------------------
 
 
@@ -345,6 +361,8 @@ def to_wire(event: Event) -> list[dict[str, Any]]:
             {"type": "AGENT_EVENT", "timestamp": ts, "agent_id": event.agent_id, "event": "output",
              "data": {"stream": event.stream, "line": event.line, "seq": event.seq}}
         ]
+    if isinstance(event, ProviderHealthChanged):
+        return [{"type": "PROVIDER_HEALTH", "timestamp": ts, "provider": event.data}]
     return []
 
 

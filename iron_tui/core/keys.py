@@ -6,6 +6,7 @@ an event, a stored row or an error body.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from iron_tui.core.redact import register_secret
 
 if TYPE_CHECKING:
     from iron_tui.core.control import ControlClient
+    from iron_tui.core.providers import ProviderSpec
 
 
 class KeyUnavailable(Exception):
@@ -37,6 +39,9 @@ class KeyRing:
         direct: dict[str, str],
         base_urls: dict[str, str],
         control: ControlClient | None = None,
+        *,
+        specs: Mapping[str, ProviderSpec] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self._direct = dict(direct)
         self._base_urls = dict(base_urls)
@@ -46,19 +51,38 @@ class KeyRing:
         }
         for key in self._direct.values():
             register_secret(key)
+        # Providers beyond OpenAI/Anthropic: their key comes from the variable their spec names (read
+        # once, here); a local server without one gets no key at all.
+        self._missing: dict[str, str] = {}
+        for name, spec in (specs or {}).items():
+            if name in self._base_urls:
+                continue
+            key = (env or {}).get(spec.key_env, "") if spec.key_env else ""
+            if key:
+                register_secret(key)
+                self._resolved[name] = ResolvedKey(name, key, spec.base_url)
+            elif not spec.key_required:
+                self._resolved[name] = ResolvedKey(name, "", spec.base_url)
+            else:
+                self._missing[name] = (f"no {spec.label} key configured: this request needs one (set the "
+                                       f"{spec.key_env} environment variable)")
 
     @property
     def mode(self) -> str:
         return "direct" if self._direct else "server"
 
     def configured(self) -> list[str]:
-        """Providers a request can be routed to without naming one (used for unknown models)."""
+        """Built-in providers with a key (configured, or already handed out by the control server)."""
         if self._direct:
             return sorted(self._direct)
         if self._control is not None:
             known = self._control.cached_providers()
             return sorted(known)
         return []
+
+    def others(self) -> list[str]:
+        """Configured providers beyond OpenAI/Anthropic that have their key (or need none)."""
+        return [p for p in self._resolved if p not in self._base_urls]
 
     def base_url(self, provider: str) -> str:
         return self._base_urls[provider]
@@ -67,7 +91,9 @@ class KeyRing:
         hit = self._resolved.get(provider)
         if hit is not None:
             return hit
-        if self._control is None:
+        if provider in self._missing:
+            raise KeyUnavailable(400, self._missing[provider], "missing_provider_key")
+        if self._control is None or provider not in self._base_urls:
             name = PROVIDER_NAMES.get(provider, provider)
             raise KeyUnavailable(
                 400,

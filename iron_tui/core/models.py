@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from iron_tui.core.keys import KeyUnavailable
+from iron_tui.core.providers import BUILTIN, upstream_url
 from iron_tui.core.proxy.headers import upstream_headers
 
 if TYPE_CHECKING:
@@ -33,10 +34,14 @@ async def _fetch(engine: Engine, provider: str) -> list[dict[str, Any]]:
         rk = await engine.keys.get(provider)
     except KeyUnavailable:
         return []
-    base = rk.base_url[:-3] if rk.base_url.endswith("/v1") else rk.base_url
+    spec = engine.providers.specs.get(provider)
+    api = spec.apis[0] if spec is not None else provider
+    headers = upstream_headers({}, api, rk.key)
+    if spec is not None:
+        headers.update(spec.headers)
     try:
         async with engine.session.get(
-            base + "/v1/models", headers=upstream_headers({}, provider, rk.key),
+            upstream_url(rk.base_url, "/v1/models", "", api), headers=headers,
             timeout=aiohttp.ClientTimeout(total=10),
         ) as resp:
             if resp.status != 200:
@@ -60,8 +65,14 @@ async def list_models(engine: Engine, path: str, shape: str = "openai") -> dict[
         providers = ["openai", "anthropic"]
     if engine.mode == "direct":
         providers = [p for p in providers if p in engine.keys.configured()]
+    if not path.startswith(("/anthropic", "/openai")):
+        # Configured providers (and presets whose key is set), their models named PROVIDER/model so a
+        # client can send the name it was given.
+        providers += [p for p in engine.keys.others() if p in engine.providers.configured
+                      or engine.providers.specs[p].key_required]
     results = await asyncio.gather(*(_fetch(engine, p) for p in providers))
-    pairs = [(p, m) for p, items in zip(providers, results, strict=True) for m in items]
+    pairs = [(p, m if p in BUILTIN else {**m, "id": f"{p}/{m['id']}"})
+             for p, items in zip(providers, results, strict=True) for m in items]
     if shape == "anthropic":
         data = [_anthropic_entry(p, m) for p, m in pairs]
         return {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
@@ -70,14 +81,14 @@ async def list_models(engine: Engine, path: str, shape: str = "openai") -> dict[
 
 
 def _openai_entry(provider: str, m: dict[str, Any]) -> dict[str, Any]:
-    if provider == "openai":
+    if m.get("type") != "model":  # already OpenAI's shape (OpenAI and OpenAI-compatible servers)
         return m
     created = m.get("created_at")
     return {"id": m["id"], "object": "model", "created": _epoch(created), "owned_by": provider}
 
 
 def _anthropic_entry(provider: str, m: dict[str, Any]) -> dict[str, Any]:
-    if provider == "anthropic":
+    if m.get("type") == "model":  # already Anthropic's shape
         return m
     created = m.get("created")
     iso = (datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

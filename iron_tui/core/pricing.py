@@ -202,9 +202,13 @@ class Pricer:
     a known model (an override for `gpt-4o` applies to `gpt-4o-2024-08-06`). Unknown names add models.
     """
 
-    def __init__(self, overrides: Mapping[str, PriceOverride] | None = None, *, strict: bool = False) -> None:
+    def __init__(self, overrides: Mapping[str, PriceOverride] | None = None, *, strict: bool = False,
+                 price_ids: Mapping[str, str | None] | None = None) -> None:
         self.strict = strict
         self._overrides = {k.strip().lower(): v for k, v in (overrides or {}).items()}
+        # Provider name → its genai-prices provider id; None marks a local provider, free unless a price
+        # is configured. A name not listed is looked up as itself.
+        self._price_ids = dict(price_ids or {})
         self._cache: dict[tuple[str, str], _Entry | None] = {}
         self._lock = threading.Lock()  # LlmRouter may call from another thread; lookups are idempotent
 
@@ -318,7 +322,9 @@ class Pricer:
         override = self._override(provider, model)
         if override is not None:
             return _from_override(provider, model, override, None)
-        found = _genai_lookup(provider, model)
+        if provider in self._price_ids and self._price_ids[provider] is None:
+            return _from_override(provider, model, PriceOverride(0.0, 0.0, 0.0, 0.0), None)  # local: free
+        found = _genai_lookup(self._price_ids.get(provider) or provider, model)
         if found is None:
             return None
         model_id, model_price, context_window = found

@@ -29,6 +29,11 @@ class SimSettings:
     latency_ms: float = 0.0  # before the response / first byte
     chunk_delay_ms: float = 0.0  # between stream chunks
     words: int = 12  # default length of a generated reply (words == output tokens)
+    # OpenAI-compatible mode (a local Ollama/vLLM-like server): no key needed, and /v1/models lists these.
+    open_access: bool = False
+    served_models: tuple[str, ...] | None = None
+    # Models whose every call is answered "overloaded" (503), for fallback demos and tests.
+    overloaded_models: frozenset[str] = frozenset()
 
 
 @dataclass

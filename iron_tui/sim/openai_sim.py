@@ -358,6 +358,8 @@ class OpenAISim(ProviderApi):
         return resp
 
     def authorized(self, request: web.BaseRequest) -> bool:
+        if self.sim.settings.open_access:
+            return True
         auth = request.headers.get("Authorization", "")
         return auth[:7].lower() == "bearer " and auth[7:].strip() in self.sim.settings.openai_keys
 
@@ -370,6 +372,9 @@ class OpenAISim(ProviderApi):
         """Directives, faults, latency and error directives; returns (directives, clean prompt, error)."""
         d, prompt = parse_directives(prompt_text) if prompt_text else (NO_DIRECTIVES, prompt_text or "")
         d, fault_body = await self.before(request, d)
+        if rec.body is not None and rec.body.get("model") in self.sim.settings.overloaded_models:
+            return d, prompt, self.error(rec, 503, "The engine is currently overloaded, please try again later",
+                                         type_="server_error", code="overloaded")
         if d.error:
             return d, prompt, self.error(rec, d.error, retry_after=d.retry_after, body=fault_body)
         return d, prompt, None
@@ -707,9 +712,14 @@ class OpenAISim(ProviderApi):
         if not self.authorized(request):
             return self.auth_error(rec)
         model_id = request.match_info.get("model")
+        served = self.sim.settings.served_models
         if model_id is None:
+            if served is not None:
+                return self.respond(rec, json.dumps({"object": "list", "data": [
+                    {"id": m, "object": "model", "created": 1_715_367_049, "owned_by": "library"}
+                    for m in served]}).encode())
             return self.respond(rec, _MODELS_BODY)
-        if model_id not in MODELS:
+        if model_id not in (MODELS if served is None else served):
             return self.error(
                 rec, 404, f"The model '{model_id}' does not exist", param="model", code="model_not_found"
             )

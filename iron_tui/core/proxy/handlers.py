@@ -14,12 +14,13 @@ from iron_tui.core.dialects.base import TranslationError
 from iron_tui.core.dialects.client_apis import Shape, shape_of
 from iron_tui.core.dialects.messages_chat import ESTIMATE_HEADER, estimate_input_tokens
 from iron_tui.core.keys import KeyUnavailable
+from iron_tui.core.providers import upstream_url
 from iron_tui.core.proxy.auth import unauthorized
 from iron_tui.core.proxy.errors import error_response, json_response
 from iron_tui.core.proxy.headers import returned_headers, upstream_headers
-from iron_tui.core.proxy.pipeline import Pipeline, upstream_url
+from iron_tui.core.proxy.pipeline import Pipeline
 from iron_tui.core.proxy.relay import provider_name, reason
-from iron_tui.core.proxy.routing import PROVIDER_APIS, provider_for_model
+from iron_tui.core.proxy.routing import provider_for_model
 from iron_tui.core.proxy.scrub import scrub, scrub_headers
 from iron_tui.core.redact import redact_bytes
 from iron_tui.core.upstream import UpstreamError
@@ -89,7 +90,7 @@ class Proxy:
             path = "/v1" + path
         api = API_PATHS.get(path)
         shape: Shape = "anthropic" if forced == "anthropic" else "openai"
-        if api is None or registry.select(api, PROVIDER_APIS[forced]) is None:
+        if api is None or registry.select(api, self.engine.providers.specs[forced].apis) is None:
             return error_response(shape, 404, f"no such route: {request.path}", code="not_found")
         return await self.pipeline.run(request, api, forced)
 
@@ -145,7 +146,7 @@ class Proxy:
             key = await eng.keys.get(provider)
         except KeyUnavailable as exc:
             return error_response(shape, exc.status, exc.message, code=exc.code)
-        url = upstream_url(key.base_url, "/v1/messages/count_tokens", request.query_string)
+        url = upstream_url(key.base_url, "/v1/messages/count_tokens", request.query_string, "anthropic")
         try:
             resp = await eng.upstream.post(url, raw, upstream_headers(request.headers, provider, key.key))
             try:

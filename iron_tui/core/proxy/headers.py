@@ -38,9 +38,10 @@ def upstream_headers(client: Mapping[str, str], provider: str, key: str) -> dict
         if v is not None:
             out[name] = v
     if provider == "anthropic":
-        out["x-api-key"] = key
+        if key:
+            out["x-api-key"] = key
         out.setdefault("anthropic-version", ANTHROPIC_VERSION)
-    else:
+    elif key:  # (a local server may need none)
         out["authorization"] = "Bearer " + key
     return out
 

@@ -10,9 +10,12 @@ and no budget reservation outlives its request.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
@@ -24,11 +27,13 @@ from iron_tui.core.dialects.client_apis import shape_of
 from iron_tui.core.events import Notice, RequestRecord, RequestStarted
 from iron_tui.core.json_bytes import dumps as dumps_json
 from iron_tui.core.keys import KeyUnavailable, ResolvedKey
+from iron_tui.core.providers import Route, UnknownModel, upstream_url
 from iron_tui.core.proxy import admission
+from iron_tui.core.proxy.attempts import RetryBudget, attempt_wire, retry_after_seconds, retryable_status
 from iron_tui.core.proxy.auth import Authenticator, unauthorized
 from iron_tui.core.proxy.errors import ProxyError, error_body, error_response, json_response
+from iron_tui.core.proxy.headers import upstream_headers
 from iron_tui.core.proxy.relay import Relay, provider_name, reason
-from iron_tui.core.proxy.routing import PROVIDER_APIS, provider_for_model
 from iron_tui.core.redact import preview, redact_text
 from iron_tui.core.request_numbers import validate_numbers
 from iron_tui.core.upstream import UpstreamError, UpstreamResponse
@@ -45,13 +50,18 @@ _CLIENT_NAMES = {
 }
 
 
+_KEY_CODES = frozenset({"missing_provider_key", "provider_key_unavailable"})
+
+
 class Call:
     """What the pipeline knows about one call while it runs."""
 
-    __slots__ = ("agent_id", "client_api", "ctx", "forced", "hdrs", "native", "pair", "query", "rec", "t0",
-                 "tr", "upstream_api")
+    __slots__ = ("agent_id", "client_api", "ctx", "forced", "hdrs", "native", "pair", "query", "rec",
+                 "reservation", "started", "t0", "tr", "upstream_api")
 
     rec: RequestRecord
+    reservation: Reservation | None
+    started: bool
     pair: Pair
     upstream_api: str
     native: bool
@@ -73,6 +83,7 @@ class Pipeline:
         self.auth = Authenticator(engine.token, engine.agent_token)
         self.relay = Relay(engine)
         self.inflight = 0
+        self._rng = random.Random()
 
     async def run(self, request: web.Request, client_api: str, forced: str | None) -> web.StreamResponse:
         eng = self.engine
@@ -91,41 +102,23 @@ class Pipeline:
             return error_response(shape, 400, "'model' is required and must be a non-empty string",
                                   param="model", headers=hdrs)
         call = Call(client_api, forced, request.query_string, hdrs)
-        provider = self._provider(call, model)
-        if isinstance(provider, web.Response):
-            return provider
-        stream = body.get("stream") is True
+        try:
+            route = eng.providers.resolve(model, forced)
+        except UnknownModel as exc:
+            return error_response(shape, 400, exc.message, param="model", code="model_not_found", headers=hdrs)
         rec = call.rec = RequestRecord(
             id=rid, started_at=eng.clock.now(), method=request.method, path=request.path, api=client_api,
-            model=model, provider=provider,  # type: ignore[arg-type]
-            stream=stream, agent_id=who[0],
+            model=route.model, provider=route.provider,  # type: ignore[arg-type]
+            stream=body.get("stream") is True, agent_id=who[0],
         )
+        if route.model != model:
+            rec.client_model = model
         rec.traceparent = request.headers.get("traceparent")
-        reservation: Reservation | None = None
-        started = False
+        rec.request_body = preview(raw, eng.settings.body_preview_bytes)
+        call.reservation = None
+        call.started = False
         try:
-            try:
-                key = await eng.keys.get(provider)
-            except KeyUnavailable as exc:
-                raise ProxyError(exc.status, exc.message, code=exc.code) from None
-            send_body, upstream_obj = self._translate(call, body, raw, model)
-            reservation, send_body = admission.admit(eng, call, upstream_obj, send_body)
-            await eng.ledger.durable(reservation)  # journaled before it goes upstream (crash-proof)
-            eng.history.add(rec)
-            eng.bus.publish(RequestStarted(rec.started_at, rec.summary()))
-            started = True
-            self.inflight += 1
-            try:
-                resp = await self._send(request, call, key, send_body)
-                try:
-                    return await self.relay.relay(request, call, resp, reservation)
-                finally:
-                    # Closing (not releasing) an unfinished response drops the connection so the upstream
-                    # stops generating — that is how a client disconnect cancels the upstream request.
-                    if not resp.closed:
-                        resp.close()
-            finally:
-                self.inflight -= 1
+            return await self._serve(request, call, body, raw, route)
         except ProxyError as exc:
             rec.state = "error"
             rec.status = exc.status
@@ -142,8 +135,8 @@ class Pipeline:
             eng.bus.publish(Notice(eng.clock.now(), "error", f"{rec.id}: {msg}"))
             return error_response(shape, 500, msg, code="internal_error", headers=hdrs)
         finally:
-            if reservation is not None and not reservation.settled:
-                eng.ledger.release(reservation)
+            if call.reservation is not None and not call.reservation.settled:
+                eng.ledger.release(call.reservation)
             if rec.latency_ms is None:
                 rec.latency_ms = (time.perf_counter() - call.t0) * 1000.0
             if rec.state == "pending":
@@ -152,51 +145,162 @@ class Pipeline:
                 rec.error = rec.error or "client disconnected"
                 rec.error_code = rec.error_code or "client_disconnected"
                 rec.status = rec.status or 499
-            if not started:
+            if not call.started:
                 eng.history.add(rec)
             eng.request_finished(rec)
 
-    # --- route -----------------------------------------------------------------------------------
+    # --- routes, retries, fallbacks ----------------------------------------------------------------
 
-    def _provider(self, call: Call, model: str) -> str | web.Response:
-        shape = shape_of(call.client_api)
-        provider = call.forced or provider_for_model(model)
-        if provider is None:
-            configured = self.engine.keys.configured()
-            if len(configured) == 1:
-                return configured[0]
-            return error_response(
-                shape, 400,
-                f"cannot tell which provider serves model {model!r}: use a claude*, gpt*, o1*/o3*/o4* "
-                "model name or the /openai/ or /anthropic/ path prefix",
-                param="model", code="model_not_found", headers=call.hdrs,
-            )
-        return provider
+    async def _serve(self, request: web.Request, call: Call, body: dict[str, Any], raw: bytes,
+                     primary: Route) -> web.StreamResponse:
+        """Try the model's route, then its fallbacks; each route up to `[retries] attempts` times while it
+        fails before its first byte. The last failure is what the client gets."""
+        eng = self.engine
+        rec = call.rec
+        routes = [primary, *self._fallback_routes(call, primary)]
+        retry = eng.settings.retries
+        budget = RetryBudget(retry.attempts, retry.max_wait, retry.backoff, self._rng)
+        last: ProxyError | None = None
+        for i, route in enumerate(routes):
+            later = routes[i + 1:]
+            if later and not eng.health.available(route.provider) and any(
+                    eng.health.available(r.provider) for r in later):
+                rec.attempts.append(attempt_wire(route.provider, route.model, None,
+                                                 "skipped: provider down", 0.0))
+                continue
+            try:
+                key, send_body = await self._prepare(call, body, raw, route)
+            except ProxyError as exc:
+                # The model the client named: its refusals (a bad request, the budget) are final; only an
+                # unavailable key moves on to the fallbacks. A fallback that cannot be set up is skipped.
+                if i == 0 and (not later or exc.code not in _KEY_CODES):
+                    raise
+                rec.attempts.append(attempt_wire(route.provider, route.model, exc.status, exc.message, 0.0))
+                last = last or exc
+                continue
+            for n in range(1, retry.attempts + 1):
+                outcome = await self._attempt(request, call, key, send_body, route, budget, n, bool(later))
+                if isinstance(outcome, web.StreamResponse):
+                    return outcome
+                error, wait = outcome
+                last = error
+                if wait is None:
+                    break  # this route is done: fall back (or give up)
+                await asyncio.sleep(wait)
+                budget.spend(wait)
+                if rec.attempts:
+                    rec.attempts[-1]["waited_ms"] = round(wait * 1000.0, 1)
+        assert last is not None
+        raise last
 
-    def _translate(self, call: Call, body: dict[str, Any], raw: bytes, model: str) -> tuple[bytes, dict[str, Any]]:
+    def _fallback_routes(self, call: Call, primary: Route) -> list[Route]:
+        table = self.engine.providers
+        out: list[Route] = []
+        for name in table.fallbacks(call.rec.client_model or call.rec.model, primary):
+            try:
+                r = table.resolve(name)
+            except UnknownModel:
+                call.rec.warnings.append(f"fallback {name!r} names no known provider: skipped")
+                continue
+            if (r.provider, r.model) != (primary.provider, primary.model):
+                out.append(r)
+        return out
+
+    async def _prepare(self, call: Call, body: dict[str, Any], raw: bytes,
+                       route: Route) -> tuple[ResolvedKey, bytes]:
+        """Set the call up for `route`: key, pair, upstream body and the reservation (which follows the
+        route: a fallback to another model reserves that model's worst case instead)."""
+        eng = self.engine
+        rec = call.rec
+        if rec.provider != route.provider or rec.model != route.model:  # a fallback: keep what was asked
+            rec.client_model = rec.client_model or rec.model
+        rec.provider, rec.model = route.provider, route.model  # type: ignore[assignment]
+        try:
+            key = await eng.keys.get(route.provider)
+        except KeyUnavailable as exc:
+            raise ProxyError(exc.status, exc.message, code=exc.code) from None
+        send_body, upstream_obj = self._translate(call, body, raw, route)
+        if call.reservation is not None:
+            eng.ledger.release(call.reservation)
+            call.reservation = None
+        call.reservation, send_body = admission.admit(eng, call, upstream_obj, send_body)
+        await eng.ledger.durable(call.reservation)  # journaled before it goes upstream (crash-proof)
+        if not call.started:
+            eng.history.add(rec)
+            eng.bus.publish(RequestStarted(rec.started_at, rec.summary()))
+            call.started = True
+        return key, send_body
+
+    async def _attempt(self, request: web.Request, call: Call, key: ResolvedKey, send_body: bytes, route: Route,
+                       budget: RetryBudget, n: int, fallback_left: bool
+                       ) -> web.StreamResponse | tuple[ProxyError, float | None]:
+        """One try: the relayed answer, or (the failure, seconds to wait before the next try or None)."""
+        eng = self.engine
+        rec = call.rec
+        t = time.perf_counter()
+        self.inflight += 1
+        try:
+            try:
+                resp = await self._send(request, call, key, send_body)
+            except ProxyError as exc:  # could not connect, or no answer in time
+                eng.health.record(route.provider, ok=False, error=exc.message)
+                rec.attempts.append(attempt_wire(route.provider, route.model, None, exc.message,
+                                                 (time.perf_counter() - t) * 1000.0))
+                wait = budget.delay(n, None)
+                if wait is None and not fallback_left:
+                    raise
+                return exc, wait
+            latency = (time.perf_counter() - t) * 1000.0
+            try:
+                if retryable_status(resp.status):
+                    wait = budget.delay(n, retry_after_seconds(resp.headers, eng.clock.now()))
+                    if wait is not None or fallback_left:
+                        error = await self.relay.consume_error(call, resp)
+                        eng.health.record(route.provider, ok=False, hard=resp.status != 429, error=error.message)
+                        rec.attempts.append(attempt_wire(route.provider, route.model, resp.status, error.message,
+                                                         latency))
+                        return error, wait
+                    eng.health.record(route.provider, ok=False, hard=resp.status != 429)
+                else:
+                    eng.health.record(route.provider, ok=True, latency_ms=latency)
+                if rec.attempts:
+                    rec.attempts.append(attempt_wire(route.provider, route.model, resp.status, None, latency))
+                assert call.reservation is not None
+                return await self.relay.relay(request, call, resp, call.reservation)
+            finally:
+                # Closing (not releasing) an unfinished response drops the connection so the upstream
+                # stops generating — that is how a client disconnect cancels the upstream request.
+                if not resp.closed:
+                    resp.close()
+        finally:
+            self.inflight -= 1
+
+    def _translate(self, call: Call, body: dict[str, Any], raw: bytes, route: Route) -> tuple[bytes, dict[str, Any]]:
         """Pick the pair and build the upstream body: (bytes to send, the same as a dict)."""
         eng = self.engine
         rec = call.rec
-        apis = PROVIDER_APIS.get(rec.provider, ("openai",))
+        spec = eng.providers.specs.get(route.provider)
+        apis = spec.apis if spec is not None else ("openai",)
         chosen = registry.select(call.client_api, apis)
         if chosen is None:
             raise ProxyError(
-                400, f"model {model!r} is served by {provider_name(rec.provider)}, which cannot answer "
+                400, f"model {route.model!r} is served by {provider_name(route.provider)}, which cannot answer "
                      f"{_CLIENT_NAMES.get(call.client_api, call.client_api)} calls",
                 param="model", code="unsupported_model")
         call.pair, call.upstream_api, call.native = chosen
         rec.translated = not call.native
+        rec.upstream_api = call.upstream_api
         call.ctx = RequestContext(
-            model=model, client_model=model, stream=rec.stream, created=int(eng.clock.now()),
-            max_output_tokens=eng.limits.send_cap(rec.provider, model) if call.upstream_api == "anthropic" else None,
+            model=route.model, client_model=rec.client_model or route.model, stream=rec.stream,
+            created=int(eng.clock.now()),
+            max_output_tokens=(eng.limits.send_cap(route.provider, route.model) if call.upstream_api == "anthropic"
+                               else None),
             new_id=_id_minter(rec.id),
         )
-        limit = eng.settings.body_preview_bytes
-        rec.request_body = preview(raw, limit)
         try:
             if call.client_api == "openai.responses" and not call.native and "previous_response_id" in body:
                 call.ctx.previous_items = eng.responses.load(body["previous_response_id"])
-            validate_numbers(call.client_api, body, max_output=eng.limits.max_output(rec.provider, model))
+            validate_numbers(call.client_api, body, max_output=eng.limits.max_output(route.provider, route.model))
             tr: Translated = call.pair.request(body, call.ctx)
         except TranslationError as exc:
             raise ProxyError(400, exc.message, param=exc.param, code=exc.code or "unsupported_parameter") from None
@@ -208,7 +312,7 @@ class Pipeline:
             return raw, body
         out = dumps_json(tr.body)
         if not call.native:
-            rec.translated_request = preview(out, limit)
+            rec.translated_request = preview(out, eng.settings.body_preview_bytes)
         return out, tr.body
 
     # --- upstream --------------------------------------------------------------------------------
@@ -216,9 +320,12 @@ class Pipeline:
     async def _send(self, request: web.Request, call: Call, key: ResolvedKey, body: bytes) -> UpstreamResponse:
         eng = self.engine
         rec = call.rec
+        spec = eng.providers.specs.get(rec.provider)
         for attempt in (0, 1):
-            url = upstream_url(key.base_url, call.tr.path, call.query if call.native else "")
-            headers = upstream_request_headers(request.headers, call.upstream_api, key.key)
+            url = upstream_url(key.base_url, call.tr.path, call.query if call.native else "", call.upstream_api)
+            headers = upstream_headers(request.headers, call.upstream_api, key.key)
+            if spec is not None and spec.headers:
+                headers.update(spec.headers)
             try:
                 resp = await eng.upstream.post(url, body, headers)
             except TimeoutError:
@@ -226,7 +333,7 @@ class Pipeline:
                                       f"{eng.settings.connect_timeout:g}s, read timeout "
                                       f"{eng.settings.upstream_timeout:g}s)", code="upstream_timeout") from None
             except UpstreamError as exc:
-                raise ProxyError(502, f"{provider_name(rec.provider)} is unreachable at {key.base_url}: "
+                raise ProxyError(502, f"{provider_name(rec.provider)} is unreachable at {_origin(key.base_url)}: "
                                       f"{reason(exc)}", code="upstream_unreachable") from None
             if resp.status == 401 and attempt == 0 and eng.keys.invalidate(rec.provider):
                 # Server-issued key was rotated or revoked: fetch a fresh one, once.
@@ -240,6 +347,11 @@ class Pipeline:
         raise AssertionError("unreachable")
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
 def _id_minter(rid: str) -> Any:
     """Ids a pair mints for objects the client expects (e.g. `resp_…`), unique per call and derived
     from the request id so tests with sequential ids see stable ones."""
@@ -251,21 +363,6 @@ def _id_minter(rid: str) -> Any:
         return f"{prefix}_{rid.replace('-', '')}{n:02d}"
 
     return new_id
-
-
-def upstream_url(base: str, path: str, query: str) -> str:
-    """`base` + `path` (+ `?query`), for base URLs given with or without `/v1` and with their own query."""
-    base, _, base_query = base.partition("?")
-    if base.endswith("/v1") and path.startswith("/v1/"):
-        path = path[3:]
-    q = "&".join(p for p in (base_query, query) if p)
-    return base + path + ("?" + q if q else "")
-
-
-def upstream_request_headers(client: Any, upstream_api: str, key: str) -> dict[str, str]:
-    from iron_tui.core.proxy.headers import upstream_headers
-
-    return upstream_headers(client, "anthropic" if upstream_api == "anthropic" else "openai", key)
 
 
 async def _read_json(request: web.Request, limit: int, shape: Any,

@@ -94,6 +94,30 @@ class Relay:
                 self.streams.pop(resp, None)
         return await self._whole(call, resp, res, out_headers)
 
+    async def consume_error(self, call: Call, resp: UpstreamResponse) -> ProxyError:
+        """Read a failed answer that will be retried (or fallen back from) and keep it as the error the
+        client gets should it be the last one."""
+        rec = call.rec
+        try:
+            data = await asyncio.wait_for(resp.read(), self.engine.settings.upstream_timeout)
+        except (TimeoutError, UpstreamError):
+            data = b""
+        resp.close()
+        rec.upstream_response = preview(data, self.engine.settings.body_preview_bytes)
+        try:
+            parsed: Any = orjson.loads(data) if data else None
+        except ValueError:
+            parsed = None
+        up_type, message = error_info(parsed, data, resp.status)
+        message = redact_text(message)
+        headers = scrub_headers(returned_headers(resp.headers))
+        if call.native and isinstance(parsed, dict):
+            body = orjson.loads(redact_bytes(data))
+        else:
+            body = client_error_body(call.client_api, resp.status, message, upstream_type=up_type)
+        return ProxyError(resp.status, f"{provider_name(rec.provider)}: {message}", code=str(resp.status),
+                          body=body, headers=headers)
+
     # --- whole answers -----------------------------------------------------------------------------
 
     async def _whole(self, call: Call, resp: UpstreamResponse, res: Reservation,

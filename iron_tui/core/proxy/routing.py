@@ -21,8 +21,3 @@ KEY_HINTS = {
     "anthropic": "--anthropic-key or ANTHROPIC_API_KEY",
 }
 
-# The dialects each provider speaks, in order of preference for translated calls (registry.select).
-PROVIDER_APIS: dict[str, tuple[str, ...]] = {
-    "openai": ("openai", "openai-responses"),
-    "anthropic": ("anthropic",),
-}
