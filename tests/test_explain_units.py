@@ -74,7 +74,7 @@ async def test_cost_breakdown_of_a_real_call(make_engine: EngineFactory) -> None
 
 
 async def test_a_provider_429_is_explained(make_engine: EngineFactory, sim: ProviderSim) -> None:
-    engine = await make_engine()
+    engine = await make_engine(retries={"attempts": 1})  # the 429 itself reaches the client
     sim.faults.push(status=429, retry_after=20)
     client = openai.AsyncOpenAI(base_url=engine.openai_base_url, api_key=engine.token, max_retries=0)
     with pytest.raises(openai.RateLimitError) as info:

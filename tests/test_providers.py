@@ -188,7 +188,7 @@ async def test_a_429_is_retried_after_its_retry_after_and_both_attempts_are_reco
         r = await _oai(engine).chat.completions.create(model="gpt-4o-mini", messages=MSG)
         assert r.choices[0].message.content
         rec = engine.history.recent(1)[0]
-        assert rec.state == "ok" and [a["status"] for a in rec.attempts] == [429, 200]
+        assert rec.state == "ok" and [a.status for a in rec.attempts] == [429, 200]
         assert rec.summary()["attempts"][0]["error"]
         assert engine.ledger.reserved == 0 and rec.cost_micros and rec.cost_micros > 0
     finally:
@@ -204,7 +204,7 @@ async def test_retries_give_up_and_relay_the_last_error_when_nothing_is_left(
             await _oai(engine).chat.completions.create(model="gpt-4o-mini", messages=MSG)
         assert err.value.status_code == 503
         rec = engine.history.recent(1)[0]
-        assert rec.state == "error" and [a["status"] for a in rec.attempts] == [503, 503, 503]
+        assert rec.state == "error" and [a.status for a in rec.attempts] == [503, 503, 503]
         assert sum(1 for r in sim.requests if r.path == "/v1/chat/completions") == 3
     finally:
         await engine.stop()
@@ -221,7 +221,7 @@ async def test_a_model_that_keeps_failing_falls_back_to_another_provider_transla
         assert r.choices[0].message.content.startswith("Simulated reply")
         rec = engine.history.recent(1)[0]
         assert (rec.state, rec.provider, rec.model) == ("ok", "local", "qwen2.5-coder")
-        tried = [(a["provider"], a["status"]) for a in rec.attempts]
+        tried = [(a.provider, a.status) for a in rec.attempts]
         assert tried == [("openai", 503)] * 3 + [("anthropic", 529)] * 3 + [("local", 200)]
         assert engine.ledger.reserved == 0
     finally:
@@ -248,7 +248,7 @@ async def test_a_provider_that_keeps_failing_is_marked_down_skipped_and_recovers
 
         await client.chat.completions.create(model="flaky/m1", messages=MSG)
         rec = engine.history.recent(1)[0]
-        assert rec.attempts[0]["error"] == "skipped: provider down" and rec.provider == "openai"
+        assert rec.attempts[0].error == "skipped: provider down" and rec.provider == "openai"
 
         revived = ProviderSim(SimSettings(open_access=True))
         await revived.start(port=port)
@@ -308,12 +308,12 @@ async def test_a_preset_key_from_its_variable_is_sent_and_priced_by_that_provide
 
 def test_the_log_line_shows_each_try() -> None:
     from iron_tui.core.events import RequestRecord
-    from iron_tui.core.proxy.attempts import attempt_wire
+    from iron_tui.core.proxy.attempts import attempt
     from iron_tui.headless import format_request
 
     rec = RequestRecord(id="r1", started_at=0.0, method="POST", path="/v1/chat/completions", api="openai.chat",
                         model="qwen2.5-coder", provider="local", state="ok", status=200,  # type: ignore[arg-type]
-                        client_model="gpt-4.1", attempts=[attempt_wire("openai", "gpt-4.1", 503, "overloaded", 3.0),
-                                                          attempt_wire("local", "qwen2.5-coder", 200, None, 4.0)])
+                        client_model="gpt-4.1", attempts=(attempt(0.0, "openai", "gpt-4.1", 503, "overloaded", 3.0),
+                                                          attempt(0.0, "local", "qwen2.5-coder", 200, None, 4.0)))
     line = format_request(rec.summary())
     assert "[as=gpt-4.1]" in line and line.endswith("tries: openai/gpt-4.1 503, local/qwen2.5-coder 200")

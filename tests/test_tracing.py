@@ -16,6 +16,7 @@ import pytest
 
 from iron_tui.core.engine import Engine
 from iron_tui.core.redact import redact_text
+from iron_tui.sim import ProviderSim
 from iron_tui.sim.collector import CollectorSim, ReceivedSpan
 from tests.conftest import EngineFactory
 
@@ -55,7 +56,7 @@ async def test_spans_carry_genai_attributes_and_continue_the_callers_trace(
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20collector-key,x-team=core")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=ci,service.name=team%20gateway")
-    engine = await make_engine(budget=5.0)
+    engine = await make_engine(budget=5.0, retries={"attempts": 1})  # one span per call here
     oai = client(engine, traceparent=TRACEPARENT)
     chat = await oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     ant = anthropic.AsyncAnthropic(base_url=engine.base_url, api_key=engine.token, max_retries=0)
@@ -196,3 +197,18 @@ async def test_a_launched_agent_joins_the_trace(make_engine: EngineFactory, coll
     assert agent_span.span.trace_id.hex() == trace_id == llm.span.trace_id.hex()
     assert llm.span.parent_span_id == agent_span.span.span_id
     assert llm.resource["service.name"] == "iron-tui" and llm.attributes["iron.agent_id"] == engine.agent.agent_id
+
+
+async def test_a_retried_call_has_one_child_span_per_attempt(
+        make_engine: EngineFactory, collector: CollectorSim, sim: ProviderSim) -> None:
+    engine = await make_engine(retries={"attempts": 3, "backoff": 0.0})
+    sim.faults.push(status=429, times=1, provider="openai", retry_after=0)
+    await client(engine, traceparent=TRACEPARENT).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    spans = await collector.wait_for(3)
+    call = next(s for s in spans if s.span.parent_span_id.hex() == PARENT_SPAN)
+    tries = [s for s in spans if s.span.parent_span_id == call.span.span_id]
+    assert [t.attributes["iron.attempt"] for t in tries] == [1, 2]
+    assert tries[0].attributes["error.type"] == "429" and tries[0].span.status.code == STATUS_ERROR
+    assert tries[1].attributes["http.response.status_code"] == 200 and "error.type" not in tries[1].attributes
+    assert call.attributes["http.response.status_code"] == 200

@@ -43,7 +43,14 @@ class Attempt:
     provider: str
     model: str
     status: int | None = None  # upstream HTTP status; None when no answer came
-    error_type: str | None = None  # None for the try that succeeded
+    error_type: str | None = None  # None for the try that succeeded (e.g. "429", "connect", "skipped")
+    error: str | None = None  # what went wrong, for people (key-redacted)
+    waited_ms: float = 0.0  # back-off before the next try
+
+    def wire(self) -> dict[str, Any]:
+        """The feed's `request.attempts[]` item (also history and the log line)."""
+        return {"provider": self.provider, "model": self.model, "status": self.status, "error": self.error,
+                "latency_ms": round(self.duration_ms, 1), "waited_ms": round(self.waited_ms, 1)}
 
 
 @dataclass(slots=True)
@@ -79,7 +86,7 @@ class RequestRecord:
     # The output cap iron-tui lowered to fit the budget (`x-iron-max-tokens`), set by whoever lowers it.
     capped_max_tokens: int | None = None
     # Each upstream try when a call was retried or fell back (issue 16); each becomes a child span.
-    attempts: tuple[Attempt, ...] = ()
+    attempts: tuple[Attempt, ...] = ()  # each try when there was more than one (retries, fallbacks)
     # Detail for the dashboard's translation view: truncated, keys redacted.
     request_body: str | None = None
     translated_request: str | None = None
@@ -87,8 +94,6 @@ class RequestRecord:
     translated_response: str | None = None
     upstream_api: str | None = None  # the provider dialect that served the call (openai, anthropic, …)
     client_model: str | None = None  # the name the client sent, when an alias or NAME/ prefix changed it
-    # Each try when there was more than one (retries, fallbacks): core/proxy/attempts.attempt_wire.
-    attempts: list[dict[str, Any]] = field(default_factory=list)
     traceparent: str | None = None  # the client's W3C trace context, continued by tracing
     event_id: str | None = None  # its analytics event's id, fixed at admission (crash recovery reuses it)
 
@@ -130,7 +135,7 @@ class RequestRecord:
             "capped_max_tokens": self.capped_max_tokens,
             "error": self.error,
             "client_model": self.client_model,
-            "attempts": [dict(a) for a in self.attempts] if self.attempts else [],
+            "attempts": [a.wire() for a in self.attempts] if self.attempts else [],
         }
 
 

@@ -16,7 +16,8 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+
+from iron_tui.core.events import Attempt
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 
@@ -74,8 +75,9 @@ class RetryBudget:
         self.max_wait = max(0.0, self.max_wait - seconds)
 
 
-def attempt_wire(provider: str, model: str, status: int | None, error: str | None, latency_ms: float,
-                 waited_ms: float = 0.0) -> dict[str, Any]:
-    """One attempt as shown in the record (history, feed `request.attempts`, detail view, log line)."""
-    return {"provider": provider, "model": model, "status": status, "error": error,
-            "latency_ms": round(latency_ms, 1), "waited_ms": round(waited_ms, 1)}
+def attempt(started_at: float, provider: str, model: str, status: int | None, error: str | None,
+            duration_ms: float, error_type: str | None = None) -> Attempt:
+    """One try for `RequestRecord.attempts` (error_type: the status, or what kept an answer away)."""
+    if error is not None and error_type is None:
+        error_type = str(status) if status is not None else "unreachable"
+    return Attempt(started_at, duration_ms, provider, model, status, error_type, error)

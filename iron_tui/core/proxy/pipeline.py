@@ -14,6 +14,7 @@ import asyncio
 import json
 import random
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -29,13 +30,14 @@ from iron_tui.core.json_bytes import dumps as dumps_json
 from iron_tui.core.keys import KeyUnavailable, ResolvedKey
 from iron_tui.core.providers import Route, UnknownModel, upstream_url
 from iron_tui.core.proxy import admission
-from iron_tui.core.proxy.attempts import RetryBudget, attempt_wire, retry_after_seconds, retryable_status
+from iron_tui.core.proxy.attempts import RetryBudget, attempt, retry_after_seconds, retryable_status
 from iron_tui.core.proxy.auth import Authenticator, unauthorized
 from iron_tui.core.proxy.errors import ProxyError, error_body, error_response, json_response
 from iron_tui.core.proxy.headers import upstream_headers
 from iron_tui.core.proxy.relay import Relay, provider_name, reason
 from iron_tui.core.redact import preview, redact_text
 from iron_tui.core.request_numbers import validate_numbers
+from iron_tui.core.safe_text import clean_name
 from iron_tui.core.upstream import UpstreamError, UpstreamResponse
 
 if TYPE_CHECKING:
@@ -112,7 +114,7 @@ class Pipeline:
             stream=body.get("stream") is True, agent_id=who[0],
         )
         if route.model != model:
-            rec.client_model = model
+            rec.client_model = clean_name(model)
         rec.traceparent = request.headers.get("traceparent")
         rec.request_body = preview(raw, eng.settings.body_preview_bytes)
         call.reservation = None
@@ -165,8 +167,8 @@ class Pipeline:
             later = routes[i + 1:]
             if later and not eng.health.available(route.provider) and any(
                     eng.health.available(r.provider) for r in later):
-                rec.attempts.append(attempt_wire(route.provider, route.model, None,
-                                                 "skipped: provider down", 0.0))
+                rec.attempts += (attempt(eng.clock.now(), route.provider, route.model, None,
+                                         "skipped: provider down", 0.0, "skipped"),)
                 continue
             try:
                 key, send_body = await self._prepare(call, body, raw, route)
@@ -175,7 +177,8 @@ class Pipeline:
                 # unavailable key moves on to the fallbacks. A fallback that cannot be set up is skipped.
                 if i == 0 and (not later or exc.code not in _KEY_CODES):
                     raise
-                rec.attempts.append(attempt_wire(route.provider, route.model, exc.status, exc.message, 0.0))
+                rec.attempts += (attempt(eng.clock.now(), route.provider, route.model, exc.status, exc.message, 0.0,
+                                         exc.code),)
                 last = last or exc
                 continue
             for n in range(1, retry.attempts + 1):
@@ -189,7 +192,7 @@ class Pipeline:
                 await asyncio.sleep(wait)
                 budget.spend(wait)
                 if rec.attempts:
-                    rec.attempts[-1]["waited_ms"] = round(wait * 1000.0, 1)
+                    rec.attempts = (*rec.attempts[:-1], replace(rec.attempts[-1], waited_ms=wait * 1000.0))
         assert last is not None
         raise last
 
@@ -212,9 +215,10 @@ class Pipeline:
         route: a fallback to another model reserves that model's worst case instead)."""
         eng = self.engine
         rec = call.rec
-        if rec.provider != route.provider or rec.model != route.model:  # a fallback: keep what was asked
+        model = clean_name(route.model)  # as RequestRecord keeps client-chosen names: capped, escaped
+        if rec.provider != route.provider or rec.model != model:  # a fallback: keep what was asked
             rec.client_model = rec.client_model or rec.model
-        rec.provider, rec.model = route.provider, route.model  # type: ignore[assignment]
+        rec.provider, rec.model = route.provider, model  # type: ignore[assignment]
         try:
             key = await eng.keys.get(route.provider)
         except KeyUnavailable as exc:
@@ -238,14 +242,15 @@ class Pipeline:
         eng = self.engine
         rec = call.rec
         t = time.perf_counter()
+        t_wall = eng.clock.now()
         self.inflight += 1
         try:
             try:
                 resp = await self._send(request, call, key, send_body)
             except ProxyError as exc:  # could not connect, or no answer in time
                 eng.health.record(route.provider, ok=False, error=exc.message)
-                rec.attempts.append(attempt_wire(route.provider, route.model, None, exc.message,
-                                                 (time.perf_counter() - t) * 1000.0))
+                rec.attempts += (attempt(t_wall, route.provider, route.model, None, exc.message,
+                                         (time.perf_counter() - t) * 1000.0, exc.code),)
                 wait = budget.delay(n, None)
                 if wait is None and not fallback_left:
                     raise
@@ -257,14 +262,14 @@ class Pipeline:
                     if wait is not None or fallback_left:
                         error = await self.relay.consume_error(call, resp)
                         eng.health.record(route.provider, ok=False, hard=resp.status != 429, error=error.message)
-                        rec.attempts.append(attempt_wire(route.provider, route.model, resp.status, error.message,
-                                                         latency))
+                        rec.attempts += (attempt(t_wall, route.provider, route.model, resp.status, error.message,
+                                                 latency),)
                         return error, wait
                     eng.health.record(route.provider, ok=False, hard=resp.status != 429)
                 else:
                     eng.health.record(route.provider, ok=True, latency_ms=latency)
                 if rec.attempts:
-                    rec.attempts.append(attempt_wire(route.provider, route.model, resp.status, None, latency))
+                    rec.attempts += (attempt(t_wall, route.provider, route.model, resp.status, None, latency),)
                 assert call.reservation is not None
                 return await self.relay.relay(request, call, resp, call.reservation)
             finally:
@@ -321,7 +326,7 @@ class Pipeline:
         eng = self.engine
         rec = call.rec
         spec = eng.providers.specs.get(rec.provider)
-        for attempt in (0, 1):
+        for refetch in (0, 1):
             url = upstream_url(key.base_url, call.tr.path, call.query if call.native else "", call.upstream_api)
             headers = upstream_headers(request.headers, call.upstream_api, key.key)
             if spec is not None and spec.headers:
@@ -335,7 +340,7 @@ class Pipeline:
             except UpstreamError as exc:
                 raise ProxyError(502, f"{provider_name(rec.provider)} is unreachable at {_origin(key.base_url)}: "
                                       f"{reason(exc)}", code="upstream_unreachable") from None
-            if resp.status == 401 and attempt == 0 and eng.keys.invalidate(rec.provider):
+            if resp.status == 401 and refetch == 0 and eng.keys.invalidate(rec.provider):
                 # Server-issued key was rotated or revoked: fetch a fresh one, once.
                 resp.close()
                 try:
