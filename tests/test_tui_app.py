@@ -15,13 +15,14 @@ import pytest
 from pydantic import SecretStr
 from textual.content import Content
 from textual.pilot import Pilot
-from textual.widgets import Button, Input, RichLog, Static, TabbedContent
+from textual.widgets import Button, RichLog, Static, TabbedContent, TextArea
 
 from iron_tui.core.engine import Engine
 from iron_tui.core.events import RequestFinished, RequestRecord, SpendChanged
 from iron_tui.tui.app import IronApp, create_app
 from iron_tui.tui.screens.detail import RequestDetailScreen
-from iron_tui.tui.screens.dialogs import BudgetDialog
+from iron_tui.tui.screens.dialogs import BudgetDialog, ConfirmDialog, TextDialog
+from iron_tui.tui.widgets.diff import DiffView
 from iron_tui.tui.widgets.requests import RequestsTable
 from tests.conftest import EngineFactory
 
@@ -123,7 +124,7 @@ async def test_budget_dialog_sets_and_clears_the_limit(make_engine: EngineFactor
         assert engine.ledger.limit is None
 
 
-async def test_filter_and_detail_on_real_traffic(make_engine: EngineFactory, tmp_path: Path) -> None:
+async def test_live_filter_and_detail_on_real_traffic(make_engine: EngineFactory, tmp_path: Path) -> None:
     engine = await make_engine()
     app = app_for(engine, tmp_path)
     app.flush_interval = 0.02
@@ -137,36 +138,60 @@ async def test_filter_and_detail_on_real_traffic(make_engine: EngineFactory, tmp
         await until(pilot, lambda: table(app).row_count == 3 and "…" not in table(app).row_texts(0),
                     what="3 finished rows")
 
-        await pilot.press("slash")
-        app.screen.query_one(Input).value = "provider:anthropic"
-        await pilot.press("enter")
-        await until(pilot, lambda: table(app).row_count == 1, what="filtered")
-        assert "1 of 3" in str(table(app).border_subtitle)
-        await pilot.press("slash", "ctrl+a", "ctrl+k", *"gpt", "enter")
-        await until(pilot, lambda: table(app).row_count == 2, what="free-text filter")
-        await pilot.press("slash", "ctrl+a", "ctrl+k", "enter")
-        await until(pilot, lambda: table(app).row_count == 3, what="filter cleared")
+        # Applied as it is typed, with the match count; a broken expression says where, and the last
+        # good filter stays; Esc clears.
+        await pilot.press("slash", *"provider:anthropic")
+        await until(pilot, lambda: table(app).row_count == 1, what="filtered while typing")
+        count_text = text_of(app.dashboard.query_one("#filter-count", Static))
+        assert "1 of 3 requests" in count_text
+        await pilot.press(*" (")
+        assert "✗" in text_of(app.dashboard.query_one("#filter-count", Static))
+        assert table(app).row_count == 1
+        await pilot.press("escape")
+        await until(pilot, lambda: table(app).row_count == 3, what="Esc cleared the filter")
+        assert not app.dashboard.filter.active and app.focused is table(app)
+        await pilot.press("slash", *"gpt -is:translated", "enter")
+        await until(pilot, lambda: table(app).row_count == 2, what="negation")
+        assert app.focused is table(app)  # Enter keeps the filter and goes back to the list
+        await pilot.press("escape")
+        await until(pilot, lambda: table(app).row_count == 3, what="cleared from the list")
 
-        # Newest first: row 0 is the translated Claude call. Enter opens its detail.
-        table(app).focus()
-        table(app).move_cursor(0)
-        await pilot.press("enter")
+        # Newest first: row 0 is the translated Claude call. Enter opens it, on the conversation.
+        await pilot.press("home", "enter")
         await until(pilot, lambda: isinstance(app.screen, RequestDetailScreen), what="detail screen")
         screen = app.screen
         assert isinstance(screen, RequestDetailScreen)
         assert screen.summary["model"] == "claude-3-5-haiku-latest" and screen.summary["translated"]
-        sent = text_of(screen.query_one("#tab-request Static", Static))
-        upstream_req = text_of(screen.query_one("#tab-translated-request Static", Static))
-        assert "hello claude" in sent and '"messages"' in sent
-        assert '"max_tokens": 64' in upstream_req, "the Anthropic request the proxy built"
+        assert screen.query_one(TabbedContent).active == "tab-conversation"
+        diff = screen.query_one("#tab-conversation DiffView", DiffView)  # side by side with upstream
+        assert "hello claude" in " ".join(r.left or "" for r in diff.rows)
+        assert any(r.right == "── system" or r.right == "── user" for r in diff.rows)
+        await pilot.press("2")
+        request_diff = screen.query_one("#tab-request DiffView", DiffView)
+        assert any('"max_tokens": 64' in (r.right or "") for r in request_diff.rows), "the request sent upstream"
         await pilot.press("right")
-        assert screen.query_one(TabbedContent).active == "tab-translated-request"
-        await pilot.press("escape")
+        assert screen.query_one(TabbedContent).active == "tab-response"
+        # Defect 1: q goes back; it does not quit the gateway.
+        await pilot.press("q")
         await until(pilot, lambda: app.screen is app.dashboard, what="back to the dashboard")
+        assert app.is_running and engine.port
     await client.close()
 
 
-async def test_a_burst_is_coalesced_and_the_ui_stays_responsive(make_engine: EngineFactory, tmp_path: Path) -> None:
+async def test_q_asks_before_quitting(make_engine: EngineFactory, tmp_path: Path) -> None:
+    engine = await make_engine()
+    app = app_for(engine, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmDialog) and "stops the proxy" in text_of(app.screen.query_one(Static))
+        await pilot.press("escape")
+        assert app.screen is app.dashboard and app.is_running
+        await pilot.press("q", "q")  # q twice quits, as does q then Enter
+        await until(pilot, lambda: not app.is_running, what="quit")
+    assert app.return_code == 0
+
+
+async def test_a_burst_is_coalesced_into_few_refreshes(make_engine: EngineFactory, tmp_path: Path) -> None:
     engine = await make_engine()
     app = app_for(engine, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -179,52 +204,68 @@ async def test_a_burst_is_coalesced_and_the_ui_stays_responsive(make_engine: Eng
                                 latency_ms=5.0, input_tokens=10, output_tokens=5, cost_micros=10)
             engine.bus.publish(RequestFinished(now, rec.summary()))
             engine.bus.publish(SpendChanged(now, 10 * (i + 1), 0, None))
-        started = time.monotonic()
-        await pilot.pause()
-        assert time.monotonic() - started < 2.0, "the UI answers while the burst is processed"
+        # No timing here (keypress latency under load is measured in bench/tui_bench.py): only that the
+        # burst is drawn in a few batches, not once per event.
         await until(pilot, lambda: len(app.dashboard.store) == 1000 and app.pending_events == 0, what="burst in")
         await pilot.pause(0.15)
         assert table(app).refreshes - before <= 3, "one rebuild per batch, not one per event"
-        assert table(app).row_count == 200  # newest 200 shown, all 1000 kept for filtering
+        assert table(app).row_count == 1000
         assert "gpt-4o-mini" in table(app).row_texts(0)
         table(app).focus()
         await pilot.press("end")
-        assert table(app).cursor_row == 199 and table(app).scroll_offset.y > 150, "scrolls to the last row"
+        assert table(app).cursor_row == 999 and table(app).scroll_offset.y > 900, "scrolls to the last row"
         await pilot.press("home")
-        assert table(app).cursor_row == 0 and table(app).scroll_offset.y == 0
-        assert "$0.01" in text_of(app.dashboard.query_one("#spend-figure", Static))
-        started = time.monotonic()
-        await pilot.press("p")
-        assert time.monotonic() - started < 1.0
+        assert table(app).cursor_row == 0 and table(app).scroll_offset.y == 0 and table(app).follow
+        assert "$0.010000" in text_of(app.dashboard.query_one("#spend-figure", Static))
 
 
-async def test_pause_clear_and_copy_token(make_engine: EngineFactory, tmp_path: Path) -> None:
+async def test_pause_clear_undo_and_the_token(make_engine: EngineFactory, tmp_path: Path) -> None:
     engine = await make_engine()
     app = app_for(engine, tmp_path)
     app.flush_interval = 0.01
 
-    def publish(rid: str) -> None:
+    def publish(rid: str, status: int = 200) -> None:
         rec = RequestRecord(id=rid, started_at=engine.clock.now(), method="POST", path="/v1/chat/completions",
-                            api="openai.chat", model="gpt-4o-mini", provider="openai", state="ok", status=200)
+                            api="openai.chat", model="gpt-4o-mini", provider="openai",
+                            state="ok" if status < 400 else "error", status=status, cost_micros=1000)
         engine.bus.publish(RequestFinished(engine.clock.now(), rec.summary()))
 
     async with app.run_test(size=SIZE) as pilot:
         publish("a")
         await until(pilot, lambda: table(app).row_count == 1)
         await pilot.press("p")
-        publish("b")
+        publish("b", 429)
         await until(pilot, lambda: len(app.dashboard.store) == 2, what="stored while paused")
         await pilot.pause(0.05)
-        assert table(app).row_count == 1, "paused: the table does not move"
+        assert table(app).row_count == 1, "paused: the list does not move"
         assert "PAUSED +1" in text_of(app.dashboard.query_one("#stats", Static))
         await pilot.press("p")
         assert table(app).row_count == 2
+        models = app.dashboard.query_one("#spend-models", Static)
+        assert "×2" in text_of(models) and "1 err" in text_of(models)  # errors are counted as errors
+        # c clears the list AND its totals (the budget is untouched); u brings both back.
         await pilot.press("c")
-        assert table(app).row_count == 0
+        assert table(app).row_count == 0 and app.dashboard.totals.calls == 0
+        assert "cleared (u undoes)" in text_of(models)
+        publish("c")
+        await until(pilot, lambda: table(app).row_count == 1, what="a call after the clear")
+        await pilot.press("u")
+        assert table(app).row_count == 3 and app.dashboard.totals.calls == 3
+        assert "×3" in text_of(models)
+
+        # y shows the whole token (an honest copy: OSC 52 may not arrive) and copies only the token.
         await pilot.press("y")
+        assert isinstance(app.screen, TextDialog)
+        assert engine.token in app.screen.query_one(TextArea).text
+        assert "OSC 52" in text_of(app.screen.query_one(".note", Static))
         assert app.clipboard == engine.token
+        await pilot.press("escape")
         header = text_of(app.dashboard.query_one("#endpoint", Static))
-        assert engine.token not in header and engine.token[-4:] in header, "the token is shown masked"
+        assert engine.token not in header and engine.token[-4:] in header, "the header shows it masked"
+        # w: the web page's address, token in the fragment.
+        await pilot.press("w")
+        assert isinstance(app.screen, TextDialog)
+        assert app.clipboard == f"{engine.base_url}/dashboard#token={engine.token}"
 
 
 async def test_bad_user_theme_is_one_notification_and_skipped(make_engine: EngineFactory, tmp_path: Path) -> None:
@@ -241,7 +282,7 @@ async def test_bad_user_theme_is_one_notification_and_skipped(make_engine: Engin
         assert "broken.toml" in notes[0].message and "primary" in notes[0].message
         assert "mine" in app.available_themes and "broken" not in app.available_themes
         assert app.theme == "mine"
-        await pilot.press("q")
+        await pilot.press("q", "enter")
     assert app.return_code == 0
 
 
@@ -268,7 +309,7 @@ async def test_app_starts_and_stops_the_engine_it_owns(make_engine: EngineFactor
         _, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.close()
         await until(pilot, lambda: f":{port}/v1" in text_of(app.dashboard.query_one("#endpoint", Static)))
-        await pilot.press("q")
+        await pilot.press("q", "enter")
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", port)
 
@@ -279,8 +320,9 @@ def test_command_palette_offers_every_action(tmp_path: Path) -> None:
     engine = Engine(Settings(port=0, openai_key=SecretStr("sk-x"), data_dir=tmp_path / "d"))
     app = app_for(engine, tmp_path)
     titles = {c.title for c in app.get_system_commands(app.dashboard)}
-    for title in ("Filter requests", "Edit budget", "Pause / resume", "Clear requests", "Start agent",
-                  "Stop agent", "Restart agent", "Copy token", "Help", "Theme", "Quit"):
+    for title in ("Filter requests", "Follow newest", "Sort", "Totals", "History", "Export", "Edit budget",
+                  "Pause / resume", "Clear requests", "Start agent", "Stop agent", "Restart agent", "Show token",
+                  "Web dashboard", "Next theme", "Help", "Theme", "Quit"):
         assert title in titles
 
 

@@ -1,25 +1,26 @@
-"""Snapshot tests of the dashboard (pytest-textual-snapshot).
+"""Snapshot tests of the dashboard (pytest-textual-snapshot) at 80×24, 120×36 and 200×60.
 
 Each app runs on a real engine (port 0, FixedClock, SequentialIds) that the app itself starts; the
-screen content is published onto the engine's bus as synthetic events with fixed values. The proxy
-URL shown is pinned with `display_url`, times are shown in UTC, animations are off.
+screen content is published onto the engine's bus as synthetic events with fixed values. Pinned: the
+theme (iron unless the test is about themes), the clock, the ids, the token, the proxy URL shown
+(`display_url`), the time zone (UTC); animations are off.
 Regenerate with: pytest tests/test_tui_snapshots.py --snapshot-update
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input
 
-from iron_tui.tui.screens.detail import TABS
 from tests.tui_support import (
+    SIZES,
     publish_agent_crash,
+    publish_agent_long_lines,
     publish_agent_running,
     publish_spend,
     publish_sync_offline,
@@ -28,8 +29,8 @@ from tests.tui_support import (
     snapshot_app,
 )
 
-SIZE = (120, 40)
 SnapCompare = Callable[..., bool]
+Step = Callable[[Pilot[Any], Any, Any], Awaitable[None]]
 
 
 @pytest.fixture(autouse=True)
@@ -42,40 +43,86 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     time.tzset()
 
 
-def test_empty_start(snap_compare: SnapCompare, tmp_path: Path) -> None:
-    app, _, _ = snapshot_app(tmp_path)
+def traffic(*, in_flight: bool = True, agent: bool = True) -> Step:
+    async def step(pilot: Pilot[Any], engine: Any, clock: Any) -> None:
+        publish_traffic(engine, clock, in_flight=in_flight)
+        if agent:
+            publish_agent_running(engine, clock, lines=5)
+        await settle(pilot)
+
+    return step
+
+
+def keys(*names: str) -> Step:
+    async def step(pilot: Pilot[Any], engine: Any, clock: Any) -> None:
+        await pilot.press(*names)
+        await settle(pilot)
+
+    return step
+
+
+def open_call(request_id: str, *then: str) -> Step:
+    async def step(pilot: Pilot[Any], engine: Any, clock: Any) -> None:
+        pilot.app.dashboard.open_detail(request_id)  # type: ignore[attr-defined]
+        await settle(pilot)
+        if then:
+            await pilot.press(*then)
+            await settle(pilot)
+
+    return step
+
+
+def long_lines() -> Step:
+    async def step(pilot: Pilot[Any], engine: Any, clock: Any) -> None:
+        publish_agent_long_lines(engine, clock)
+        await settle(pilot)
+
+    return step
+
+
+# name → the steps after the app is up; every one at all three sizes.
+SCENARIOS: dict[str, list[Step]] = {
+    "empty-start": [],
+    "live-traffic": [traffic()],
+    # Defect 3: the newest finished call is the demo's 402: an error bar, not a plain cursor.
+    "last-call-refused": [traffic(in_flight=False)],
+    # Defect 4: the user moved the selection: the list holds, the title says so.
+    "selection-held": [traffic(), keys("down", "down", "down")],
+    "sorted-by-cost": [traffic(), keys("o", "o", "o")],
+    "live-filter": [traffic(), keys("slash", *"is:error")],
+    "filter-error": [traffic(), keys("slash", *"(is:error")],
+    # Defect 2: long agent lines wrap inside the panel, control characters shown as symbols.
+    "agent-long-lines": [long_lines()],
+    "conversation": [traffic(agent=False), open_call("req_000001")],
+    "conversation-stream": [traffic(agent=False), open_call("req_000004")],
+    "translated-side-by-side": [traffic(agent=False), open_call("req_000003")],
+    "request-diff": [traffic(agent=False), open_call("req_000003", "2")],
+    "cost-breakdown": [traffic(agent=False), open_call("req_000001", "4")],
+    # Defect 6: failed calls open on the Error tab; the 429 names the provider, the wait, what to do.
+    "error-429": [traffic(agent=False), open_call("req_000005")],
+    "error-402": [traffic(agent=False), open_call("req_000008")],
+    "totals": [traffic(agent=False), keys("T")],
+    "history": [traffic(agent=False), keys("H")],
+    "help": [keys("question_mark")],
+    "quit-asks": [traffic(agent=False), keys("q")],
+    "token": [keys("y")],
+}
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_views(snap_compare: SnapCompare, tmp_path: Path, name: str, size: tuple[int, int]) -> None:
+    app, engine, clock = snapshot_app(tmp_path, budget=1.0)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await settle(pilot)
+        for step in SCENARIOS[name]:
+            await step(pilot, engine, clock)
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
-
-
-def test_live_traffic(snap_compare: SnapCompare, tmp_path: Path) -> None:
-    app, engine, clock = snapshot_app(tmp_path, budget=5.0)
-
-    async def run_before(pilot: Pilot[Any]) -> None:
-        await settle(pilot)
-        publish_traffic(engine, clock)
-        await settle(pilot)
-
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-@pytest.mark.parametrize("tab", [t for t, _ in TABS])
-def test_request_detail(snap_compare: SnapCompare, tmp_path: Path, tab: str) -> None:
-    app, engine, clock = snapshot_app(tmp_path)
-    # The translated call for the body tabs; the rate-limited one for the error tab.
-    request_id = "req_000005" if tab == "tab-error" else "req_000003"
-
-    async def run_before(pilot: Pilot[Any]) -> None:
-        await settle(pilot)
-        publish_traffic(engine, clock)
-        await settle(pilot)
-        app.dashboard.open_detail(request_id, tab)
-        await pilot.pause()
-
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+# --- states at one size --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("spent", "severity"), [(850_000, "warning"), (1_000_000, "exhausted")])
@@ -88,7 +135,7 @@ def test_budget_states(snap_compare: SnapCompare, tmp_path: Path, spent: int, se
         publish_spend(engine, clock, spent, 1_000_000, severity)
         await settle(pilot)
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
 
 
 def test_sync_offline(snap_compare: SnapCompare, tmp_path: Path) -> None:
@@ -100,18 +147,7 @@ def test_sync_offline(snap_compare: SnapCompare, tmp_path: Path) -> None:
         publish_sync_offline(engine, clock)
         await settle(pilot)
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
-
-
-def test_agent_running_with_output(snap_compare: SnapCompare, tmp_path: Path) -> None:
-    app, engine, clock = snapshot_app(tmp_path)
-
-    async def run_before(pilot: Pilot[Any]) -> None:
-        await settle(pilot)
-        publish_agent_running(engine, clock)
-        await settle(pilot)
-
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
 
 
 def test_agent_crashed(snap_compare: SnapCompare, tmp_path: Path) -> None:
@@ -122,37 +158,12 @@ def test_agent_crashed(snap_compare: SnapCompare, tmp_path: Path) -> None:
         publish_agent_crash(engine, clock)
         await settle(pilot)
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
 
 
-def test_filter_active(snap_compare: SnapCompare, tmp_path: Path) -> None:
-    app, engine, clock = snapshot_app(tmp_path)
-
-    async def run_before(pilot: Pilot[Any]) -> None:
-        await settle(pilot)
-        publish_traffic(engine, clock)
-        await settle(pilot)
-        await pilot.press("slash")
-        pilot.app.screen.query_one(Input).value = "provider:anthropic"
-        await pilot.press("enter")
-        await pilot.pause()
-
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
-
-
-def test_help_screen(snap_compare: SnapCompare, tmp_path: Path) -> None:
-    app, _, _ = snapshot_app(tmp_path)
-
-    async def run_before(pilot: Pilot[Any]) -> None:
-        await settle(pilot)
-        await pilot.press("question_mark")
-        await pilot.pause()
-
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
-
-
-@pytest.mark.parametrize("theme", ["iron", "ember", "daylight"])
-def test_shipped_themes(snap_compare: SnapCompare, tmp_path: Path, theme: str) -> None:
+# Defect 8: under ansi-dark the disabled Start button (an agent is running) is drawn, not an empty box.
+@pytest.mark.parametrize("theme", ["iron", "ember", "daylight", "ansi-dark"])
+def test_themes(snap_compare: SnapCompare, tmp_path: Path, theme: str) -> None:
     app, engine, clock = snapshot_app(tmp_path, theme=theme, budget=0.1)
 
     async def run_before(pilot: Pilot[Any]) -> None:
@@ -161,16 +172,4 @@ def test_shipped_themes(snap_compare: SnapCompare, tmp_path: Path, theme: str) -
         publish_agent_running(engine, clock, lines=3)
         await settle(pilot)
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
-
-
-def test_narrow_80x24(snap_compare: SnapCompare, tmp_path: Path) -> None:
-    app, engine, clock = snapshot_app(tmp_path, budget=1.0)
-
-    async def run_before(pilot: Pilot[Any]) -> None:
-        await settle(pilot)
-        publish_traffic(engine, clock)
-        publish_agent_running(engine, clock, lines=4)
-        await settle(pilot)
-
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)

@@ -25,6 +25,7 @@ from iron_tui.core.events import (
 from iron_tui.tui.app import IronApp, create_app
 
 DISPLAY_URL = "http://127.0.0.1:8478/v1"
+SIZES = [(80, 24), (120, 36), (200, 60)]
 TOKEN = "iron-snapshot-token-0001"
 
 
@@ -83,51 +84,83 @@ OPENAI_RESP = {"id": "chatcmpl-msg_01", "object": "chat.completion", "created": 
                "usage": {"prompt_tokens": 18, "completion_tokens": 3, "total_tokens": 21}}
 
 
+NATIVE_REQ = {"model": "gpt-4o-mini", "max_tokens": 300, "tools": [{"type": "function", "function": {
+    "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+    "messages": [
+        {"role": "system", "content": "You are a weather assistant."},
+        {"role": "user", "content": [{"type": "text", "text": "What should I wear in Oslo today?"},
+                                     {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "iVBOR" * 600}}]},
+        {"role": "assistant", "content": None, "reasoning_content": "The user is in Oslo; check the weather first.",
+         "tool_calls": [{"id": "call_w1", "type": "function",
+                         "function": {"name": "get_weather", "arguments": "{\"city\": \"Oslo\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_w1", "content": "4 °C, light rain"}]}
+NATIVE_RESP = {"id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4o-mini",
+               "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                   "role": "assistant", "content": "A warm coat and an umbrella: 4 °C with light rain."}}],
+               "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500}}
+STREAM_REQ = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "Write a haiku."}]}
+STREAM_SSE = "".join("data: " + json.dumps(c) + "\n\n" for c in [
+    {"model": "gpt-4o", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Rain on the fjord, "}}]},
+    {"choices": [{"index": 0, "delta": {"content": "grey light, "}}]},
+    {"choices": [{"index": 0, "delta": {"content": "a gull waits."}, "finish_reason": "stop"}]},
+]) + "data: [DONE]\n\n"
+RATE_LIMIT_BODY = {"error": {"message": "Rate limit reached for gpt-4o. Please try again in 20s.",
+                             "type": "requests", "param": None, "code": "rate_limit_exceeded"}}
+BUDGET_MESSAGE = ("Iron Cage budget limit exceeded. Spent: $1.00, Reserved: $0.00, Limit: $1.00. "
+                  "Increase the budget (router.set_budget(), --budget or the dashboard).")
+
+
 def _rec(i: int, clock: FixedClock, **kw: Any) -> RequestRecord:
     base: dict[str, Any] = {
         "id": f"req_{i:06d}", "started_at": clock.now(), "method": "POST", "path": "/v1/chat/completions",
         "api": "openai.chat", "model": "gpt-4o-mini", "provider": "openai", "state": "ok", "status": 200,
         "latency_ms": 420.0, "ttft_ms": None, "input_tokens": 1200, "output_tokens": 300,
-        "cost_micros": 360,
+        "cost_micros": 360, "reserved_micros": 1500,
     }
     base.update(kw)
     return RequestRecord(**base)
 
 
 def traffic(clock: FixedClock) -> list[RequestRecord]:
-    """Mixed providers: OpenAI, native Anthropic, a translated call, a stream, an error, an unpriced model,
-    an estimated cost, and one still in flight (the last)."""
+    """Mixed providers: a native call with a tool round trip, native Anthropic, a translated call, a
+    stream, a provider 429, an unpriced model, an estimated cost, a 402 iron-tui refused, one in flight."""
     return [
-        _rec(1, clock),
+        _rec(1, clock, request_body=json.dumps(NATIVE_REQ), upstream_response=json.dumps(NATIVE_RESP),
+             upstream_api="openai"),
         _rec(2, clock, model="claude-3-5-haiku-latest", provider="anthropic", api="anthropic.messages",
              path="/v1/messages", latency_ms=612.5, input_tokens=2048, output_tokens=512, cost_micros=3686),
         _rec(3, clock, model="claude-3-5-haiku-latest", provider="anthropic", translated=True, latency_ms=801.0,
-             input_tokens=18, output_tokens=3, cost_micros=26,
+             input_tokens=18, output_tokens=3, cost_micros=26, upstream_api="anthropic",
              request_body=json.dumps(OPENAI_REQ), translated_request=json.dumps(ANTHROPIC_REQ),
              upstream_response=json.dumps(ANTHROPIC_RESP), translated_response=json.dumps(OPENAI_RESP)),
         _rec(4, clock, model="gpt-4o", stream=True, latency_ms=2300.0, ttft_ms=310.0, input_tokens=15000,
-             output_tokens=1800, cost_micros=55500),
+             output_tokens=1800, cost_micros=55500, request_body=json.dumps(STREAM_REQ), upstream_response=STREAM_SSE),
         _rec(5, clock, model="gpt-4o", state="error", status=429, latency_ms=95.0, input_tokens=0,
-             output_tokens=0, cost_micros=None, error="upstream 429: rate limit reached for gpt-4o",
-             error_code="rate_limit_exceeded", warnings=["retry-after: 20s"],
+             output_tokens=0, cost_micros=None, error="upstream 429: Rate limit reached for gpt-4o. Please try "
+             "again in 20s.", error_code="429", upstream_response=json.dumps(RATE_LIMIT_BODY),
              request_body=json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})),
-        _rec(6, clock, model="local-llama-3", priced=False, cost_micros=None, latency_ms=150.0),
+        _rec(6, clock, model="local-llama-3-8b-instruct-q4_K_M", priced=False, cost_micros=None, latency_ms=150.0),
         _rec(7, clock, model="claude-3-5-haiku-latest", provider="anthropic", translated=True, stream=True,
              latency_ms=1500.0, ttft_ms=200.0, cost_micros=900, cost_estimated=True),
-        _rec(8, clock, model="gpt-4o-mini", state="pending", status=None, latency_ms=None, input_tokens=0,
-             output_tokens=0, cost_micros=None),
+        _rec(8, clock, model="gpt-4o", state="error", status=402, latency_ms=1.2, input_tokens=0, output_tokens=0,
+             cost_micros=None, reserved_micros=0, error=BUDGET_MESSAGE, error_code="budget_exceeded",
+             request_body=json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "one more"}]})),
+        _rec(9, clock, model="gpt-4o-mini", state="pending", status=None, latency_ms=None, input_tokens=0,
+             output_tokens=0, cost_micros=None, request_body=json.dumps(STREAM_REQ)),
     ]
 
 
-def publish_traffic(engine: Engine, clock: FixedClock) -> list[RequestRecord]:
-    """Put the sample traffic in the history and on the bus, 3 s apart; returns the records."""
-    records = traffic(clock)
+def publish_traffic(engine: Engine, clock: FixedClock, *, in_flight: bool = True) -> list[RequestRecord]:
+    """Put the sample traffic in the history and on the bus, 3 s apart; returns the records.
+    Without `in_flight` the last call is the budget 402 (as at the end of the demo)."""
+    records = traffic(clock) if in_flight else traffic(clock)[:-1]
     for rec in records:
         rec.started_at = clock.now()
         engine.history.add(rec)
         engine.bus.publish(RequestStarted(clock.now(), rec.summary()))
         if rec.state != "pending":
             engine.bus.publish(RequestFinished(clock.now(), rec.summary()))
+            engine.history.finished(rec, rec.summary())  # on disk too, for the history browser
         clock.advance(3)
     spent = sum(r.cost_micros or 0 for r in records)
     engine.bus.publish(SpendChanged(clock.now(), spent, 1200, engine.ledger.limit))
@@ -161,3 +194,15 @@ def publish_agent_crash(engine: Engine, clock: FixedClock) -> None:
                                    "Traceback (most recent call last): KeyError: 'choices'", seq=9))
     engine.bus.publish(AgentStateChanged(clock.now(), "agent_00000001", "exited", name="agent", pid=4242,
                                          exit_code=1, reason="crashed (exit code 1)"))
+
+
+def publish_agent_long_lines(engine: Engine, clock: FixedClock) -> None:
+    """Lines longer than the agent panel is wide, one with control characters in it."""
+    publish_agent_running(engine, clock, lines=0)
+    lines = [
+        "demo: step 8: A request whose worst case does not fit in what is left of the budget is refused with "
+        "402 before anything goes upstream: budget",
+        "demo: step 9: the tool result came back \x1b[2J\x1b]0;pwned\x07 with escape codes, shown harmlessly",
+    ]
+    for i, text in enumerate(lines):
+        engine.bus.publish(AgentOutput(clock.now(), "agent_00000001", "stdout", text, seq=20 + i))

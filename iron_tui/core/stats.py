@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from iron_tui.core.budget import ALERT_THRESHOLDS
 from iron_tui.core.filter_expr import is_failed
 
 GroupBy = Literal["model", "provider", "agent"]
@@ -218,3 +219,17 @@ def forecast(spent: int, limit: int | None, points: Iterable[tuple[float, int]],
     if remaining is not None and per_min > 0 and not exhausted:
         seconds = remaining / per_min * 60.0
     return Forecast(per_min, span, remaining, seconds, exhausted)
+
+
+def alert_level(spent: int, limit: int | None) -> str:
+    """ok / warning / critical / exhausted, at the engine's alert thresholds (80 / 95 / 100 %)."""
+    if limit is None:
+        return "ok"
+    if limit <= 0:
+        return "exhausted"
+    pct = 100.0 * spent / limit
+    level = "ok"
+    for severity, threshold in ALERT_THRESHOLDS:
+        if pct >= threshold:
+            level = severity
+    return level

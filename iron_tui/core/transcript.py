@@ -113,7 +113,7 @@ def with_notes(t: Transcript, notes: list[str]) -> Transcript:
 # --- plain text lines (the diff's "transcript" mode, exports) ------------------------------------
 
 
-def block_lines(b: Block) -> list[str]:
+def block_lines(b: Block, unfold_thinking: bool = False) -> list[str]:
     if b.kind == "text":
         return b.text.splitlines() or [""]
     if b.kind == "tool_call":
@@ -122,11 +122,12 @@ def block_lines(b: Block) -> list[str]:
         head = f"[tool result{f' ({b.ref})' if b.ref else ''}{' – error' if b.error else ''}]"
         return [head, *b.text.splitlines()]
     if b.kind == "thinking":
-        return [f"[thinking: {len(b.text):,} characters]"]
+        head = f"[thinking: {len(b.text):,} characters]"
+        return [head, *b.text.splitlines()] if unfold_thinking else [head]
     return [f"[{b.kind}: {b.text}]"]
 
 
-def transcript_lines(t: Transcript | None) -> list[str]:
+def transcript_lines(t: Transcript | None, unfold_thinking: bool = False) -> list[str]:
     if t is None:
         return []
     lines: list[str] = []
@@ -138,7 +139,7 @@ def transcript_lines(t: Transcript | None) -> list[str]:
     for turn in t.turns:
         lines.append(f"── {turn.role}")
         for b in turn.blocks:
-            lines.extend(block_lines(b))
+            lines.extend(block_lines(b, unfold_thinking))
     if t.stop_reason:
         lines.append(f"stop: {t.stop_reason}")
     return lines

@@ -73,3 +73,21 @@ class AgentCommandFailed(Message):
     def __init__(self, reason: str) -> None:
         super().__init__()
         self.reason = reason
+
+
+class CallUpdated(Message):
+    """A call shown in a detail screen changed (it finished, or it was pending and got its numbers)."""
+
+    def __init__(self, summary: dict[str, Any]) -> None:
+        super().__init__()
+        self.summary = summary
+
+
+class WorkDone(Message):
+    """A background job (export, replay, history query) finished: `result` or `error` (a message)."""
+
+    def __init__(self, job: str, result: Any = None, error: str | None = None) -> None:
+        super().__init__()
+        self.job = job
+        self.result = result
+        self.error = error

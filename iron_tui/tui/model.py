@@ -1,242 +1,162 @@
-"""The dashboard's view model: recent requests, the filter, per-model totals, the spend series.
+"""The dashboard's view model: recent request summaries, filtered and sorted, with a stable selection.
 
-Plain Python (no widgets), so the handlers that own UI state stay small and this part is easy to test.
+Plain Python (no widgets), so the `@on` handlers that own UI state stay small and this is easy to test.
 """
 
 from __future__ import annotations
 
-import shlex
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from iron_tui.core.budget import ALERT_THRESHOLDS, format_usd
-from iron_tui.core.events import MICROS_PER_USD
+from iron_tui.core.filter_expr import Filter, status_text
+from iron_tui.core.stats import alert_level
 
-FILTER_FIELDS = ("model", "provider", "status", "id", "api", "agent", "error")
+Row = dict[str, Any]
 
-
-# --- formatting -----------------------------------------------------------------------------------
-
-
-def fmt_cost(r: dict[str, Any]) -> str:
-    """'$0.000123', '~$0.0012' when estimated, 'unpriced', '' while unknown."""
-    if not r.get("priced", True):
-        return "unpriced"
-    cost = r.get("cost_usd")
-    if cost is None:
-        return ""
-    text = "$" + format_usd(round(cost * MICROS_PER_USD))
-    return "~" + text if r.get("cost_estimated") else text
-
-
-def fmt_usd(micros: int | None) -> str:
-    return "unlimited" if micros is None else "$" + format_usd(micros)
-
-
-def fmt_ms(ms: float | None) -> str:
-    if ms is None:
-        return ""
-    if ms >= 10_000:
-        return f"{ms / 1000:.1f}s"
-    return f"{ms:.0f}ms"
-
-
-def fmt_tokens(n: int | None) -> str:
-    if not n:
-        return "0" if n == 0 else ""
-    if n >= 1_000_000:
-        return f"{n / 1_000_000:.1f}M"
-    if n >= 10_000:
-        return f"{n / 1000:.1f}k"
-    return str(n)
-
-
-def fmt_time(iso: str) -> str:
-    """HH:MM:SS in local time from the feed's ISO-8601 UTC timestamp."""
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone().strftime("%H:%M:%S")
-    except ValueError:
-        return iso
-
-
-def fmt_duration(seconds: float) -> str:
-    s = max(0, int(seconds))
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}"
-
-
-def fmt_age(seconds: float) -> str:
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s ago"
-    if s < 3600:
-        return f"{s // 60}m ago"
-    return f"{s // 3600}h ago"
-
-
-def status_text(r: dict[str, Any]) -> str:
-    if r.get("state") == "pending":
-        return "…"
-    status = r.get("status")
-    return str(status) if status is not None else "err"
-
-
-# --- filter ---------------------------------------------------------------------------------------
+# Sortable columns: (key, label, value of a row, newest/biggest first by default).
+_SORT_KEYS: dict[str, tuple[str, Callable[[Row], Any], bool]] = {
+    "time": ("time", lambda r: (r.get("started_at") or "", r.get("id") or ""), True),
+    "latency": ("latency", lambda r: r.get("latency_ms") or -1.0, True),
+    "ttft": ("TTFT", lambda r: r.get("ttft_ms") or -1.0, True),
+    "cost": ("cost", lambda r: r.get("cost_usd") or -1.0, True),
+    "tokens": ("tokens", lambda r: (r.get("input_tokens") or 0) + (r.get("output_tokens") or 0), True),
+    "status": ("status", lambda r: r.get("status") or (0 if r.get("state") == "pending" else 999), True),
+    "model": ("model", lambda r: str(r.get("model") or ""), False),
+    "provider": ("provider", lambda r: str(r.get("provider") or ""), False),
+}
+SORT_ORDER = tuple(_SORT_KEYS)
 
 
 @dataclass(frozen=True)
-class RequestFilter:
-    """`model:gpt provider:anthropic status:err words…` — every term must match (case-insensitive).
-
-    status: a code prefix (`5`, `429`), `ok`, `err` (failed or ≥ 400) or `pending`. Free words match
-    the id, model, provider, status, api, agent or error text.
-    """
-
-    text: str = ""
-    terms: tuple[tuple[str | None, str], ...] = ()
-
-    @classmethod
-    def parse(cls, text: str) -> RequestFilter:
-        text = text.strip()
-        try:
-            words = shlex.split(text)
-        except ValueError:  # an unbalanced quote: take the words as typed
-            words = text.split()
-        terms: list[tuple[str | None, str]] = []
-        for word in words:
-            key, sep, value = word.partition(":")
-            if sep and key.lower() in FILTER_FIELDS and value:
-                terms.append((key.lower(), value.lower()))
-            else:
-                terms.append((None, word.lower()))
-        return cls(text, tuple(terms))
+class Sort:
+    key: str = "time"
+    descending: bool = True
 
     @property
-    def active(self) -> bool:
-        return bool(self.terms)
+    def label(self) -> str:
+        return _SORT_KEYS[self.key][0] + (" ↓" if self.descending else " ↑")
 
-    def matches(self, r: dict[str, Any]) -> bool:
-        return all(_term(key, value, r) for key, value in self.terms)
+    @property
+    def is_default(self) -> bool:
+        return self.key == "time" and self.descending
 
+    def next_key(self) -> Sort:
+        key = SORT_ORDER[(SORT_ORDER.index(self.key) + 1) % len(SORT_ORDER)]
+        return Sort(key, _SORT_KEYS[key][2])
 
-def _field(r: dict[str, Any], key: str) -> str:
-    if key == "agent":
-        return str(r.get("agent_id") or "").lower()
-    if key == "status":
-        return status_text(r).lower()
-    return str(r.get(key) or "").lower()
+    def by(self, key: str) -> Sort:
+        """Sort by `key`; by the same key again flips the direction."""
+        if key == self.key:
+            return Sort(key, not self.descending)
+        return Sort(key, _SORT_KEYS[key][2])
 
-
-def _term(key: str | None, value: str, r: dict[str, Any]) -> bool:
-    if key is None:
-        return any(value in _field(r, k) for k in FILTER_FIELDS)
-    if key == "status":
-        status = r.get("status")
-        if value in ("err", "error", "failed"):
-            return r.get("state") == "error" or (status is not None and status >= 400)
-        if value == "ok":
-            return r.get("state") == "ok"
-        if value == "pending":
-            return r.get("state") == "pending"
-        return _field(r, "status").startswith(value)
-    return value in _field(r, key)
+    def flipped(self) -> Sort:
+        return Sort(self.key, not self.descending)
 
 
-# --- stores ---------------------------------------------------------------------------------------
+class MatchCache:
+    """Filter results per row, so a refresh only evaluates rows that are new or changed.
+
+    `bodies(id)` returns a call's recorded bodies (for free-text search) or "" when they are gone.
+    """
+
+    def __init__(self, flt: Filter, bodies: Callable[[str], str]) -> None:
+        self.filter = flt
+        self._bodies = bodies
+        self._seen: dict[str, tuple[Row, bool]] = {}
+
+    def __call__(self, r: Row) -> bool:
+        if not self.filter.active:
+            return True
+        rid = r["id"]
+        hit = self._seen.get(rid)
+        if hit is not None and hit[0] is r:
+            return hit[1]
+        body = (lambda: self._bodies(rid)) if self.filter.uses_text else None
+        ok = self.filter.matches(r, body)
+        self._seen[rid] = (r, ok)
+        if len(self._seen) > 50_000:
+            self._seen.clear()
+        return ok
 
 
 class RequestStore:
-    """The last `capacity` request summaries by id, in arrival order (a finish updates in place)."""
+    """The last `capacity` request summaries by id, in arrival order (a finish updates in place).
+
+    One id may be pinned (the selection): when it falls out of the window it is kept aside, so the
+    row the user is looking at never disappears under load.
+    """
 
     def __init__(self, capacity: int = 1000) -> None:
         self.capacity = capacity
-        self._rows: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._rows: OrderedDict[str, Row] = OrderedDict()
+        self._pinned: str | None = None
+        self._kept: Row | None = None  # the pinned row, after it left the window
+        self.total_seen = 0  # calls ever added (not capped by capacity)
 
-    def upsert(self, rows: list[dict[str, Any]]) -> None:
+    def upsert(self, rows: list[Row]) -> int:
+        """Add or update rows; returns how many were new."""
+        new = 0
         for r in rows:
-            self._rows[r["id"]] = r
+            rid = r["id"]
+            if rid not in self._rows and not (self._kept is not None and self._kept["id"] == rid):
+                new += 1
+            if self._kept is not None and self._kept["id"] == rid:
+                self._kept = r
+                continue
+            self._rows[rid] = r
+        self.total_seen += new
         while len(self._rows) > self.capacity:
-            self._rows.popitem(last=False)
+            rid, r = self._rows.popitem(last=False)
+            if rid == self._pinned:
+                self._kept = r
+        return new
 
-    def clear(self) -> None:
-        self._rows.clear()
+    def pin(self, request_id: str | None) -> None:
+        self._pinned = request_id
+        if self._kept is not None and self._kept["id"] != request_id:
+            self._kept = None
 
-    def get(self, request_id: str) -> dict[str, Any] | None:
-        return self._rows.get(request_id)
+    def clear(self) -> tuple[OrderedDict[str, Row], int]:
+        """Empty the store; returns what undo() needs."""
+        saved = (self._rows, self.total_seen)
+        self._rows = OrderedDict()
+        self._kept = None
+        self.total_seen = 0
+        return saved
+
+    def restore(self, saved: tuple[OrderedDict[str, Row], int]) -> None:
+        """Undo a clear: the rows from before it, then everything that arrived since."""
+        since, seen_since = self._rows, self.total_seen
+        self._rows, self.total_seen = saved
+        self.upsert(list(since.values()))
+        self.total_seen = saved[1] + seen_since
+
+    def get(self, request_id: str) -> Row | None:
+        r = self._rows.get(request_id)
+        if r is None and self._kept is not None and self._kept["id"] == request_id:
+            return self._kept
+        return r
 
     def __len__(self) -> int:
         return len(self._rows)
 
-    def newest_first(self, flt: RequestFilter, limit: int) -> tuple[list[dict[str, Any]], int]:
-        """Up to `limit` matching rows, newest first, and how many match in all."""
-        out: list[dict[str, Any]] = []
-        matched = 0
-        for r in reversed(self._rows.values()):
-            if flt.matches(r):
-                matched += 1
-                if len(out) < limit:
-                    out.append(r)
-        return out, matched
+    @property
+    def newest_id(self) -> str | None:
+        return next(reversed(self._rows), None) if self._rows else None
+
+    def view(self, match: Callable[[Row], bool], sort: Sort, limit: int) -> tuple[list[Row], int]:
+        """Up to `limit` matching rows in `sort` order, and how many match in all."""
+        rows = [r for r in reversed(self._rows.values()) if match(r)]
+        if self._kept is not None and match(self._kept):
+            rows.append(self._kept)
+        matched = len(rows)
+        if not sort.is_default:
+            value = _SORT_KEYS[sort.key][1]
+            rows.sort(key=value, reverse=sort.descending)
+        return rows[:limit], matched
 
 
-@dataclass
-class ModelTotal:
-    provider: str
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_micros: int = 0
-    unpriced: int = 0
-
-
-@dataclass
-class SpendSeries:
-    """Spend per fixed time bucket (engine clock), for the sparkline."""
-
-    bucket_s: float = 10.0
-    keep: int = 120
-    buckets: dict[int, int] = field(default_factory=dict)
-
-    def add(self, ts: float, micros: int) -> None:
-        key = int(ts // self.bucket_s)
-        self.buckets[key] = self.buckets.get(key, 0) + micros
-        if len(self.buckets) > self.keep:
-            for old in sorted(self.buckets)[: len(self.buckets) - self.keep]:
-                del self.buckets[old]
-
-    def window(self, now: float, n: int) -> list[float]:
-        """The last `n` buckets ending at `now`, in USD (zeros where nothing was spent)."""
-        last = int(now // self.bucket_s)
-        return [self.buckets.get(k, 0) / MICROS_PER_USD for k in range(last - n + 1, last + 1)]
-
-
-def add_totals(totals: dict[str, ModelTotal], finished: list[dict[str, Any]]) -> None:
-    for r in finished:
-        t = totals.get(r["model"])
-        if t is None:
-            t = totals[r["model"]] = ModelTotal(provider=r["provider"])
-        t.calls += 1
-        t.input_tokens += r.get("input_tokens") or 0
-        t.output_tokens += r.get("output_tokens") or 0
-        cost = r.get("cost_usd")
-        if not r.get("priced", True):
-            t.unpriced += 1
-        elif cost is not None:
-            t.cost_micros += round(cost * MICROS_PER_USD)
-
-
-def alert_level(spent: int, limit: int | None) -> str:
-    """ok / warning / critical / exhausted, at the engine's alert thresholds."""
-    if limit is None:
-        return "ok"
-    if limit <= 0:
-        return "exhausted"
-    pct = 100.0 * spent / limit
-    level = "ok"
-    for severity, threshold in ALERT_THRESHOLDS:
-        if pct >= threshold:
-            level = severity
-    return level
+__all__ = ["SORT_ORDER", "MatchCache", "RequestStore", "Row", "Sort", "alert_level", "status_text"]

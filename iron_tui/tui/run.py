@@ -29,7 +29,9 @@ def run_tui(settings: Settings, agent_argv: list[str] | None) -> int:
         engine = Engine(settings)
     except (ConfigError, OSError, sqlite3.Error, RuntimeError, ValueError) as exc:
         return _fail(str(exc))
-    app = create_app(engine, theme=settings.theme)
+    # A theme given on the command line, in the environment or the config wins; otherwise the one last
+    # chosen with `t` (remembered in the data dir), else the default.
+    app = create_app(engine, theme=settings.theme if "theme" in settings.model_fields_set else None)
     app.freeze_gc_when_ready = True
     if agent_argv:
         app.start_agent_when_ready(agent_argv)

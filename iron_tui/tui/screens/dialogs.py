@@ -1,19 +1,25 @@
-"""Small modal dialogs: the budget editor, the request filter and the help screen."""
+"""Small modal dialogs: budget, confirmations (quit, replay), a text to copy, export, and the help screen."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Input, Static
+from textual.widgets import Input, Select, Static, TextArea
+
+from iron_tui.tui.keys import FILTER_HELP, KEYS
+from iron_tui.tui.widgets.requests import FLAG_MARKS
 
 UNCHANGED = object()
+OSC52_NOTE = ("Sent to your terminal's clipboard (OSC 52). Terminals that do not allow it ignore it — tmux "
+              "needs `set -g set-clipboard on` — so the text is also here: select it with the mouse.")
 
 
 def parse_budget(text: str) -> float | None:
@@ -48,7 +54,7 @@ class BudgetDialog(ModalScreen[float | object | None]):
                         id="budget-input")
             yield Static(Content.from_markup("[$foreground-muted]spent so far $s[/]", s=self.spent_text))
             yield Static(id="budget-error", classes="error")
-            yield Static(Content.from_markup("[$foreground-muted]Enter apply · Escape cancel[/]"))
+            yield Static(Content.from_markup("[$foreground-muted]Enter apply · Esc cancel[/]"))
 
     @on(Input.Submitted, "#budget-input")
     def _submit(self, event: Input.Submitted) -> None:
@@ -63,63 +69,138 @@ class BudgetDialog(ModalScreen[float | object | None]):
         self.dismiss(UNCHANGED)
 
 
-class FilterDialog(ModalScreen[str | None]):
-    """Edit the request filter. Dismisses with the new filter text, or None when cancelled."""
+class ConfirmDialog(ModalScreen[bool]):
+    """A yes/no question. Enter or y confirms; Esc or n cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter,y", "answer(True)", "Yes"),
+        Binding("escape,n", "answer(False)", "No"),
+        Binding("q", "q", "", show=False),
+    ]
+
+    def __init__(self, title: str, body: Content | str, yes: str = "Yes", *, q_confirms: bool = False) -> None:
+        super().__init__()
+        self.title_text = title
+        self.body = body
+        self.yes = yes
+        self.q_confirms = q_confirms  # the quit question: q again means yes
+
+    def action_q(self) -> None:
+        self.dismiss(self.q_confirms)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog confirm") as box:
+            box.border_title = self.title_text
+            yield Static(self.body)
+            yield Static(Content.from_markup("\n[b]Enter[/] $yes · [b]Esc[/] cancel", yes=self.yes))
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class TextDialog(ModalScreen[None]):
+    """A text to copy (token, curl command, a body): sent to the clipboard AND shown, selectable."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,enter", "close", "Close")]
+
+    def __init__(self, title: str, text: str, *, lead: Content | str = "", copy: bool = True,
+                 copy_text: str | None = None) -> None:
+        super().__init__()
+        self.title_text = title
+        self.text = text
+        self.lead = lead
+        self.copy = copy
+        self.copy_text = text if copy_text is None else copy_text  # what goes to the clipboard
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog text") as box:
+            box.border_title = self.title_text
+            if self.lead:
+                yield Static(self.lead)
+            yield TextArea(self.text, read_only=True, soft_wrap=True, show_line_numbers=False, id="copy-text")
+            if self.copy:
+                yield Static(Content.from_markup("[$foreground-muted]$n[/]", n=OSC52_NOTE), classes="note")
+            yield Static(Content.from_markup("[$foreground-muted]Esc closes[/]"))
+
+    def on_mount(self) -> None:
+        if self.copy:
+            self.app.copy_to_clipboard(self.copy_text)
+
+    def action_close(self) -> None:
+        self.dismiss()
+
+
+class ExportDialog(ModalScreen[tuple[str, Path] | None]):
+    """Where to and in which format; dismisses with (format, path) or None."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, current: str) -> None:
+    def __init__(self, scope: str, default_stem: str) -> None:
         super().__init__()
-        self.current = current
+        self.scope = scope
+        self.default_stem = default_stem
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog") as box:
-            box.border_title = "Filter requests"
-            yield Input(value=self.current, placeholder="e.g. provider:anthropic status:err gpt", id="filter-input")
-            yield Static(Content.from_markup(
-                "[$foreground-muted]model:  provider:  status: (200, 5, ok, err, pending)  id:  agent:  or any text\n"
-                "Enter apply · empty clears · Escape cancel[/]"
-            ))
+            box.border_title = "Export"
+            yield Static(Content.from_markup("Export [b]$s[/]", s=self.scope))
+            with Horizontal(id="export-row"):
+                yield Select([("JSON Lines (.jsonl)", "jsonl"), ("HAR 1.2 (.har)", "har")], value="jsonl",
+                             allow_blank=False, compact=True, id="export-format")
+            yield Input(value=f"{self.default_stem}.jsonl", id="export-path")
+            yield Static(id="export-error", classes="error")
+            yield Static(Content.from_markup("[$foreground-muted]Enter exports · Esc cancels[/]"))
 
-    @on(Input.Submitted, "#filter-input")
+    def on_mount(self) -> None:
+        self.query_one("#export-path", Input).focus()
+
+    @on(Select.Changed, "#export-format")
+    def _format(self, event: Select.Changed) -> None:
+        field = self.query_one("#export-path", Input)
+        stem, dot, ext = field.value.rpartition(".")
+        if dot and ext in ("jsonl", "har"):
+            field.value = f"{stem}.{event.value}"
+
+    @on(Input.Submitted, "#export-path")
     def _submit(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip())
+        path = Path(event.value.strip()).expanduser()
+        if not event.value.strip():
+            self.query_one("#export-error", Static).update("a file name is needed")
+            return
+        if not path.parent.is_dir():
+            self.query_one("#export-error", Static).update(f"no such folder: {path.parent}")
+            return
+        fmt = self.query_one("#export-format", Select).value
+        self.dismiss((str(fmt), path))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
 
 
-HELP_KEYS: tuple[tuple[str, str], ...] = (
-    ("/", "filter requests (model:, provider:, status:, id:, agent:, free text)"),
-    ("enter", "open the selected request: bodies, translation, timing, error"),
-    ("b", "edit the budget live (empty = unlimited)"),
-    ("p", "pause / resume the live requests view"),
-    ("c", "clear the requests view (the engine keeps its history)"),
-    ("s / x / r", "start / stop / restart the agent"),
-    ("y", "copy the proxy token to the clipboard"),
-    ("t", "switch theme"),
-    ("ctrl+p", "command palette: every action by name"),
-    ("?", "this help"),
-    ("q", "quit (stops the agent and the proxy)"),
-)
-
-
 class HelpScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,question_mark,q", "close", "Close"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,question_mark,q", "close", "Close")]
 
     def compose(self) -> ComposeResult:
-        width = max(len(k) for k, _ in HELP_KEYS)
-        lines = [Content.from_markup("[b $accent]$k[/]  $v", k=k.ljust(width), v=v) for k, v in HELP_KEYS]
-        intro = Content.from_markup(
-            "Point your agent at the proxy URL with the token shown in the header.\n"
-            "Calls for Claude models in OpenAI format are translated (↔). Costs marked ~ are estimated.\n"
-        )
+        parts: list[Content] = [Content.from_markup(
+            "Point your agent at the proxy URL in the header with the token (y shows it). The same view in a\n"
+            "browser: w. Costs marked ~ are estimated; the flags column shows what a call went through.\n")]
+        width = max(len(k) for _, entries in KEYS for k, _, _ in entries)
+        for section, entries in KEYS:
+            parts.append(Content.from_markup("[b $text-primary]$s[/]", s=section))
+            parts.extend(Content.from_markup("  [b $accent]$k[/]  $v", k=k.ljust(width), v=v) for k, v, _ in entries)
+            parts.append(Content(""))
+        parts.append(Content.from_markup("[b $text-primary]Flags[/]"))
+        parts.extend(Content.from_markup("  [b $accent]$m[/]  $v", m=m, v=v) for m, v in FLAG_MARKS)
+        parts.append(Content(""))
+        parts.append(Content(FILTER_HELP))
         with Vertical(classes="dialog help") as box:
             box.border_title = "iron-tui help"
-            yield Static(intro + Content("\n").join(lines))
-            yield Static(Content.from_markup("[$foreground-muted]Escape closes[/]"))
+            with VerticalScroll(id="help-body"):
+                yield Static(Content("\n").join(parts))
+            yield Static(Content.from_markup("[$foreground-muted]↑ ↓ scroll · Esc closes[/]"))
+
+    def on_mount(self) -> None:
+        self.query_one("#help-body").focus()
 
     def action_close(self) -> None:
         self.dismiss()

@@ -1,34 +1,42 @@
-"""The dashboard: header, live requests, spend, sync and agent panels.
+"""The dashboard: header, live filter, requests, spend, sync and agent panels.
 
 The `@on` handlers here own all UI state. Messages arrive from the app's bus pump, already batched
-and rate-limited, so each handler does one repaint per batch however busy the proxy is.
+and rate-limited, so each handler does one repaint per batch however busy the proxy is. Slow work
+(exports) runs in workers that report back with messages.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import Button, Footer
 
 from iron_tui.config import mask_secret
 from iron_tui.core.events import AgentStateChanged, CostAlert, Notice, SyncStatus
+from iron_tui.core.filter_expr import Filter
+from iron_tui.core.stats import TotalsAccumulator
+from iron_tui.core.units import count, money
 from iron_tui.tui.messages import (
     AgentActivity,
     AgentCommandFailed,
     Alerted,
+    CallUpdated,
     RequestsUpdated,
     SpendUpdated,
     SyncUpdated,
 )
-from iron_tui.tui.model import ModelTotal, RequestFilter, RequestStore, SpendSeries, add_totals, fmt_usd
-from iron_tui.tui.screens.detail import RequestDetailScreen
-from iron_tui.tui.screens.dialogs import UNCHANGED, BudgetDialog, FilterDialog
+from iron_tui.tui.model import MatchCache, RequestStore, Sort
+from iron_tui.tui.screens.dialogs import UNCHANGED, BudgetDialog
+from iron_tui.tui.widgets.filterbar import FilterBar
 from iron_tui.tui.widgets.panels import AgentPanel, HeaderInfo, SpendPanel, StatusHeader, SyncPanel
 from iron_tui.tui.widgets.requests import WIDE_MIN_WIDTH, RequestsTable
 
@@ -36,8 +44,15 @@ if TYPE_CHECKING:
     from iron_tui.tui.app import IronApp
 
 NARROW_BELOW = 100  # columns; below this secondary columns and panels are hidden
-DISPLAY_ROWS = 200  # rows rebuilt per refresh; the store keeps more for filtering
-SPARK_BUCKETS = 40
+DISPLAY_ROWS = 5000  # rows handed to the table per refresh (it draws only the visible ones)
+SPEND_BUCKET_S = 10.0
+SPEND_BUCKETS = 30
+
+
+def _text_of(rec: Any) -> Callable[[], str]:
+    """A recorded call's bodies as one text, for free-text filters (built only when asked)."""
+    return lambda: "\n".join(b for b in (rec.request_body, rec.translated_request, rec.upstream_response,
+                                         rec.translated_response) if b)
 
 
 def layout_kind(width: int) -> str:
@@ -52,26 +67,37 @@ class MainScreen(Screen[None]):
     ]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter"),
-        Binding("b", "budget", "Budget"),
-        Binding("p", "pause", "Pause"),
-        Binding("c", "clear", "Clear"),
-        Binding("s", "agent('start')", "Start"),
-        Binding("x", "agent('stop')", "Stop"),
-        Binding("r", "agent('restart')", "Restart"),
+        Binding("f", "follow", "Follow"),
+        Binding("T", "totals", "Totals"),
+        Binding("H", "history", "History"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("o", "sort", "Sort", show=False),
+        Binding("O", "sort_flip", "Reverse sort", show=False),
+        Binding("E", "export", "Export", show=False),
+        Binding("b", "budget", "Budget", show=False),
+        Binding("p", "pause", "Pause", show=False),
+        Binding("c", "clear", "Clear", show=False),
+        Binding("u", "undo_clear", "Undo clear", show=False),
+        Binding("s", "agent('start')", "Start agent", show=False),
+        Binding("x", "agent('stop')", "Stop agent", show=False),
+        Binding("r", "agent('restart')", "Restart agent", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__(id="dashboard")
         self.store = RequestStore()
-        self.filter = RequestFilter()
+        self.filter = Filter()
+        self.sort = Sort()
+        self.matcher = MatchCache(self.filter, self._bodies)
         self.paused = False
         self.unseen = 0
-        self.totals: dict[str, ModelTotal] = {}
-        self.series = SpendSeries()
+        self.totals = TotalsAccumulator()
         self.kind = ""
         self.sync = SyncStatus(0.0, "disabled")
         self.spend: tuple[int, int, int | None, str] = (0, 0, None, "session")
         self.agent_name: str | None = None
+        self._cleared: tuple[Any, TotalsAccumulator, list[tuple[float, dict[str, Any]]]] | None = None
+        self._matched = 0
 
     @property
     def iron(self) -> IronApp:
@@ -81,6 +107,9 @@ class MainScreen(Screen[None]):
         engine = self.iron.engine
         yield StatusHeader(id="header")
         with Vertical(id="body"):
+            bar = FilterBar(id="filter-bar")
+            bar.display = False
+            yield bar
             yield RequestsTable(id="requests")
             with Horizontal(id="panels"):
                 yield SpendPanel(id="spend")
@@ -92,11 +121,11 @@ class MainScreen(Screen[None]):
         engine = self.iron.engine
         self.store.capacity = engine.settings.history_size
         table = self.query_one(RequestsTable)
-        table.border_title = "Requests"
         # Seed from the engine (it may have been started, and served calls, before the app).
-        past = [r.summary() for r in reversed(engine.history.recent(DISPLAY_ROWS))]
+        past = [r.summary() for r in reversed(engine.history.recent())]
         self.store.upsert(past)
-        add_totals(self.totals, [r for r in past if r["state"] != "pending"])
+        now = self.iron.clock.now()
+        self.totals.extend((now, r) for r in past if r["state"] != "pending")
         spent, limit = engine.ledger.status()
         self.spend = (spent, engine.ledger.reserved, limit, engine.settings.budget_period)
         if engine.analytics is not None:
@@ -117,7 +146,9 @@ class MainScreen(Screen[None]):
     def _tick(self) -> None:
         self._show_header()
         self._show_sync()
-        self.query_one(SpendPanel).show_series(self.series.window(self.iron.clock.now(), SPARK_BUCKETS))
+        now = self.iron.clock.now()
+        series = self.totals.spend_series(now, SPEND_BUCKET_S, SPEND_BUCKETS)
+        self.query_one(SpendPanel).show_series([float(v) for v in series], SPEND_BUCKET_S)
 
     def engine_started(self) -> None:
         """The proxy URL is known now."""
@@ -144,22 +175,30 @@ class MainScreen(Screen[None]):
 
     @on(RequestsUpdated)
     def _requests(self, msg: RequestsUpdated) -> None:
-        if self.paused:
-            self.unseen += sum(1 for r in msg.rows if self.store.get(r["id"]) is None)
         # Count a finish once, even if the seed from history already had it.
         finished = [(ts, r) for ts, r in msg.finished
                     if (prev := self.store.get(r["id"])) is None or prev.get("state") == "pending"]
-        self.store.upsert(msg.rows)
+        new = self.store.upsert(msg.rows)
+        if self.paused:
+            self.unseen += new
         if finished:
-            add_totals(self.totals, [r for _, r in finished])
-            for ts, r in finished:
-                cost = r.get("cost_usd")
-                if cost:
-                    self.series.add(ts, round(cost * 1_000_000))
+            self.totals.extend(finished)
+            if self._cleared is not None:
+                self._cleared[2].extend(finished)
             self._show_models()
+        self._tell_detail_screens(msg.rows)
         if not self.paused:
             self._refresh_requests()
-        self._tick()  # the clock moved with the traffic: uptime, sparkline, "ago" times
+        self._tick()  # the clock moved with the traffic: uptime, spend graph, "ago" times
+
+    def _tell_detail_screens(self, rows: list[dict[str, Any]]) -> None:
+        watched = {getattr(s, "request_id", None): s for s in self.app.screen_stack if hasattr(s, "request_id")}
+        if not watched:
+            return
+        for r in rows:
+            screen = watched.get(r["id"])
+            if screen is not None:
+                screen.post_message(CallUpdated(r))
 
     @on(SpendUpdated)
     def _spend(self, msg: SpendUpdated) -> None:
@@ -189,7 +228,7 @@ class MainScreen(Screen[None]):
     def _alerted(self, msg: Alerted) -> None:
         for e in msg.events:
             if isinstance(e, CostAlert):
-                text = (f"Budget {e.severity}: {fmt_usd(e.spent_micros)} of {fmt_usd(e.limit_micros)} "
+                text = (f"Budget {e.severity}: {money(e.spent_micros)} of {money(e.limit_micros)} "
                         f"spent ({e.percentage:.0f}%)")
                 self.notify(text, title="Budget", severity="warning" if e.severity == "warning" else "error", timeout=10)
             elif isinstance(e, Notice):
@@ -202,25 +241,47 @@ class MainScreen(Screen[None]):
 
     # --- rendering ------------------------------------------------------------------------------------
 
+    def _bodies(self, request_id: str) -> str:
+        rec = self.iron.engine.history.get(request_id)
+        return "" if rec is None else _text_of(rec)()
+
     def _refresh_requests(self) -> None:
         table = self.query_one(RequestsTable)
-        rows, matched = self.store.newest_first(self.filter, DISPLAY_ROWS)
+        rows, matched = self.store.view(self.matcher, self.sort, DISPLAY_ROWS)
+        self._matched = matched
         if self.filter.active and len(self.store):
-            table.empty_text = "no requests match the filter (/ to change it)"
+            table.empty_text = "no requests match the filter (Esc clears it)"
+        elif self._cleared is not None:
+            table.empty_text = "cleared: u brings the list back"
         else:
             engine = self.iron.engine
             url = self.iron.display_url or (engine.openai_base_url if engine.port else "the proxy")
-            table.empty_text = f"no requests yet: point your agent at {url} with the token (y copies it)"
-        table.show(rows, self.kind)
+            table.empty_text = f"no requests yet: point your agent at {url} (y: the token)"
+        table.sort = self.sort
+        table.show(rows, self.kind, newest_id=self.store.newest_id)
+        self.store.pin(None if table.follow else table.selected_id)
+        self._show_titles(table, matched, len(rows))
+        self.query_one(FilterBar).show_count(matched, len(self.store))
+
+    def _show_titles(self, table: RequestsTable, matched: int, shown: int) -> None:
+        mode = ("[$text-success]● follow[/]" if table.follow else "[$text-warning]‖ hold[/] [$foreground-muted]f follows[/]")
+        if self.paused:
+            mode = "[$text-warning]paused[/] [$foreground-muted]p resumes[/]"
+        table.border_title = Content.from_markup(f"Requests  {mode}")
         parts = []
         if self.filter.active:
-            parts.append(f"filter: {self.filter.text} · {matched} of {len(self.store)}")
+            parts.append(f"filter: {self.filter.text} · {matched:,} of {len(self.store):,}")
         else:
-            parts.append(f"{len(self.store)} requests")
-        if matched > len(rows):
-            parts.append(f"newest {len(rows)} shown")
+            parts.append(count(self.store.total_seen, "request"))
+            if self.store.total_seen > len(self.store):
+                parts.append(f"last {len(self.store):,} kept (H: all history)")
+        if not self.sort.is_default:
+            parts.append(f"sort: {self.sort.label}")
+        if matched > shown:
+            parts.append(f"first {shown:,} shown")
         table.border_subtitle = " · ".join(parts)
         table.set_class(self.filter.active, "-filtered")
+        table.set_class(not table.follow, "-holding")
 
     def _show_sync(self) -> None:
         self.query_one(SyncPanel).show(self.sync, self.iron.clock.now())
@@ -231,7 +292,7 @@ class MainScreen(Screen[None]):
         self.query_one(SpendPanel).show_spend(spent, reserved, limit, period)
 
     def _show_models(self) -> None:
-        self.query_one(SpendPanel).show_models(self.totals)
+        self.query_one(SpendPanel).show_models(self.totals.groups("model"), cleared=self._cleared is not None)
 
     def _show_agent(self, state: str, name: str | None, pid: int | None, exit_code: int | None,
                     reason: str | None, restarts: int) -> None:
@@ -243,14 +304,30 @@ class MainScreen(Screen[None]):
         if kind != self.kind:
             self.kind = kind
             self._refresh_requests()
+        self.call_after_refresh(self._show_models)  # the model lines fit the panel's new width
 
-    # --- user actions ---------------------------------------------------------------------------------
+    # --- the list -------------------------------------------------------------------------------------
 
     @on(RequestsTable.Selected)
     def _open(self, event: RequestsTable.Selected) -> None:
         self.open_detail(event.request_id)
 
-    def open_detail(self, request_id: str, tab: str = "tab-request") -> None:
+    @on(RequestsTable.FollowChanged)
+    def _follow_changed(self, _: RequestsTable.FollowChanged) -> None:
+        table = self.query_one(RequestsTable)
+        self.store.pin(None if table.follow else table.selected_id)
+        if table.follow and not self.paused:
+            self._refresh_requests()
+        else:
+            self._show_titles(table, self._matched, len(table.rows))
+
+    @on(RequestsTable.SortRequested)
+    def _sort_requested(self, event: RequestsTable.SortRequested) -> None:
+        self._set_sort(self.sort.by(event.key))
+
+    def open_detail(self, request_id: str, tab: str | None = None) -> None:
+        from iron_tui.tui.screens.detail import RequestDetailScreen
+
         summary = self.store.get(request_id)
         record = self.iron.engine.history.get(request_id)
         if summary is None and record is not None:
@@ -261,17 +338,54 @@ class MainScreen(Screen[None]):
         self.app.push_screen(RequestDetailScreen(summary, record, tab))
 
     def action_filter(self) -> None:
-        def apply(text: str | None) -> None:
-            if text is None:
-                return
-            self.filter = RequestFilter.parse(text)
-            self._refresh_requests()
+        self.query_one(FilterBar).open(self.filter.text)
 
-        self.app.push_screen(FilterDialog(self.filter.text), apply)
+    @on(FilterBar.Changed)
+    def _filter_changed(self, event: FilterBar.Changed) -> None:
+        self.set_filter(event.filter)
 
-    def set_filter(self, text: str) -> None:
-        self.filter = RequestFilter.parse(text)
+    @on(FilterBar.Done)
+    def _filter_done(self, _: FilterBar.Done) -> None:
+        self.query_one(RequestsTable).focus()
+
+    def set_filter(self, flt: Filter | str) -> None:
+        self.filter = Filter.parse(flt) if isinstance(flt, str) else flt
+        self.matcher = MatchCache(self.filter, self._bodies)
         self._refresh_requests()
+
+    def action_clear_filter(self) -> None:
+        if self.filter.active or self.query_one(FilterBar).display:
+            self.query_one(FilterBar).action_clear()
+
+    def action_follow(self) -> None:
+        table = self.query_one(RequestsTable)
+        if not self.sort.is_default and not table.follow:
+            self.sort = Sort()  # following means the newest on top
+        table.set_follow(not table.follow)
+        self._refresh_requests()
+
+    def _set_sort(self, sort: Sort) -> None:
+        self.sort = sort
+        table = self.query_one(RequestsTable)
+        if not sort.is_default and table.follow:
+            table.set_follow(False)
+        self._refresh_requests()
+
+    def action_sort(self) -> None:
+        self._set_sort(self.sort.next_key())
+
+    def action_sort_flip(self) -> None:
+        self._set_sort(self.sort.flipped())
+
+    def action_totals(self) -> None:
+        from iron_tui.tui.screens.totals import TotalsScreen
+
+        self.app.push_screen(TotalsScreen())
+
+    def action_history(self) -> None:
+        from iron_tui.tui.screens.history import HistoryScreen
+
+        self.app.push_screen(HistoryScreen())
 
     def action_budget(self) -> None:
         engine = self.iron.engine
@@ -283,25 +397,45 @@ class MainScreen(Screen[None]):
             usd_limit = value if isinstance(value, float) else None
             engine.set_budget(usd_limit)
             self.notify("budget removed: spending is unlimited" if usd_limit is None
-                        else f"budget set to {fmt_usd(round(usd_limit * 1_000_000))}", title="Budget")
+                        else f"budget set to {money(round(usd_limit * 1_000_000))}", title="Budget")
 
         self.app.push_screen(
-            BudgetDialog(None if limit is None else limit / 1_000_000, fmt_usd(engine.ledger.spent)), apply
+            BudgetDialog(None if limit is None else limit / 1_000_000, money(engine.ledger.spent)), apply
         )
 
     def action_pause(self) -> None:
         self.paused = not self.paused
         if not self.paused:
             self.unseen = 0
-            self._refresh_requests()
+        self._refresh_requests()
         self.query_one(RequestsTable).set_class(self.paused, "-paused")
         self._show_header()
-        self.notify("live view paused" if self.paused else "live view resumed", timeout=2)
+        self.notify("live list paused" if self.paused else "live list resumed", timeout=2)
 
     def action_clear(self) -> None:
-        self.store.clear()
+        if not len(self.store) and self._cleared is None:
+            return
+        n = len(self.store)
+        self._cleared = (self.store.clear(), self.totals, [])
+        self.totals = TotalsAccumulator()
         self.unseen = 0
         self._refresh_requests()
+        self._show_models()
+        self.notify(f"cleared {count(n, 'request')} and their totals (the budget is unchanged) — u undoes",
+                    timeout=6)
+
+    def action_undo_clear(self) -> None:
+        if self._cleared is None:
+            self.notify("nothing to undo", timeout=2)
+            return
+        saved, totals, since = self._cleared
+        self._cleared = None
+        self.store.restore(saved)
+        totals.extend(since)
+        self.totals = totals
+        self._refresh_requests()
+        self._show_models()
+        self.notify(f"restored: {count(len(self.store), 'request')}", timeout=3)
 
     def action_agent(self, op: str) -> None:
         self.iron.agent_command(op, self.query_one(AgentPanel).selected_preset)
@@ -317,3 +451,26 @@ class MainScreen(Screen[None]):
     @on(Button.Pressed, "#agent-restart")
     def _restart_pressed(self) -> None:
         self.action_agent("restart")
+
+    # --- export ---------------------------------------------------------------------------------------
+
+    def action_export(self) -> None:
+        flt = self.filter
+        scope = (f"this session's calls matching `{flt.text}`" if flt.active else "every call of this session")
+        stem = time.strftime("iron-tui-%Y%m%d-%H%M%S", time.localtime(self.iron.clock.now()))
+        self.iron.export_calls(lambda: self._session_calls(flt), scope, stem)
+
+    def _session_calls(self, flt: Filter) -> list[tuple[dict[str, Any], Any]]:
+        """This session's finished calls from the on-disk history (a worker thread calls this), with
+        their bodies where still held; free text searches those bodies, as the live filter does."""
+        engine = self.iron.engine
+        engine.history.flush()
+        out = []
+        for summary in self.iron.history_reader.iter_session(engine.session_id):
+            summary.pop("session", None)
+            record = engine.history.get(summary["id"])
+            body = None if record is None else _text_of(record)
+            if flt.matches(summary, body):
+                out.append((summary, record))
+        return out
+

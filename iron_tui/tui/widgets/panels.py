@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Button, RichLog, Select, Sparkline, Static
+from textual.widgets import Button, RichLog, Select, Static
 
 from iron_tui.core.events import AgentOutput, AgentStateChanged, SyncStatus
-from iron_tui.tui.model import ModelTotal, alert_level, fmt_age, fmt_duration, fmt_usd
+from iron_tui.core.stats import GroupTotals, alert_level
+from iron_tui.core.units import count, money
+from iron_tui.tui.safe import safe_line
+from iron_tui.tui.timefmt import ago, uptime
+from iron_tui.tui.widgets.charts import BarChart
+from iron_tui.tui.widgets.requests import clip_middle
 
 # --- cheap updates --------------------------------------------------------------------------------
 
@@ -58,12 +65,12 @@ class HeaderInfo:
 
 
 class StatusHeader(Horizontal):
-    """Mode, proxy URL, masked token (y copies it), uptime, feed clients and bus drops."""
+    """Mode, proxy URL, masked token (y shows it), uptime, feed clients and bus drops."""
 
     def compose(self) -> ComposeResult:
         yield Static("iron-tui", id="brand")
         yield Static(id="endpoint")
-        yield Static(Content.from_markup("[dim](y copy)[/]"), id="copy-hint")
+        yield Static(Content.from_markup("[dim]y token · w web page[/]"), id="copy-hint")
         yield Static(id="stats")
 
     def show(self, info: HeaderInfo) -> None:
@@ -73,14 +80,13 @@ class StatusHeader(Horizontal):
                 mode=info.mode, url=info.url, token=info.token,
             )
         )
-        paused = Content.from_markup("[reverse $warning] PAUSED +$n [/] ", n=str(info.unseen)) if info.paused \
+        paused = Content.from_markup("[reverse $warning] PAUSED +$n [/] ", n=f"{info.unseen:,}") if info.paused \
             else Content("")
-        drops = Content.from_markup("[$error]drops $d[/]" if info.drops else "drops $d", d=str(info.drops))
+        drops = Content.from_markup("[$error]drops $d[/]" if info.drops else "drops $d", d=f"{info.drops:,}")
         set_content(self.query_one("#stats", Static),
             Content.assemble(
                 paused,
-                Content.from_markup("up $up  feed $feed  ", up=fmt_duration(info.uptime_s),
-                                    feed=str(info.feed_clients)),
+                Content.from_markup("up $up  feed $feed  ", up=uptime(info.uptime_s), feed=str(info.feed_clients)),
                 drops,
             )
         )
@@ -92,14 +98,14 @@ LEVEL_CLASSES = ("-ok", "-warning", "-critical", "-exhausted")
 
 
 class SpendPanel(Vertical):
-    """Spent vs limit, a bar coloured by alert level, a sparkline and per-model totals."""
+    """Spent vs limit, a bar coloured by alert level, spend over time with its scale, top models."""
 
     BORDER_TITLE = "Spend"
 
     def compose(self) -> ComposeResult:
         yield Static(id="spend-figure")
         yield SpendBar(id="spend-bar")
-        yield Sparkline([0.0], id="spend-spark", summary_function=max)
+        yield BarChart(id="spend-chart")
         yield Static(id="spend-models")
         yield Static(id="mini-sync")  # narrow layouts only, where the sync panel is hidden
 
@@ -108,16 +114,15 @@ class SpendPanel(Vertical):
         for cls in LEVEL_CLASSES:
             self.set_class(cls == f"-{level}", cls)
         if limit is None:
-            figure = Content.from_markup("[b]$spent[/] spent · no limit", spent=fmt_usd(spent))
+            figure = Content.from_markup("[b]$spent[/] spent · no limit", spent=money(spent))
         else:
-            figure = Content.from_markup("[b]$spent[/] / $limit", spent=fmt_usd(spent), limit=fmt_usd(limit))
-        if limit is not None:
             pct = 100.0 * spent / limit if limit else 100.0
-            figure = figure + Content(f" · {pct:.0f}%")
+            figure = Content.from_markup("[b]$spent[/] of $limit · $pct", spent=money(spent), limit=money(limit),
+                                         pct=f"{pct:.0f}%")
         if level == "exhausted":
             figure = figure + Content(" · EXHAUSTED")
         # Always two lines, so the panel does not jump as calls come and go.
-        extras = [f"{fmt_usd(reserved)} reserved in flight"]
+        extras = [f"{money(reserved)} reserved in flight"]
         if period != "session":
             extras.append(f"budget per {period}")
         figure = figure + Content.from_markup("\n[$foreground-muted]$x[/]", x=" · ".join(extras))
@@ -129,26 +134,33 @@ class SpendPanel(Vertical):
     def show_sync_line(self, status: SyncStatus) -> None:
         text = f"sync {SYNC_MARK[status.state]} {status.state}"
         if status.pending:
-            text += f" · {status.pending} pending"
+            text += f" · {status.pending:,} pending"
         set_content(self.query_one("#mini-sync", Static), text)
 
-    def show_series(self, values: Sequence[float]) -> None:
-        self.query_one("#spend-spark", Sparkline).data = list(values)
+    def show_series(self, values: Sequence[float], bucket_s: float) -> None:
+        self.query_one(BarChart).show(values, bucket_s=bucket_s, fmt=lambda v: money(round(v)),
+                                      caption=f"spend per {bucket_s:g} s")
 
-    def show_models(self, totals: dict[str, ModelTotal], limit: int = 4) -> None:
-        ranked = sorted(totals.items(), key=lambda kv: (-kv[1].cost_micros, -kv[1].calls, kv[0]))
+    def show_models(self, groups: list[GroupTotals], cleared: bool, limit: int = 4) -> None:
+        box = self.query_one("#spend-models", Static)
+        width = max(20, box.size.width or 40)
         lines = []
-        for model, t in ranked[:limit]:
-            if t.unpriced == t.calls:
-                cost = "unpriced"
-            else:
-                cost = fmt_usd(t.cost_micros) + (f" +{t.unpriced} unpriced" if t.unpriced else "")
-            lines.append(Content.from_markup("$model [$foreground-muted]×$calls[/] $cost",
-                                             model=_clip(model, 22), calls=str(t.calls), cost=cost))
-        if len(ranked) > limit:
-            lines.append(Content(f"… {len(ranked) - limit} more models"))
-        set_content(self.query_one("#spend-models", Static),
-                    Content("\n").join(lines) if lines else Content.from_markup("[$foreground-muted]no calls yet[/]"))
+        for g in groups[:limit]:
+            cost = "unpriced" if g.unpriced == g.calls else money(g.cost_micros)
+            calls = f" ×{g.calls:,}"
+            err = f" {g.errors:,} err" if g.errors else ""
+            name = clip_middle(safe_line(g.key), max(6, width - len(calls) - len(err) - len(cost) - 1))
+            pad = " " * max(1, width - len(name) - len(calls) - len(err) - len(cost))
+            line = Content.from_markup("$name[$foreground-muted]$calls[/][$text-error]$err[/]$pad$cost",
+                                       name=name, calls=calls, err=err, pad=pad, cost=cost)
+            lines.append(line)
+        if len(groups) > limit:
+            lines.append(Content.from_markup("[$foreground-muted]… $n more (T totals)[/]",
+                                             n=count(len(groups) - limit, "model")))
+        if not lines:
+            lines.append(Content.from_markup("[$foreground-muted]$t[/]",
+                                             t="cleared (u undoes)" if cleared else "no calls yet"))
+        set_content(box, Content("\n").join(lines))
 
 
 class SpendBar(Widget):
@@ -177,17 +189,18 @@ class SyncPanel(Static):
     def show(self, status: SyncStatus, now: float) -> None:
         for state in SYNC_MARK:
             self.set_class(status.state == state, f"-{state}")
-        last = "never" if status.last_success is None else fmt_age(now - status.last_success)
+        last = "never" if status.last_success is None else ago(now - status.last_success)
         if status.state == "disabled":
             body = Content.from_markup("[b]– disabled[/]\n[$foreground-muted]no control server[/]")
         else:
             body = Content.from_markup(
                 "[b]$mark $state[/]\npending  $pending\nsent     $sent\nrejected $rejected\nlast ok  $last",
-                mark=SYNC_MARK[status.state], state=status.state, pending=str(status.pending),
-                sent=str(status.sent), rejected=str(status.rejected), last=last,
+                mark=SYNC_MARK[status.state], state=status.state, pending=f"{status.pending:,}",
+                sent=f"{status.sent:,}", rejected=f"{status.rejected:,}", last=last,
             )
             if status.last_error and status.state != "ok":
-                body = body + Content.from_markup("\n[$text-error]$err[/]", err=_clip(status.last_error, 60))
+                body = body + Content.from_markup("\n[$text-error]$err[/]",
+                                                  err=_clip(safe_line(status.last_error), 60))
         set_content(self, body)
 
 
@@ -195,6 +208,32 @@ class SyncPanel(Static):
 
 AGENT_MARK = {"idle": "○", "starting": "◐", "running": "●", "stopping": "◑", "exited": "■", "failed": "✖"}
 LOG_LINES = 1000
+
+
+class AgentLog(RichLog):
+    """The agent's output, wrapped at the panel's width (and rewrapped when it changes), never cut."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_lines=LOG_LINES, markup=False, highlight=False, wrap=True, min_width=1, **kwargs)
+        self._source: deque[Text] = deque(maxlen=LOG_LINES)
+        self._wrapped_at = 0
+
+    def add(self, line: Text) -> None:
+        self._source.append(line)
+        self.write(line)
+
+    def clear(self) -> AgentLog:
+        self._source.clear()
+        super().clear()
+        return self
+
+    def on_resize(self, event: events.Resize) -> None:
+        width = self.scrollable_content_region.width
+        if width != self._wrapped_at and self._source:
+            self._wrapped_at = width
+            super().clear()
+            for line in self._source:
+                self.write(line)
 
 
 class AgentPanel(Vertical):
@@ -214,7 +253,7 @@ class AgentPanel(Vertical):
             yield Button("Stop", id="agent-stop", variant="error", compact=True)
             yield Button("Restart", id="agent-restart", variant="warning", compact=True)
         yield Static(id="agent-state")
-        yield RichLog(max_lines=LOG_LINES, markup=False, highlight=False, wrap=True, id="agent-log")
+        yield AgentLog(id="agent-log")
 
     @property
     def selected_preset(self) -> str | None:
@@ -229,37 +268,36 @@ class AgentPanel(Vertical):
         self.set_class(crashed, "-crashed")
         parts = [f"{AGENT_MARK.get(state, '?')} {state}"]
         if name:
-            parts.append(_clip(name, 24))
+            parts.append(_clip(safe_line(name), 24))
         if pid is not None and state in ("running", "stopping"):
             parts.append(f"pid {pid}")
         if restarts:
             parts.append(f"restarts {restarts}")
         if state in ("exited", "failed"):
             if reason:
-                parts.append(reason)
+                parts.append(safe_line(reason))
             elif exit_code is not None:
                 parts.append(f"exit code {exit_code}")
-        text = " · ".join(parts)
-        set_content(self.query_one("#agent-state", Static), Content(text))
+        set_content(self.query_one("#agent-state", Static), Content(" · ".join(parts)))
         active = state in ("starting", "running", "stopping")
         self.query_one("#agent-start", Button).disabled = active
         self.query_one("#agent-stop", Button).disabled = not active
         self.query_one("#agent-restart", Button).disabled = not can_restart or state == "stopping"
 
     def write_events(self, events: Sequence[AgentStateChanged | AgentOutput], skipped: int) -> None:
-        log = self.query_one("#agent-log", RichLog)
+        log = self.query_one(AgentLog)
         v = self.app.theme_variables
         if skipped:
-            log.write(Text(f"… {skipped} lines not shown (output too fast)", style="italic"))
+            log.add(Text(f"… {skipped:,} lines not shown (output too fast)", style="italic"))
         for ev in events:
             if isinstance(ev, AgentOutput):
                 style = v.get("text-error", "") if ev.stream == "stderr" else ""
-                log.write(Text(ev.line, style=style))
+                log.add(Text(safe_line(ev.line), style=style))
             elif ev.state in ("running", "exited", "failed"):
-                log.write(Text(_transition(ev), style=f"bold {v.get('text-accent', '')}"))
+                log.add(Text(safe_line(_transition(ev)), style=f"bold {v.get('text-accent', '')}"))
 
     def clear_log(self) -> None:
-        self.query_one("#agent-log", RichLog).clear()
+        self.query_one(AgentLog).clear()
 
 
 def _transition(ev: AgentStateChanged) -> str:
