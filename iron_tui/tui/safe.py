@@ -1,29 +1,19 @@
-"""Terminal-safe text: nothing a client, an upstream or an agent sent reaches the terminal raw.
-
-Control characters (C0 except newline and tab, DEL, C1) would be interpreted by the terminal (an
-escape sequence can retitle the window, move the cursor, or rewrite the screen), and bidirectional
-overrides can make a line read as something else. Each is shown as a visible stand-in instead: C0 as
-its Unicode control picture (ESC → ␛), DEL as ␡, the rest as `<U+XXXX>`.
-
-Until the engine's own escaping helper lands on main (the "guard" work), the dashboard uses this one
-for every table cell, log line and body it draws.
-"""
+"""Terminal-safe text for the dashboard, on the engine's escaping (`core/safe_text.py`): nothing a
+client, an upstream or an agent sent reaches the terminal raw — every control, bidi or invisible
+formatting character is drawn as a visible escape (`\\x1b`, `\\u202e`)."""
 
 from __future__ import annotations
 
-_TABLE: dict[int, str] = {c: chr(0x2400 + c) for c in range(0x20) if c not in (0x09, 0x0A)}
-_TABLE[0x7F] = "\u2421"
-_TABLE.update({c: f"<U+{c:04X}>" for c in range(0x80, 0xA0)})
-_TABLE.update({c: f"<U+{c:04X}>" for c in (0x200E, 0x200F, 0x2028, 0x2029, *range(0x202A, 0x202F),
-                                          *range(0x2066, 0x206A), 0xFEFF)})
-_LINE = {**_TABLE, 0x0A: "\u2424", 0x09: " "}
-
-
-def safe_text(text: str) -> str:
-    """Multi-line text (bodies): newlines and tabs kept, every other control made visible."""
-    return text.translate(_TABLE)
+from iron_tui.core.safe_text import escape_controls
 
 
 def safe_line(text: str) -> str:
-    """One line (table cells, log lines): newlines shown as ␤, tabs as spaces, controls made visible."""
-    return text.translate(_LINE)
+    """One line (table cells, log lines): newlines and tabs shown as `\\n`, `\\t`."""
+    return escape_controls(text)
+
+
+def safe_text(text: str) -> str:
+    """Multi-line text (bodies): line breaks and tabs kept, every other control escaped."""
+    if text.isprintable():
+        return text
+    return "\n".join(escape_controls(line, keep_tabs=True) for line in text.split("\n"))

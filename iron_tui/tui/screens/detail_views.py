@@ -150,8 +150,13 @@ def cost_content(summary: dict[str, Any], record: Any, b: CostBreakdown) -> Cont
         rows.append(("time to first token", duration_ms(first_token_ms(summary)) or "–"))
     rows.append(("tokens per second", "–" if b.tokens_per_s is None else f"{b.tokens_per_s:,.1f}"))
     rows.append(("stop reason", b.stop_reason or "–"))
-    for key, label in (("attempts", "attempts"), ("interrupted", "interrupted"), ("thinking_tokens", "thinking tokens")):
-        if summary.get(key):
+    # Retries and fallbacks (issue 16): each upstream try.
+    for i, a in enumerate(getattr(record, "attempts", None) or (), 1):
+        what = f"{a.provider} {a.model} · {a.status if a.status is not None else 'no answer'} · "
+        what += f"{duration_ms(a.duration_ms)}" + (f" · {a.error_type}" if a.error_type else " · served")
+        rows.append((f"try {i}", what))
+    for key, label in (("interrupted", "interrupted"), ("thinking_tokens", "thinking tokens")):
+        if summary.get(key):  # not in the summary yet: drawn when it lands
             rows.append((label, str(summary[key])))
     width = max(len(k) for k, _ in rows)
     return Content("\n").join(
