@@ -317,3 +317,33 @@ def test_the_log_line_shows_each_try() -> None:
                                                           attempt(0.0, "local", "qwen2.5-coder", 200, None, 4.0)))
     line = format_request(rec.summary())
     assert "[as=gpt-4.1]" in line and line.endswith("tries: openai/gpt-4.1 503, local/qwen2.5-coder 200")
+
+
+async def test_each_provider_gets_the_output_cap_field_it_reads(
+        tmp_path: Path, sim: ProviderSim, local_sim: ProviderSim) -> None:
+    """A translated call (here Anthropic Messages → Chat Completions) and a budget cap both write the cap:
+    OpenAI itself reads max_completion_tokens (its reasoning models refuse max_tokens); a compatible
+    server such as Ollama reads max_tokens."""
+    import anthropic
+
+    engine = await _engine(tmp_path, sim, providers={"local": {"base_url": local_sim.url + "/v1"}})
+    try:
+        client = anthropic.AsyncAnthropic(base_url=engine.base_url, api_key="test-token", max_retries=0)
+        for model in ("gpt-4o-mini", "local/qwen2.5-coder"):
+            await client.messages.create(model=model, max_tokens=77, messages=[{"role": "user", "content": "hi"}])
+        to_openai = next(r.body for r in reversed(sim.requests) if r.path == "/v1/chat/completions")
+        to_local = local_sim.requests[-1].body
+        assert to_openai["max_completion_tokens"] == 77 and "max_tokens" not in to_openai
+        assert to_local["max_tokens"] == 77 and "max_completion_tokens" not in to_local
+    finally:
+        await engine.stop()
+
+
+def test_a_budget_cap_goes_in_the_field_the_body_uses_or_the_providers() -> None:
+    from iron_tui.core.dialects.provider_apis import with_output_cap
+
+    assert with_output_cap("openai", {"messages": []}, 9, "max_tokens") == {"messages": [], "max_tokens": 9}
+    assert with_output_cap("openai", {"messages": []}, 9) == {"messages": [], "max_completion_tokens": 9}
+    both = with_output_cap("openai", {"max_tokens": 50, "max_completion_tokens": 60}, 9, "max_tokens")
+    assert both == {"max_tokens": 9, "max_completion_tokens": 9}
+    assert with_output_cap("openai", {"prompt": "x"}, 9) == {"prompt": "x", "max_tokens": 9}

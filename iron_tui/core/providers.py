@@ -44,6 +44,9 @@ class ProviderSpec:
     price_provider: str | None = None  # genai-prices provider id
     local: bool = False  # free unless `[prices]` says otherwise
     display: str = ""
+    # The Chat Completions output-cap field it reads: OpenAI's reasoning models refuse `max_tokens`, and
+    # most compatible servers (Ollama, Mistral, DeepSeek, older vLLM) read only `max_tokens`.
+    cap_field: str = "max_tokens"
 
     @property
     def label(self) -> str:
@@ -108,7 +111,7 @@ class ProviderTable:
     def from_settings(cls, settings: Settings, builtin_urls: Mapping[str, str]) -> ProviderTable:
         specs: dict[str, ProviderSpec] = {
             "openai": ProviderSpec("openai", OPENAI_APIS, builtin_urls["openai"], None, True, {}, (), "openai",
-                                   False, "OpenAI"),
+                                   False, "OpenAI", cap_field="max_completion_tokens"),
             "anthropic": ProviderSpec("anthropic", ("anthropic",), builtin_urls["anthropic"], None, True, {}, (),
                                       "anthropic", False, "Anthropic"),
         }

@@ -40,22 +40,33 @@ def output_cap(api: str, body: dict[str, Any]) -> int | None:
     return a if b is None else max(a, b)
 
 
-def with_output_cap(api: str, body: dict[str, Any], cap: int) -> dict[str, Any]:
-    """A copy of `body` whose output cap is `cap` (in the field that dialect reads)."""
+def with_output_cap(api: str, body: dict[str, Any], cap: int,
+                    chat_field: str = "max_completion_tokens") -> dict[str, Any]:
+    """A copy of `body` whose output cap is `cap` (in the field that dialect reads). `chat_field`: the
+    Chat Completions field the provider reads when the body names none (ProviderSpec.cap_field)."""
     out = dict(body)
     if api == "anthropic":
         out["max_tokens"] = cap
     elif api == "openai-responses":
         out["max_output_tokens"] = cap
     else:
-        # Chat: whichever field the client used (a newer model may reject max_tokens); completions:
-        # max_tokens is the only one.
-        if "max_completion_tokens" in out or ("max_tokens" not in out and "prompt" not in out):
-            out["max_completion_tokens"] = cap
-            if "max_tokens" in out:
-                out["max_tokens"] = cap
-        else:
-            out["max_tokens"] = cap
+        # Chat: whichever field(s) the body already uses, else the provider's; completions: max_tokens.
+        fields: list[str] = [f for f in ("max_completion_tokens", "max_tokens") if f in out]
+        if not fields:
+            fields = ["max_tokens" if "prompt" in out else chat_field]
+        for f in fields:
+            out[f] = cap
+    return out
+
+
+def with_cap_field(body: dict[str, Any], field: str) -> dict[str, Any]:
+    """A Chat Completions body whose output cap is in `field` (the provider's), moved from the other
+    field if a translation put it there; the same dict when nothing had to change."""
+    other = "max_tokens" if field == "max_completion_tokens" else "max_completion_tokens"
+    if other not in body or field in body:
+        return body
+    out = dict(body)
+    out[field] = out.pop(other)
     return out
 
 

@@ -134,7 +134,8 @@ def admit(engine: Engine, call: Call, body: dict[str, Any], send_body: bytes) ->
     if res.capped is None:
         return res, send_body
     rec.capped_max_tokens = res.capped
-    capped = with_output_cap(upstream_api, body, res.capped)
+    spec = eng.providers.specs.get(rec.provider)
+    capped = with_output_cap(upstream_api, body, res.capped, spec.cap_field if spec is not None else "max_tokens")
     if thinking is not None:
         capped["thinking"] = {**body["thinking"], "budget_tokens": _lowered_thinking(thinking, res.capped, useful)}
     left = eng.ledger.available

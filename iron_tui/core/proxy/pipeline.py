@@ -25,6 +25,7 @@ from iron_tui.core.budget import Reservation
 from iron_tui.core.dialects import registry
 from iron_tui.core.dialects.base import Pair, RequestContext, Translated, TranslationError
 from iron_tui.core.dialects.client_apis import shape_of
+from iron_tui.core.dialects.provider_apis import with_cap_field
 from iron_tui.core.events import Notice, RequestRecord, RequestStarted
 from iron_tui.core.json_bytes import dumps as dumps_json
 from iron_tui.core.keys import KeyUnavailable, ResolvedKey
@@ -309,13 +310,18 @@ class Pipeline:
             tr: Translated = call.pair.request(body, call.ctx)
         except TranslationError as exc:
             raise ProxyError(400, exc.message, param=exc.param, code=exc.code or "unsupported_parameter") from None
+        if not call.native and call.upstream_api == "openai" and spec is not None:
+            tr.body = with_cap_field(tr.body, spec.cap_field)  # the field this provider reads
         call.tr = tr
         call.ctx.include_usage = tr.include_usage
         call.ctx.state = tr.state
         rec.warnings.extend(tr.warnings)
         if tr.body is body:
             return raw, body
-        out = dumps_json(tr.body)
+        try:
+            out = dumps_json(tr.body)
+        except (RecursionError, ValueError, TypeError):  # a pair let hostile nesting through
+            raise ProxyError(400, "the request is nested too deeply to forward", code="invalid_request") from None
         if not call.native:
             rec.translated_request = preview(out, eng.settings.body_preview_bytes)
         return out, tr.body
