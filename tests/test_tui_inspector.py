@@ -194,7 +194,7 @@ async def test_detail_follows_a_call_until_it_finishes(make_engine: EngineFactor
 
 async def test_a_provider_429_and_a_budget_402_are_explained(make_engine: EngineFactory, tmp_path: Path,
                                                             sim: ProviderSim) -> None:
-    engine = await make_engine(budget=0.05)
+    engine = await make_engine(budget=0.05, retries={"attempts": 1})
     app = app_for(engine, tmp_path)
     client = oai(engine)
     async with app.run_test(size=SIZE) as pilot:
