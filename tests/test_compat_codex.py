@@ -31,7 +31,8 @@ def _codex() -> str:
     pytest.skip("Codex CLI not installed (run .ci/install-clients)")
 
 
-async def _run_codex(sim: ProviderSim, tmp_path: Path, model: str) -> tuple[int, str, list[dict[str, Any]]]:
+async def _run_codex(sim: ProviderSim, tmp_path: Path, model: str,
+                     *extra: str) -> tuple[int, str, list[dict[str, Any]]]:
     codex = _codex()
     work = tmp_path / "work"
     work.mkdir()
@@ -42,7 +43,7 @@ async def _run_codex(sim: ProviderSim, tmp_path: Path, model: str) -> tuple[int,
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "iron_tui", "--no-ui", "--port", "0", "--log-format", "json",
         "--openai-base-url", sim.url, "--anthropic-base-url", sim.url, "--data-dir", str(tmp_path / "data"),
-        "--", codex, "exec", "--skip-git-repo-check", "-C", str(work), "-m", model, "Say hello to the team",
+        "--", codex, "exec", "--skip-git-repo-check", "-C", str(work), "-m", model, *extra, "Say hello to the team",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env,
     )
     try:
@@ -78,6 +79,19 @@ async def test_codex_on_claude_with_zero_flags(sim: ProviderSim, tmp_path: Path)
     assert responses and all(r.get("status") == 200 for r in responses), records
     # Codex's WebSocket attempt got its 426 and was not repeated (a 405 cost seven attempts).
     assert text.count("failed to connect to Responses WebSocket") == 1
+
+
+async def test_codex_reasoning_on_claude_keeps_thinking_across_the_tool_loop(sim: ProviderSim, tmp_path: Path) -> None:
+    code, text, _ = await _run_codex(sim, tmp_path, "claude-sonnet-4-6", "-c", 'model_reasoning_effort="high"')
+    assert code == 0, text[-3000:]
+    calls = [r.body for r in sim.requests if r.path == "/v1/messages"]
+    assert len(calls) >= 2 and all(c is not None and c["thinking"]["type"] == "enabled" for c in calls)
+    # Codex sent our reasoning item back (include: reasoning.encrypted_content): the signed thinking
+    # block leads the tool-use turn, which the sim verifies as Anthropic does.
+    last = calls[-1]
+    assert last is not None
+    assistant = next(m for m in reversed(last["messages"]) if m["role"] == "assistant")
+    assert assistant["content"][0]["type"] == "thinking"
 
 
 async def test_codex_on_gpt_natively(sim: ProviderSim, tmp_path: Path) -> None:

@@ -133,3 +133,24 @@ async def test_websocket_attempt_gets_426(engine: Engine) -> None:
     async with aiohttp.ClientSession() as s, s.get(engine.openai_base_url + "/responses", headers=headers) as r:
         assert r.status == 426
         assert (await r.json())["error"]["code"] == "websocket_not_supported"
+
+
+async def test_conversation_moves_from_claude_to_gpt_by_previous_response_id(engine: Engine, sim: ProviderSim) -> None:
+    c = client(engine)
+    first = await c.responses.create(model=CLAUDE, input="Weather in Rome?", tools=[WEATHER],
+                                     reasoning={"effort": "low"})
+    call = next(item for item in first.output if item.type == "function_call")
+    second = await c.responses.create(model=CLAUDE, previous_response_id=first.id, tools=[WEATHER],
+                                      input=[{"type": "function_call_output", "call_id": call.call_id, "output": "Hot"}])
+    third = await c.responses.create(model="gpt-5", previous_response_id=second.id, input="Thanks. And tomorrow?")
+    assert third.status == "completed"
+    sent = sim.requests[-1]
+    assert sent.path == "/v1/responses" and sent.body is not None
+    assert "previous_response_id" not in sent.body  # OpenAI has never seen that id
+    items = sent.body["input"]
+    assert [i.get("type", "message") for i in items] == [
+        "message", "function_call", "function_call_output", "message", "message"]
+    assert all("id" not in i for i in items)  # Claude's reasoning and iron-tui's item ids stay behind
+    # An id iron-tui does not keep goes to OpenAI as it is.
+    fourth = await c.responses.create(model="gpt-5", previous_response_id=third.id, input="Bye")
+    assert fourth.status == "completed" and sim.requests[-1].body["previous_response_id"] == third.id

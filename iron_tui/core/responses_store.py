@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from iron_tui.core.dialects.base import RequestContext, TranslationError
-from iron_tui.core.dialects.responses.output import ResponsesState
+from iron_tui.core.dialects.responses.output import ResponsesState, decode_reasoning
 
 __all__ = ["FILE_NAME", "MAX_BYTES", "MAX_RESPONSES", "ResponsesStore", "input_items"]
 
@@ -103,6 +103,24 @@ class ResponsesStore:
         for _id, _prev, blob in rows:
             items.extend(orjson.loads(blob))
         return items
+
+    def expand_for_openai(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """A native OpenAI call continuing a response iron-tui translated (a conversation that moved
+        from Claude to a GPT model): the body with that history in `input` instead of the id OpenAI
+        does not know. None when the id is not one kept here (OpenAI's own). Reasoning only Claude can
+        read and the item ids minted here are left out (OpenAI would refuse both)."""
+        rid = body.get("previous_response_id")
+        if not isinstance(rid, str):
+            return None
+        with self._lock:
+            known = self._db.execute("SELECT 1 FROM responses WHERE id = ?", (rid,)).fetchone()
+        if known is None:
+            return None
+        history = [{k: v for k, v in item.items() if k != "id"} for item in self.load(rid)
+                   if not (item.get("type") == "reasoning" and decode_reasoning(item.get("encrypted_content")))]
+        out = {k: v for k, v in body.items() if k != "previous_response_id"}
+        out["input"] = history + input_items(body)
+        return out
 
     def remember(self, ctx: RequestContext, response: dict[str, Any] | None) -> bool:
         """After a translated Responses call completed: keep it for a later `previous_response_id`.

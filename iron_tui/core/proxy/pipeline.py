@@ -304,8 +304,11 @@ class Pipeline:
             new_id=_id_minter(rec.id),
         )
         try:
-            if call.client_api == "openai.responses" and not call.native and "previous_response_id" in body:
-                call.ctx.previous_items = eng.responses.load(body["previous_response_id"])
+            if call.client_api == "openai.responses" and "previous_response_id" in body:
+                if not call.native:
+                    call.ctx.previous_items = eng.responses.load(body["previous_response_id"])
+                elif (expanded := eng.responses.expand_for_openai(body)) is not None:
+                    body, raw = expanded, dumps_json(expanded)
             validate_numbers(call.client_api, body, max_output=eng.limits.max_output(route.provider, route.model))
             tr: Translated = call.pair.request(body, call.ctx)
         except TranslationError as exc:
