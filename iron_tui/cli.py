@@ -39,7 +39,9 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     a = p.add_argument
     a("--host", help="bind address (default 127.0.0.1; non-loopback needs --allow-remote)")
     a("--port", type=_int("--port"), help="proxy and feed port (default 8478; 0 picks a free port)")
-    a("--allow-remote", action="store_true", default=None, help="allow a non-loopback --host")
+    a("--allow-remote", action="store_true", default=None,
+      help="allow a non-loopback --host (and any Host header, unless --allowed-hosts names them)")
+    a("--allowed-hosts", help="comma-separated Host names served besides the loopback address ('*': any)")
     a("--openai-key", help="OpenAI provider key (env OPENAI_API_KEY)")
     a("--anthropic-key", help="Anthropic provider key (env ANTHROPIC_API_KEY)")
     a("--provider-key", help="a provider key; sk-ant- keys are Anthropic, others OpenAI")
@@ -84,7 +86,7 @@ def _float(opt: str) -> Any:
 _ENGINE_KEYS = (
     "host", "port", "allow_remote", "openai_key", "anthropic_key", "provider_key", "token", "server_url",
     "budget", "budget_period", "budget_fit", "strict_pricing", "openai_base_url", "anthropic_base_url", "agent", "data_dir",
-    "theme", "log_format", "max_body_bytes", "flush_timeout",
+    "theme", "log_format", "max_body_bytes", "flush_timeout", "allowed_hosts",
 )
 
 

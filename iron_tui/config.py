@@ -134,7 +134,15 @@ class Settings(BaseModel):
 
     host: str = Field(default="127.0.0.1", description="Bind address for the proxy and feed.")
     port: int = Field(default=8478, ge=0, le=65535, description="Proxy and feed port; 0 picks a free port.")
-    allow_remote: bool = Field(default=False, description="Allow binding a non-loopback address.")
+    allow_remote: bool = Field(
+        default=False, description="Allow binding a non-loopback address; then any Host header is served "
+        "unless allowed_hosts names them.")
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="Host names (name or name:port) served besides the bound loopback "
+        "address's; '*' serves any. Comma-separated in the environment.")
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="Browser origins (e.g. http://localhost:3000) that may open /ws and "
+        "/dashboard besides the server's own; '*' allows any.")
     openai_key: SecretStr | None = Field(default=None, description="OpenAI provider key (direct mode).")
     anthropic_key: SecretStr | None = Field(default=None, description="Anthropic provider key (direct mode).")
     provider_key: SecretStr | None = Field(
@@ -178,6 +186,19 @@ class Settings(BaseModel):
                                     description="Stored size of each request/response body.")
     agent_grace_seconds: float = Field(default=5.0, ge=0, le=MAX_SECONDS,
                                        description="Seconds between SIGTERM and SIGKILL.")
+    history_body_bytes: int = Field(
+        default=32 << 20, ge=0, le=1 << 40, description="Bytes of request/response bodies the in-memory "
+        "history keeps; older requests keep their summary and a marker.")
+    header_timeout: float = Field(default=10.0, gt=0, le=MAX_SECONDS,
+                                  description="Seconds a client may take to send a request's headers.")
+    body_timeout: float = Field(default=30.0, gt=0, le=MAX_SECONDS,
+                                description="Seconds a client may take to send a request's body.")
+    idle_timeout: float = Field(default=30.0, gt=0, le=MAX_SECONDS,
+                                description="Seconds an idle keep-alive client connection stays open.")
+    send_timeout: float = Field(default=30.0, gt=0, le=MAX_SECONDS,
+                                description="Seconds a client may leave a response unread before it is cut.")
+    max_connections: int = Field(default=512, ge=1, le=1_000_000,
+                                 description="Open client connections; more are answered 503.")
     prices: dict[str, PriceConfig] = Field(default_factory=dict, description="Model price overrides.")
     metrics: bool = Field(default=True, description="Serve GET /metrics (Prometheus / OpenMetrics text).")
     metrics_auth: Literal["token", "loopback"] = Field(
@@ -208,6 +229,12 @@ class Settings(BaseModel):
         default_factory=dict,
         description="Models tried in order when a model keeps failing before its first byte.")
     retries: RetryConfig = Field(default_factory=RetryConfig, description="Retries before the first byte.")
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, v: Any) -> Any:
+        # The environment and the command line give one string: "a.example,b.example:8478".
+        return [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else v
 
     @field_validator("openai_base_url", "anthropic_base_url", "server_url", "otel_endpoint")
     @classmethod
@@ -312,6 +339,8 @@ ENV_VARS: dict[str, str] = {
     "agent": "IRON_AGENT",
     "data_dir": "IRON_DATA_DIR",
     "theme": "IRON_THEME",
+    "allowed_hosts": "IRON_ALLOWED_HOSTS",
+    "allowed_origins": "IRON_ALLOWED_ORIGINS",
 }
 CONFIG_ENV = "IRON_CONFIG"
 

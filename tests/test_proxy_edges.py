@@ -39,8 +39,8 @@ async def test_deeply_nested_json_is_a_400(engine: Engine) -> None:
 async def test_undecodable_token_bytes_are_a_401(engine: Engine) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", engine.port)
     body = b'{"model":"gpt-4o","messages":[]}'
-    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nx-api-key: \xff\xfe\r\n"
-                 b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nx-api-key: \xff\xfe\r\n" % engine.port
+                 + b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
     await writer.drain()
     head = await reader.readuntil(b"\r\n")
     writer.close()
@@ -162,7 +162,7 @@ async def test_response_without_usage_is_charged_an_estimate_not_zero(engine: En
 async def _post_in_two_parts(engine: Engine, body: bytes) -> tuple[int, bytes]:
     """A client that sends its body in two parts 50 ms apart: the proxy sees the headers first."""
     reader, writer = await asyncio.open_connection("127.0.0.1", engine.port)
-    writer.write(f"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {engine.token}\r\n"
+    writer.write(f"POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:{engine.port}\r\nauthorization: Bearer {engine.token}\r\n"
                  f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n".encode()
                  + body[:10])
     await writer.drain()

@@ -47,6 +47,8 @@ from iron_tui.core.model_limits import LimitOverride, ModelLimits
 from iron_tui.core.otel import Tracing, start_tracing
 from iron_tui.core.pricing import PriceOverride, Pricer
 from iron_tui.core.providers import BUILTIN, ProviderTable
+from iron_tui.core.proxy.connections import ConnectionLimits, GuardedRunner
+from iron_tui.core.proxy.guard import RequestGuard, token_weakness
 from iron_tui.core.proxy.handlers import Proxy
 from iron_tui.core.recovery import INTERRUPTED, RecoveredCall, recover_dead
 from iron_tui.core.redact import registered_secrets
@@ -146,11 +148,16 @@ class Engine:
         self.keys: KeyRing
         self.proxy: Proxy
         self.feed: Feed
-        self._runner: web.AppRunner | None = None
+        self.guard: RequestGuard
+        self.connection_limits: ConnectionLimits
+        self._runner: GuardedRunner | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopped = asyncio.Event()
         self._closing = False
         self.shutting_down = False  # read by the proxy: streams cut now are shutdowns, not disconnects
+
+    def _malformed_http(self, text: str) -> None:
+        self.bus.publish(Notice(self.clock.now(), "warning", text))
 
     def _provider_secrets(self) -> list[str]:
         """Every provider key in use: configured, or fetched from the control server so far."""
@@ -230,17 +237,25 @@ class Engine:
         self.keys = KeyRing(s.provider_keys(), base_urls, self.control if self.mode == "server" else None,
                             specs=self.providers.specs, env=os.environ)
         self.proxy = Proxy(self)
+        # Host/Origin checks, JSON 404/405, wrong-token slow-down (core/proxy/guard.py).
+        self.guard = RequestGuard(self.proxy.pipeline.auth, allow_remote=s.allow_remote,
+                                  allowed_hosts=s.allowed_hosts, allowed_origins=s.allowed_origins)
         self.feed = Feed(self.bus, token=self.token, snapshot=self.snapshot, clock=self.clock,
-                         heartbeat_s=self._feed_heartbeat_s)
-        app = web.Application(client_max_size=s.max_body_bytes)
+                         heartbeat_s=self._feed_heartbeat_s, guard=self.guard)
+        app = web.Application(client_max_size=s.max_body_bytes, middlewares=[self.guard.middleware])
         app[ENGINE] = self
         app.add_routes(self.proxy.routes())
         app.add_routes([web.get("/ws", self.feed.handle), web.get("/dashboard", self.feed.handle_dashboard)])
         if s.metrics:
             app.add_routes([metrics_handler(self)])
         # handler_cancellation: a client that disconnects cancels its handler, which closes the upstream
-        # response and so cancels the upstream request too.
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.5, handler_cancellation=True)
+        # response and so cancels the upstream request too. GuardedRunner: header/body/idle/send
+        # timeouts, the connection cap, malformed HTTP in JSON (core/proxy/connections.py).
+        self.connection_limits = ConnectionLimits(
+            header_timeout=s.header_timeout, body_timeout=s.body_timeout, idle_timeout=s.idle_timeout,
+            send_timeout=s.send_timeout, max_connections=s.max_connections)
+        self._runner = GuardedRunner(app, limits=self.connection_limits, on_malformed=self._malformed_http,
+                                     access_log=None, shutdown_timeout=1.5, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, s.host, s.port, backlog=1024)
         try:
@@ -249,6 +264,12 @@ class Engine:
             raise EngineError(f"cannot listen on {s.host}:{s.port}: {exc.strerror or exc}"
                               + (" (port in use? try --port 0)" if exc.errno in (98, 48) else "")) from None
         self.port = self._runner.addresses[0][1]
+        self.guard.bind(s.host, self.port)
+        weak = token_weakness(s.token.get_secret_value()) if s.token is not None else None
+        if weak is not None:
+            self.bus.publish(Notice(self.clock.now(), "warning",
+                                    f"the client token (--token / IC_TOKEN) is easy to guess: {weak}. Use 24 or "
+                                    "more random characters, or leave --token unset for a random one"))
         self.tracing = start_tracing(s, os.environ, instance_id=self.session_id, report=self._threadsafe_notice())
         self.agent.set_wiring(ProxyWiring(
             base_url=self.base_url, token=self.agent_token,

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -29,6 +29,9 @@ from iron_tui.core.bus import EventBus, Subscription
 from iron_tui.core.clock import Clock, iso_utc
 from iron_tui.core.events import AgentStateChanged, Event, SpendChanged, SyncStatus, to_wire, usd
 from iron_tui.core.events import sync_wire as events_sync_wire
+
+if TYPE_CHECKING:
+    from iron_tui.core.proxy.guard import RequestGuard
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +186,7 @@ class _Client:
 
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 _BEARER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
+_INVALID_TOKEN = "invalid token"
 
 
 class Feed:
@@ -198,8 +202,10 @@ class Feed:
         client_queue: int = 1000,
         send_timeout_s: float = 5.0,
         idle_timeout_s: float = 60.0,
+        guard: RequestGuard | None = None,
     ) -> None:
         self._bus = bus
+        self._guard = guard  # wrong tokens slow down like the API's; which Host names the CSP may use
         self._token = token.encode("utf-8")
         self._snapshot = snapshot
         self._clock = clock
@@ -294,6 +300,8 @@ class Feed:
             await self._close_quietly(ws, CLOSE_GOING_AWAY, "server shutting down")
             return ws
         if reason is not None:
+            if self._guard is not None and reason == _INVALID_TOKEN:
+                await self._guard.peer_failed(request)
             await self._close_quietly(ws, CLOSE_UNAUTHORIZED, reason)
             return ws
 
@@ -326,7 +334,7 @@ class Feed:
         header = request.headers.get("Authorization")
         if header is not None:
             m = _BEARER.match(header)
-            return None if m and self._token_ok(m.group(1)) else "invalid token"
+            return None if m and self._token_ok(m.group(1)) else _INVALID_TOKEN
         try:
             msg = await ws.receive(timeout=self._auth_timeout_s)
         except TimeoutError:
@@ -340,7 +348,7 @@ class Feed:
         if not isinstance(data, dict) or data.get("type") != "AUTH":
             return "expected an AUTH message"
         token = data.get("token")
-        return None if isinstance(token, str) and self._token_ok(token) else "invalid token"
+        return None if isinstance(token, str) and self._token_ok(token) else _INVALID_TOKEN
 
     def _token_ok(self, given: str) -> bool:
         # Empty tokens never match, so a misconfigured empty token cannot open the feed.
@@ -539,8 +547,11 @@ class Feed:
     async def handle_dashboard(self, request: web.Request) -> web.StreamResponse:
         """The self-contained dashboard page. No auth here: the page asks for the token itself."""
         body, script_hash = self._load_page()
-        # The Host header is the client's; only a plain host[:port] may go into the policy.
+        # The Host header is the client's; only a plain host[:port] the guard names itself may go into the
+        # policy (with --allow-remote any Host is served, but 'self' covers the page's own origin).
         host = request.host if _HOST.fullmatch(request.host) else None
+        if host is not None and self._guard is not None and not self._guard.policy.host_listed(host):
+            host = None
         ws_src = f" ws://{host} wss://{host}" if host else ""
         csp = (
             "default-src 'none'; style-src 'unsafe-inline'; "

@@ -16,6 +16,7 @@ from iron_tui.core.dialects.messages_chat import ESTIMATE_HEADER, estimate_input
 from iron_tui.core.keys import KeyUnavailable
 from iron_tui.core.providers import upstream_url
 from iron_tui.core.proxy.auth import unauthorized
+from iron_tui.core.proxy.connections import BodyReadError, read_body
 from iron_tui.core.proxy.errors import error_response, json_response
 from iron_tui.core.proxy.headers import returned_headers, upstream_headers
 from iron_tui.core.proxy.pipeline import Pipeline
@@ -130,10 +131,10 @@ class Proxy:
         if self.pipeline.auth.check(request.headers) is None:
             return unauthorized(shape)
         try:
-            raw = await request.read()
+            raw = await read_body(request, limit=eng.settings.max_body_bytes, timeout=eng.settings.body_timeout)
             body = orjson.loads(raw)
-        except web.HTTPRequestEntityTooLarge:
-            return error_response(shape, 413, "request body is too large", code="request_too_large")
+        except BodyReadError as exc:
+            return error_response(shape, exc.status, exc.message, code=exc.code)
         except ValueError:
             return error_response(shape, 400, "malformed JSON body", code="invalid_json")
         model = body.get("model") if isinstance(body, dict) else None

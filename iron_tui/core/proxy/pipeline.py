@@ -33,6 +33,7 @@ from iron_tui.core.providers import Route, UnknownModel, upstream_url
 from iron_tui.core.proxy import admission
 from iron_tui.core.proxy.attempts import RetryBudget, attempt, retry_after_seconds, retryable_status
 from iron_tui.core.proxy.auth import Authenticator, unauthorized
+from iron_tui.core.proxy.connections import BodyReadError, read_body
 from iron_tui.core.proxy.errors import ProxyError, error_body, error_response, json_response
 from iron_tui.core.proxy.headers import upstream_headers
 from iron_tui.core.proxy.relay import Relay, provider_name, reason
@@ -96,7 +97,7 @@ class Pipeline:
         who = self.auth.check(request.headers)
         if who is None:
             return unauthorized(shape, hdrs)
-        parsed = await _read_json(request, eng.settings.max_body_bytes, shape, hdrs)
+        parsed = await _read_json(request, eng.settings.max_body_bytes, eng.settings.body_timeout, shape, hdrs)
         if isinstance(parsed, web.Response):
             return parsed
         body, raw = parsed
@@ -379,21 +380,13 @@ def _id_minter(rid: str) -> Any:
     return new_id
 
 
-async def _read_json(request: web.Request, limit: int, shape: Any,
+async def _read_json(request: web.Request, limit: int, timeout: float, shape: Any,
                      hdrs: dict[str, str]) -> tuple[dict[str, Any], bytes] | web.Response:
-    content = request.content
     try:
-        if content.is_eof():
-            # The whole body came with the headers (the usual small call): take it in one piece,
-            # without read()'s accumulate-until-EOF loop.
-            raw = content.read_nowait()
-            if len(raw) > limit:
-                raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(raw))
-        else:
-            raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return error_response(shape, 413, f"request body is larger than the {limit}-byte limit",
-                              code="request_too_large", headers=hdrs)
+        # In one piece when it came with the headers; else within `timeout` (body_timeout) of them.
+        raw = await read_body(request, limit=limit, timeout=timeout)
+    except BodyReadError as exc:
+        return error_response(shape, exc.status, exc.message, code=exc.code, headers=hdrs)
     try:
         try:
             body = orjson.loads(raw)
