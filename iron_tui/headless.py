@@ -185,7 +185,9 @@ def _format_event(event: Event, fmt: str) -> str | None:
         if event.state == "disabled":
             return None
         tail = f" error: {event.last_error}" if event.last_error and event.state != "ok" else ""
-        return f"{ts} sync {event.state}: sent={event.sent} pending={event.pending} rejected={event.rejected}{tail}"
+        dead = f" dead_letters={event.dead_letters}" if event.dead_letters else ""
+        return (f"{ts} sync {event.state}: sent={event.sent} pending={event.pending} rejected={event.rejected}"
+                f"{dead}{tail}")
     return None
 
 

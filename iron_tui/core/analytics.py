@@ -1,17 +1,25 @@
-"""Analytics events, their durable SQLite outbox, and the loop that syncs them to the control server.
+"""Analytics events, their durable SQLite outbox (`outbox.py`), and the loop that syncs them to the
+control server.
 
 Guarantees (the original lost events in four ways; see reference defect 6):
 
 - Every event is written to the outbox before `record()` returns, and stays there until the server
   has answered 202 accepted or 200 duplicate for its `event_id`. A server outage, a crash or a
   restart only delays delivery. Re-sending after a crash is safe because the `event_id` is stored with
-  the event (never re-generated) and the server deduplicates on it.
-- Each tick sends only pending events, oldest first, each at most once per tick, and at most
-  `batch_size * MAX_BATCHES_PER_TICK` of them; acknowledged rows are deleted. There is no cap on the
-  backlog: nothing is dropped.
-- 4xx answers (other than 408/425/429) are final: the event moves to a dead-letter table with the
-  server's reason and `status.rejected` counts it. 5xx and network failures are retried with
-  exponential back-off and jitter.
+  the event (never re-generated) and the server deduplicates on it; the outbox itself keeps one row
+  per `event_id`.
+- Events go out in batches of `batch_size`, each event its own POST (the protocol's contract), up to
+  `concurrency` at a time, oldest first, at most `batch_size * MAX_BATCHES_PER_TICK` per tick. A failed
+  POST (5xx, 408/425/429, a timeout or broken connection) holds back only its own batch's failed
+  events: they wait a jittered back-off that doubles with each failure of that batch (from
+  `backoff_base_s` to `backoff_max_s`) and is never shorter than the server's `Retry-After`; every
+  other event keeps flowing. Only a server that cannot be reached at all, or that refuses our
+  credentials (401/403/404), stops the whole sync, with the same back-off.
+- An event the server will never take is dead-lettered (kept in the outbox's dead-letter table with
+  the server's reason, counted in `status.rejected` this run and `status.dead_letters` in all):
+  a per-event 400/409/422, and 413 — one event per POST means a 413 event already stands alone, so it
+  is too large for this server whatever we do. Client-supplied fields are capped when an event is
+  built (`MAX_NAME_CHARS`, `MAX_MESSAGE_CHARS`), so only a server with a very small limit sees one.
 - `stop()` flushes for at most `flush_timeout_s`; what is left stays on disk for the next start.
 
 With no control server configured (`client is None`) the sync is `disabled` and `record()` stores
@@ -23,21 +31,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import random
 import sqlite3
-import threading
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from iron_tui.core.clock import Clock
-from iron_tui.core.control import UNREACHABLE, ControlClient, ControlError
+from iron_tui.core.control import NETWORK, TIMEOUT, UNREACHABLE, ControlClient, ControlError
 from iron_tui.core.events import Event, SyncState, SyncStatus
+from iron_tui.core.outbox import DeadLetter, Outbox
+
+__all__ = ["COMPLETED", "FAILED", "OUTBOX_FILENAME", "AnalyticsSync", "DeadLetter", "Outbox", "completed_event",
+           "failed_event"]
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +52,14 @@ OUTBOX_FILENAME = "analytics-outbox.sqlite3"
 COMPLETED = "llm_request_completed"
 FAILED = "llm_request_failed"
 MAX_BATCHES_PER_TICK = 10
-OFFLINE_AFTER_FAILURES = 3  # consecutive failed ticks before "retrying" becomes "offline"
-# Answers about the server or our credentials, not about the event: keep the event and retry later.
-# Only a judgement on the event itself (400 VALIDATION_ERROR, 409, 422) dead-letters it: a revoked or
-# mistyped token must not throw away the whole backlog.
-_RETRY_STATUSES = frozenset({401, 403, 404, 408, 413, 425, 429})
-_AUTOCHECKPOINT_PAGES = 10_000  # backstop only (~40 MB of WAL); the sync loop checkpoints each tick
+OFFLINE_AFTER_FAILURES = 3  # failed POSTs in a row before "retrying" becomes "offline"
+MAX_NAME_CHARS = 256  # model names, agent ids, error codes in an event
+MAX_MESSAGE_CHARS = 2000  # error messages in an event
+MAX_RETRY_AFTER_S = 600.0  # a Retry-After beyond this is not believed
+# Answers about the server or our credentials, not about the event: keep the backlog, hold the sync.
+_HOLD_STATUSES = frozenset({401, 403, 404})
+# Worth trying the same event again later.
+_RETRY_STATUSES = frozenset({408, 425, 429})
 
 
 # --- event shapes (protocol: POST /api/v1/analytics/events) --------------------------------------
@@ -63,12 +72,12 @@ def _common(ic_token: str, event_id: str, timestamp_ms: int, event_type: str, mo
         "event_id": event_id,
         "timestamp_ms": int(timestamp_ms),
         "event_type": event_type,
-        "model": model,
+        "model": _cap(model, MAX_NAME_CHARS),
         "provider": provider if provider in ("openai", "anthropic") else "unknown",
     }
     # Absent optional fields are omitted, never null (the protocol's contract).
     if agent_id is not None:
-        event["agent_id"] = agent_id
+        event["agent_id"] = _cap(agent_id, MAX_NAME_CHARS)
     if provider_id is not None:
         event["provider_id"] = provider_id
     return event
@@ -88,194 +97,15 @@ def failed_event(*, ic_token: str, event_id: str, timestamp_ms: int, model: str,
                  error_code: str, error_message: str, agent_id: str | None = None,
                  provider_id: str | int | None = None) -> dict[str, Any]:
     event = _common(ic_token, event_id, timestamp_ms, FAILED, model, provider, agent_id, provider_id)
-    event["error_code"] = str(error_code)
-    event["error_message"] = str(error_message)
+    event["error_code"] = _cap(str(error_code), MAX_NAME_CHARS)
+    event["error_message"] = _cap(str(error_message), MAX_MESSAGE_CHARS)
     return event
 
 
-# --- durable outbox ------------------------------------------------------------------------------
-
-
-class DeadLetter(NamedTuple):
-    id: int
-    event: dict[str, Any] | None  # None if the stored row was not valid JSON
-    status: int | None
-    reason: str
-    failed_at: float
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at REAL NOT NULL,
-    body TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS dead_letter (
-    id INTEGER PRIMARY KEY,
-    created_at REAL NOT NULL,
-    body TEXT NOT NULL,
-    status INTEGER,
-    reason TEXT NOT NULL,
-    failed_at REAL NOT NULL
-);
-"""
-
-
-class Outbox:
-    """Pending analytics events in SQLite; safe for one process (any thread, serialised by a lock).
-
-    Durability: WAL with synchronous=NORMAL, one autocommit transaction per `add`. A commit in WAL mode
-    is a write() of the frame into the WAL file, so the event is in the OS page cache before `add`
-    returns and survives the process being killed (SIGKILL, OOM, crash) — the durability window for
-    process death is zero. Only an OS crash or power loss can roll back the last commits since the last
-    checkpoint fsync; synchronous=FULL would close that too but costs an fsync (milliseconds) per
-    proxied call, which the hot path cannot afford. The database stays consistent either way.
-
-    Checkpoints (copying the WAL into the database, the only fsyncs) are moved off the hot path: the
-    sync loop calls `checkpoint()` in a worker thread after each tick. SQLite's automatic checkpoint
-    would otherwise run inside an `add` now and then and stall the proxy's event loop for milliseconds;
-    it stays enabled with a high threshold only as a backstop for an outbox used without a sync loop.
-    """
-
-    def __init__(self, db_path: Path) -> None:
-        self.path = Path(db_path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            # Rows carry the IC token: keep the file private. SQLite gives -wal/-shm the same mode.
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        self._lock = threading.Lock()
-        # isolation_level=None: autocommit, so each add() is exactly one committed transaction.
-        self._db: sqlite3.Connection | None = sqlite3.connect(self.path, isolation_level=None,
-                                                              check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
-        self._db.executescript(_SCHEMA)
-        _add_event_id_column(self._db)
-        self._ckpt_lock = threading.Lock()
-        self._ckpt_db: sqlite3.Connection | None = None
-        self.dirty = False  # written since the last checkpoint()
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise sqlite3.ProgrammingError("outbox is closed")
-        return self._db
-
-    def add(self, event: dict[str, Any]) -> bool:
-        """Store one event; False when one with the same `event_id` is already pending (a crash
-        recovery re-reporting a call whose own event was stored just before the process died)."""
-        body = json.dumps(event, separators=(",", ":"))
-        event_id = event.get("event_id")
-        with self._lock:
-            cur = self._conn().execute("INSERT OR IGNORE INTO outbox (created_at, body, event_id) VALUES (?, ?, ?)",
-                                       (time.time(), body, event_id if isinstance(event_id, str) else None))
-            self.dirty = True
-        return cur.rowcount == 1
-
-    def pending_count(self) -> int:
-        with self._lock:
-            return int(self._conn().execute("SELECT count(*) FROM outbox").fetchone()[0])
-
-    def max_id(self) -> int:
-        with self._lock:
-            return int(self._conn().execute("SELECT coalesce(max(id), 0) FROM outbox").fetchone()[0])
-
-    def take(self, limit: int, *, after_id: int = 0, up_to_id: int | None = None
-             ) -> list[tuple[int, dict[str, Any]]]:
-        """Oldest pending events with after_id < id <= up_to_id. Rows that are not valid JSON go
-        straight to the dead-letter table (they can never be delivered)."""
-        hi = up_to_id if up_to_id is not None else 2**62
-        with self._lock:
-            rows = self._conn().execute(
-                "SELECT id, body FROM outbox WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
-                (after_id, hi, limit)).fetchall()
-        out: list[tuple[int, dict[str, Any]]] = []
-        for row_id, body in rows:
-            try:
-                event = json.loads(body)
-                if not isinstance(event, dict):
-                    raise ValueError("not an object")
-            except ValueError as e:
-                self.dead_letter(row_id, None, f"corrupt outbox row: {e}")
-                continue
-            out.append((row_id, event))
-        return out
-
-    def ack(self, ids: Iterable[int]) -> None:
-        id_list = [(i,) for i in ids]
-        if not id_list:
-            return
-        with self._lock:
-            db = self._conn()
-            db.execute("BEGIN")
-            try:
-                db.executemany("DELETE FROM outbox WHERE id = ?", id_list)
-                db.execute("COMMIT")
-                self.dirty = True
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-
-    def dead_letter(self, row_id: int, status: int | None, reason: str) -> None:
-        """Move one row out of the outbox, keeping the server's reason (one transaction)."""
-        with self._lock:
-            db = self._conn()
-            db.execute("BEGIN")
-            try:
-                db.execute(
-                    "INSERT OR REPLACE INTO dead_letter (id, created_at, body, status, reason, failed_at) "
-                    "SELECT id, created_at, body, ?, ?, ? FROM outbox WHERE id = ?",
-                    (status, reason, time.time(), row_id))
-                db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
-                db.execute("COMMIT")
-                self.dirty = True
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-
-    def dead_letters(self) -> list[DeadLetter]:
-        with self._lock:
-            rows = self._conn().execute(
-                "SELECT id, body, status, reason, failed_at FROM dead_letter ORDER BY id").fetchall()
-        out = []
-        for row_id, body, status, reason, failed_at in rows:
-            try:
-                event = json.loads(body)
-            except ValueError:
-                event = None
-            out.append(DeadLetter(row_id, event, status, reason, failed_at))
-        return out
-
-    def checkpoint(self) -> None:
-        """Copy the WAL into the database (PASSIVE: never blocks writers). Meant for a worker thread;
-        it uses its own connection so `add` on the loop thread is not held up by the fsync."""
-        with self._ckpt_lock:
-            if self._db is None:
-                return
-            self.dirty = False
-            if self._ckpt_db is None:
-                self._ckpt_db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                self._ckpt_db.execute("PRAGMA busy_timeout=5000")
-            self._ckpt_db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-
-    def close(self) -> None:
-        with self._ckpt_lock:
-            if self._ckpt_db is not None:
-                self._ckpt_db.close()
-                self._ckpt_db = None
-        with self._lock:
-            if self._db is not None:
-                self._db.close()  # the last connection to close checkpoints and removes the WAL
-                self._db = None
-
-
-def _add_event_id_column(db: sqlite3.Connection) -> None:
-    """Outboxes from before event-id deduplication get the column (existing rows keep NULL)."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
-    if "event_id" not in columns:
-        db.execute("ALTER TABLE outbox ADD COLUMN event_id TEXT")
-    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS outbox_event_id ON outbox (event_id)")
+def _cap(text: str, limit: int) -> str:
+    """Client-supplied text (a model name, an agent id, an upstream's error) cut so no event is too big
+    for the server to take."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # --- sync loop -----------------------------------------------------------------------------------
@@ -285,7 +115,10 @@ def _add_event_id_column(db: sqlite3.Connection) -> None:
 class _BatchResult:
     delivered: int = 0
     rejected: int = 0
-    failure: ControlError | None = None
+    failed: list[int] = field(default_factory=list)  # row ids to retry later
+    retry_after: float = 0.0  # the longest Retry-After the server asked for
+    hold: ControlError | None = None  # stop the whole sync (unreachable, credentials refused)
+    failure: ControlError | None = None  # the last failure, for the status
     rejection_reason: str | None = None
 
 
@@ -294,8 +127,8 @@ class AnalyticsSync:
 
     def __init__(self, outbox: Outbox, client: ControlClient | None, *, publish: Callable[[Event], None],
                  clock: Clock, interval_s: float = 5.0, batch_size: int = 200, concurrency: int = 8,
-                 flush_timeout_s: float = 5.0, backoff_base_s: float = 1.0,
-                 backoff_max_s: float = 60.0) -> None:
+                 flush_timeout_s: float = 5.0, backoff_base_s: float = 0.5,
+                 backoff_max_s: float = 30.0) -> None:
         self._outbox = outbox
         self._client = client
         self._publish = publish
@@ -307,7 +140,11 @@ class AnalyticsSync:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self._pending = self._safe_count()
-        self._failures = 0  # consecutive failed passes
+        self._failures = 0  # failed POSTs in a row
+        self._holds = 0  # consecutive passes the whole sync was held
+        self._hold_until = 0.0  # loop time before which nothing is sent (unreachable, credentials refused)
+        self._retry_at: dict[int, float] = {}  # outbox row id → loop time before which it is not re-sent
+        self._batch_failures: dict[int, int] = {}  # row id → failures of the batch it failed in
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()  # one pass at a time (loop tick or flush)
         self._task: asyncio.Task[None] | None = None
@@ -315,7 +152,8 @@ class AnalyticsSync:
         self._capped = False  # the last pass stopped at its per-tick limit with more pending
         self._last_failure_code: str | None = None
         state: SyncState = "disabled" if client is None else "ok"
-        self.status = SyncStatus(timestamp=clock.now(), state=state, pending=self._pending)
+        self.status = SyncStatus(timestamp=clock.now(), state=state, pending=self._pending,
+                                 dead_letters=self._safe_dead_letters())
 
     # --- recording (hot path) --------------------------------------------------------------------
 
@@ -362,25 +200,27 @@ class AnalyticsSync:
             await self.flush(self.flush_timeout_s)
 
     def kick(self) -> None:
+        self._hold_until = 0.0
+        self._retry_at.clear()
         self._wake.set()
 
     async def flush(self, timeout_s: float | None = None) -> bool:
-        """Try to deliver everything pending within the timeout (retrying briefly on failure).
-        True when the outbox is empty afterwards."""
+        """Try to deliver everything pending within the timeout (retrying what fails as its back-off
+        allows). True when the outbox is empty afterwards."""
         if self._client is None:
             return self._pending == 0
         timeout = self.flush_timeout_s if timeout_s is None else timeout_s
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(timeout):
-                delay = 0.02
                 while self._pending > 0:
                     async with self._lock:
-                        ok = await self._pass(limit=None)
-                    if not ok:
-                        if self._last_failure_code == UNREACHABLE:
-                            break  # nothing listens there: waiting out the timeout would only delay exit
-                        await asyncio.sleep(delay)
-                        delay = min(delay * 2, 0.5)
+                        await self._pass(limit=None)
+                    if self._pending <= 0:
+                        break
+                    if self._last_failure_code == UNREACHABLE and self._hold_until > loop.time():
+                        break  # nothing listens there: waiting out the timeout would only delay exit
+                    await asyncio.sleep(max(0.01, self._next_due() - loop.time()))
         except TimeoutError:
             log.info("analytics flush timed out after %.2f s; %d events stay queued", timeout, self._pending)
         return self._pending == 0
@@ -388,6 +228,7 @@ class AnalyticsSync:
     # --- the loop --------------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         delay = self.interval_s
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
@@ -400,21 +241,26 @@ class AnalyticsSync:
                 continue
             try:
                 async with self._lock:
-                    ok = await self._pass(limit=self.batch_size * MAX_BATCHES_PER_TICK)
+                    await self._pass(limit=self.batch_size * MAX_BATCHES_PER_TICK)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # keep the loop alive whatever happens (e.g. disk error)
                 log.exception("analytics sync tick failed")
-                ok = False
-                self._note_failure(ControlError(None, "INTERNAL", str(e)))
-            if ok:
-                # A backlog beyond one tick's share: go again at once (still bounded per tick).
-                delay = 0.0 if self._pending > 0 and self._capped else self.interval_s
+                self._hold(ControlError(None, "INTERNAL", str(e)), 0.0)
+            if self._pending > 0 and self._capped:
+                delay = 0.0  # a backlog beyond one tick's share: go again at once (still bounded per tick)
+            elif self._pending > 0:
+                delay = min(self.interval_s, max(0.0, self._next_due() - loop.time()))
             else:
-                delay = self._backoff()
-                self._wake.clear()  # a wake-up from record() during the failed pass must not skip the back-off
-                self._update(next_attempt=self._clock.now() + delay)
+                delay = self.interval_s
             await self._checkpoint()
+
+    def _next_due(self) -> float:
+        """Loop time of the next send worth trying: a held sync's end, else the earliest retry."""
+        loop = asyncio.get_running_loop()
+        if self._hold_until > loop.time():
+            return self._hold_until
+        return min(self._retry_at.values(), default=loop.time())
 
     async def _checkpoint(self) -> None:
         if not self._outbox.dirty:
@@ -424,19 +270,24 @@ class AnalyticsSync:
         except sqlite3.Error as e:
             log.warning("analytics outbox checkpoint failed: %s", e)
 
-    def _backoff(self) -> float:
-        base = min(self.backoff_max_s, self.backoff_base_s * 2 ** max(0, self._failures - 1))
-        return base / 2 + random.uniform(0, base / 2)  # "equal jitter": spread reconnect storms
+    def _backoff(self, failures: int, retry_after: float = 0.0) -> float:
+        base = min(self.backoff_max_s, self.backoff_base_s * 2 ** max(0, failures - 1))
+        jittered = base / 2 + random.uniform(0, base / 2)  # "equal jitter": spread retry storms
+        return max(jittered, min(retry_after, MAX_RETRY_AFTER_S))
 
-    async def _pass(self, limit: int | None) -> bool:
-        """One sweep over the events pending when it began, each sent at most once.
-        False if the server failed (5xx/network): the rest waits for the next attempt."""
+    async def _pass(self, limit: int | None) -> None:
+        """One sweep over the events pending when it began, each sent at most once; events waiting
+        out their back-off are skipped."""
         assert self._client is not None
+        loop = asyncio.get_running_loop()
+        if self._hold_until > loop.time():
+            return
         high = self._outbox.max_id()  # events recorded during the pass wait for the next one
         cursor = 0
         sent = 0
         self._capped = False
         rejection: str | None = None
+        trouble: ControlError | None = None
         while True:
             want = self.batch_size if limit is None else min(self.batch_size, limit - sent)
             if want <= 0:
@@ -446,22 +297,51 @@ class AnalyticsSync:
             if not rows:
                 break
             cursor = rows[-1][0]
-            sent += len(rows)
-            result = await self._send_batch(rows)
+            now = loop.time()
+            ready = [r for r in rows if self._retry_at.get(r[0], 0.0) <= now]
+            if not ready:
+                continue
+            sent += len(ready)
+            result = await self._send_batch(ready)
             rejection = result.rejection_reason or rejection
-            if result.failure is not None:
+            trouble = result.failure or trouble
+            if result.failed:
+                # This batch's failed events wait; the rest of the pass goes on.
+                tries = 1 + max(self._batch_failures.get(i, 0) for i in result.failed)
+                due = loop.time() + self._backoff(tries, result.retry_after)
+                for row_id in result.failed:
+                    self._batch_failures[row_id] = tries
+                    self._retry_at[row_id] = due
+            if result.hold is not None:
                 self._recount()
-                self._note_failure(result.failure)
-                return False
+                self._hold(result.hold, result.retry_after)
+                return
         self._recount()
-        self._failures = 0
-        self._update(state="ok", last_success=self._clock.now() if sent else self.status.last_success,
-                     last_error=rejection, next_attempt=None)
-        return True
+        self._holds = 0
+        if self._retry_at:
+            offline = self._failures >= OFFLINE_AFTER_FAILURES
+            self._update(state="offline" if offline else "retrying", last_error=str(trouble) if trouble else
+                         self.status.last_error, next_attempt=self._clock.now() + max(
+                             0.0, self._next_due() - loop.time()))
+        else:
+            self._update(state="ok", last_success=self._clock.now() if sent else self.status.last_success,
+                         last_error=rejection, next_attempt=None)
+
+    def _hold(self, err: ControlError, retry_after: float) -> None:
+        """Stop sending everything for a back-off: the server is not there, or refuses our credentials."""
+        self._holds += 1
+        self._last_failure_code = err.code
+        delay = self._backoff(self._holds, retry_after)
+        self._hold_until = asyncio.get_running_loop().time() + delay
+        offline = (err.code == UNREACHABLE or err.status in (401, 403)
+                   or self._holds >= OFFLINE_AFTER_FAILURES or self._failures >= OFFLINE_AFTER_FAILURES)
+        log.info("analytics sync held (%d in a row): %s", self._holds, err)
+        self._update(state="offline" if offline else "retrying", last_error=str(err),
+                     next_attempt=self._clock.now() + delay)
 
     async def _send_batch(self, rows: list[tuple[int, dict[str, Any]]]) -> _BatchResult:
-        """POST a batch with bounded concurrency. On the first retryable failure, no new POSTs start
-        (an outage costs at most `concurrency` failed attempts, not a whole batch)."""
+        """POST a batch's events with bounded concurrency. A failed POST marks its event for retry; only
+        a failure of the server itself (unreachable, credentials refused) stops new POSTs."""
         assert self._client is not None
         client = self._client
         result = _BatchResult()
@@ -470,21 +350,30 @@ class AnalyticsSync:
 
         async def worker() -> None:
             for row_id, event in queue:
-                if result.failure is not None:
+                if result.hold is not None:
                     return
                 try:
-                    status, body = await client.post_event(event)
+                    status, body, retry_after = await client.post_event_with_retry_after(event)
                 except ControlError as e:
-                    result.failure = result.failure or e
-                    return
+                    gone = e.code not in (TIMEOUT, NETWORK)  # refused connection, DNS: the server is gone
+                    self._failed(result, row_id, e, 0.0, publish=not gone)
+                    if gone:
+                        result.hold = e  # (the hold publishes the status, with its next attempt)
+                    continue
                 if 200 <= status < 300:
                     delivered.append(row_id)
+                    self._failures = 0
+                    continue
+                err = _as_error(status, body)
+                if status in _HOLD_STATUSES:
+                    self._failed(result, row_id, err, retry_after, publish=False)
+                    result.hold = err
                 elif status >= 500 or status in _RETRY_STATUSES:
-                    result.failure = result.failure or _as_error(status, body)
-                    return
-                else:
+                    self._failed(result, row_id, err, retry_after)
+                else:  # 400/409/413/422...: a judgement on this event, which will never pass
                     reason = _reason(status, body)
                     self._outbox.dead_letter(row_id, status, reason)
+                    self._forget(row_id)
                     log.warning("analytics event %s rejected by the control server: %s",
                                 event.get("event_id"), reason)
                     result.rejected += 1
@@ -496,18 +385,28 @@ class AnalyticsSync:
             # Also on cancellation (stop() mid-batch): acknowledge what the server already has, so
             # it is not re-sent. Re-sending would be harmless (dedup by event_id) but wasteful.
             self._outbox.ack(delivered)
+            for row_id in delivered:
+                self._forget(row_id)
             result.delivered = len(delivered)
             self._pending = max(0, self._pending - len(delivered) - result.rejected)
-            self._update(sent=self.status.sent + len(delivered), rejected=self.status.rejected + result.rejected)
+            self._update(sent=self.status.sent + len(delivered), rejected=self.status.rejected + result.rejected,
+                         dead_letters=self.status.dead_letters + result.rejected)
         return result
 
-    def _note_failure(self, err: ControlError) -> None:
+    def _failed(self, result: _BatchResult, row_id: int, err: ControlError, retry_after: float, *,
+                publish: bool = True) -> None:
+        result.failed.append(row_id)
+        result.failure = err
+        result.retry_after = max(result.retry_after, retry_after)
         self._failures += 1
         self._last_failure_code = err.code
-        offline = (err.code == UNREACHABLE or err.status in (401, 403)
-                   or self._failures >= OFFLINE_AFTER_FAILURES)
-        log.info("analytics sync failed (%d in a row): %s", self._failures, err)
-        self._update(state="offline" if offline else "retrying", last_error=str(err))
+        if publish:  # shown as it happens: several failures in a row are "offline"
+            self._update(state="offline" if self._failures >= OFFLINE_AFTER_FAILURES else "retrying",
+                         last_error=str(err))
+
+    def _forget(self, row_id: int) -> None:
+        self._retry_at.pop(row_id, None)
+        self._batch_failures.pop(row_id, None)
 
     # --- status ----------------------------------------------------------------------------------
 
@@ -516,6 +415,12 @@ class AnalyticsSync:
             return self._outbox.pending_count()
         except sqlite3.Error as e:
             log.error("analytics outbox unreadable: %s", e)
+            return 0
+
+    def _safe_dead_letters(self) -> int:
+        try:
+            return self._outbox.dead_letter_count()
+        except sqlite3.Error:
             return 0
 
     def _update(self, **changes: Any) -> None:

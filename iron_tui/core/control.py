@@ -155,6 +155,12 @@ class ControlClient:
 
     async def _post(self, path: str, body: dict[str, Any], *, auth: bool = False,
                     timeout: aiohttp.ClientTimeout | None = None) -> tuple[int, Any]:
+        status, parsed, _retry_after = await self._post_full(path, body, auth=auth, timeout=timeout)
+        return status, parsed
+
+    async def _post_full(self, path: str, body: dict[str, Any], *, auth: bool = False,
+                         timeout: aiohttp.ClientTimeout | None = None) -> tuple[int, Any, float]:
+        """(status, parsed body, seconds of the answer's Retry-After or 0)."""
         headers = {"Authorization": f"Bearer {self._token}"} if auth else None
         try:
             async with self._session.post(self.server_url + path, json=body, headers=headers,
@@ -165,7 +171,7 @@ class ControlClient:
                     parsed: Any = json.loads(text) if text else {}
                 except ValueError:
                     parsed = text[:_MAX_ERROR_TEXT]
-                return resp.status, parsed
+                return resp.status, parsed, retry_after_seconds(resp.headers.get("Retry-After"))
         except TimeoutError:
             raise ControlError(None, TIMEOUT, f"no answer within {self._timeout.total:g} s",
                                endpoint=path) from None
@@ -323,7 +329,32 @@ class ControlClient:
 
         Raises ControlError only when no HTTP answer arrived.
         """
-        status, answer = await self._post(EVENTS_PATH, event)
+        status, answer, _retry_after = await self.post_event_with_retry_after(event)
+        return status, answer
+
+    async def post_event_with_retry_after(self, event: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+        """As `post_event`, plus the answer's Retry-After in seconds (0 when it sent none)."""
+        status, answer, retry_after = await self._post_full(EVENTS_PATH, event)
         if not isinstance(answer, dict):
             answer = {"error": str(answer)[:_MAX_ERROR_TEXT]}
-        return status, answer
+        return status, answer, retry_after
+
+
+def retry_after_seconds(value: str | None) -> float:
+    """Seconds a Retry-After header asks for: delta-seconds or an HTTP date; 0 when absent or unreadable."""
+    if not value:
+        return 0.0
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return 0.0
+        import time
+
+        seconds = when.timestamp() - time.time()
+    return seconds if seconds > 0 and seconds == seconds and seconds != float("inf") else 0.0

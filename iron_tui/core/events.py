@@ -218,6 +218,7 @@ class SyncStatus(Event):
     last_success: float | None = None
     next_attempt: float | None = None
     last_error: str | None = None
+    dead_letters: int = 0  # events the server will never take, kept in the outbox's dead-letter table
 
     def __post_init__(self) -> None:  # a server's error text is shown and logged
         object.__setattr__(self, "last_error", clean_optional(self.last_error))
@@ -287,6 +288,7 @@ def sync_wire(status: SyncStatus) -> dict[str, Any]:
         "last_success": None if status.last_success is None else iso_utc(status.last_success),
         "next_attempt": None if status.next_attempt is None else iso_utc(status.next_attempt),
         "last_error": status.last_error,
+        "dead_letters": status.dead_letters,
     }
 
 

@@ -73,7 +73,7 @@ def sync_wire(status: SyncStatus | None) -> dict[str, Any]:
     """The `sync` object of SYNC_STATUS and of the snapshot; `None` means sync is disabled."""
     if status is None:
         return {"state": "disabled", "pending": 0, "sent": 0, "rejected": 0, "last_success": None,
-                "next_attempt": None, "last_error": None}
+                "next_attempt": None, "last_error": None, "dead_letters": 0}
     return events_sync_wire(status)
 
 

@@ -4,12 +4,15 @@ reference/iron-cage-protocol.md: same paths, bodies, statuses and error shapes.
 Accounting is kept in plain attributes so tests can assert on it: `events` (event_id → event) and
 `event_order`, `leases`, per-endpoint `requests` counters, `key_fetches`, `duplicates`.
 Fault injection: `down()`/`up()` close and re-bind the same port (clients see connection refused,
-then recovery), `fail_next(n, status)`, `slow_ms`, `reject_event_ids` / `reject_event`.
+then recovery), `fail_next(n, status, retry_after=…)`, `fail_events(rate)` (a share of event POSTs
+answer 500), `max_event_bytes` (a larger event is refused with 413), `slow_ms`, `reject_event_ids` /
+`reject_event`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -88,12 +91,19 @@ class ControlSim:
         self.leases: dict[str, SimLease] = {}
         self.requests: Counter[str] = Counter()  # every request that reached a handler
         self.duplicates = 0
+        self.random_failures = 0  # event POSTs failed by `event_failure_rate`
+        self.rejected_too_large = 0  # event POSTs refused with 413
         self.key_fetches = 0  # provider-key requests answered 200
         self.slow_ms = 0
         self.reject_event_ids: set[str] = set()
         # Return (status, body) to force an answer for an event, or None to process it normally.
         self.reject_event: Callable[[dict[str, Any]], tuple[int, dict[str, Any]] | None] | None = None
-        self._fail: list[tuple[int, str | None]] = []  # (status, endpoint or None = any)
+        self._fail: list[tuple[int, str | None, float | None]] = []  # (status, endpoint or None = any, Retry-After)
+        # Failure modes of the analytics endpoint: this share of event POSTs answer 500 (random, seeded),
+        # and an event whose body is larger than `max_event_bytes` is refused with 413.
+        self.event_failure_rate = 0.0
+        self.max_event_bytes: int | None = None
+        self._rng = random.Random(0)
         self._runner: web.AppRunner | None = None
         self._host = "127.0.0.1"
         self._port = 0
@@ -105,10 +115,16 @@ class ControlSim:
         self.agents[token] = agent
         return agent
 
-    def fail_next(self, n: int = 1, status: int = 500, *, endpoint: str | None = None) -> None:
+    def fail_next(self, n: int = 1, status: int = 500, *, endpoint: str | None = None,
+                  retry_after: float | None = None) -> None:
         """The next `n` requests (to `endpoint`, or to any endpoint) answer `status` with that
-        endpoint's error body."""
-        self._fail.extend([(status, endpoint)] * n)
+        endpoint's error body (and a `Retry-After` header when given)."""
+        self._fail.extend([(status, endpoint, retry_after)] * n)
+
+    def fail_events(self, rate: float, *, seed: int = 0) -> None:
+        """From now on, answer `rate` (0..1) of the event POSTs with a 500, at random (seeded)."""
+        self.event_failure_rate = rate
+        self._rng = random.Random(seed)
 
     def expire_lease(self, lease_id: str) -> None:
         self.leases[lease_id].state = "expired"
@@ -191,10 +207,21 @@ class ControlSim:
         self.requests[endpoint] += 1
         if self.slow_ms:
             await asyncio.sleep(self.slow_ms / 1000)
-        for i, (status, only) in enumerate(self._fail):
+        for i, (status, only, retry_after) in enumerate(self._fail):
             if only is None or only == endpoint:
                 del self._fail[i]
-                return _json(status, self._fault_body(endpoint, status))
+                fault = _json(status, self._fault_body(endpoint, status))
+                if retry_after is not None:
+                    fault.headers["Retry-After"] = f"{retry_after:g}"
+                return fault
+        if endpoint == EVENTS:
+            if self.max_event_bytes is not None and (request.content_length or 0) > self.max_event_bytes:
+                self.rejected_too_large += 1
+                return _json(413, {"error": "PAYLOAD_TOO_LARGE",
+                                   "message": f"event larger than {self.max_event_bytes} bytes"})
+            if self.event_failure_rate and self._rng.random() < self.event_failure_rate:
+                self.random_failures += 1
+                return _json(500, self._fault_body(endpoint, 500))
         resp: web.StreamResponse = await handler(request)
         return resp
 
