@@ -199,7 +199,8 @@ async def run_demo_headless(
         _say(out, f"budget ${DEMO_BUDGET_USD:.2f}, state in {data_dir}; launching the demo agent")
         # run_headless starts the engine, launches the agent, returns its exit code once it ended, and
         # stops the engine, whose final analytics flush delivers the remaining events.
-        code = await run_headless(settings, agent_argv(pacing), out=out, engine=engine)
+        # The demo's token is a simulated control server's: shown with the web page's address.
+        code = await run_headless(settings, agent_argv(pacing), out=out, engine=engine, show_token=True)
         seen = [e for e in alerts.drain() if isinstance(e, CostAlert)]
         alerts.close()
         for line in summary_lines(engine, world, seen):

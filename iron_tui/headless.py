@@ -197,7 +197,9 @@ async def run_headless(
     *,
     out: TextIO | None = None,
     engine: Engine | None = None,
+    show_token: bool | None = None,
 ) -> int:
+    """show_token: print the token (and the web page's address with it); default: when it was generated."""
     out = out or sys.stdout
     engine = engine or Engine(settings)
     stop = asyncio.Event()
@@ -246,10 +248,13 @@ async def run_headless(
     writer = _LineWriter(out)
     async with engine:
         out.write(f"iron-tui ready: {engine.openai_base_url} feed {engine.feed_url}\n")
-        if settings.token is None:
+        if settings.token is None if show_token is None else show_token:
             # A generated token is the only way for a separately started agent to get in; it is a
             # local credential for this run, never a provider key.
             out.write(f"iron-tui token: {engine.token}\n")
+            out.write(f"iron-tui dashboard: {engine.base_url}/dashboard#token={engine.token}\n")
+        else:  # a token the user chose: not echoed; the page asks for it
+            out.write(f"iron-tui dashboard: {engine.base_url}/dashboard\n")
         out.flush()
         printer_task = asyncio.create_task(printer())
         try:

@@ -215,8 +215,8 @@ async def test_request_published_on_the_bus_shows_in_the_page(tmp_path: Path) ->
         time_cell, model, provider, status, latency, tokens, cost = shown["rows"][0]["cells"]
         assert time_cell == "00:00:00"
         assert model.startswith("gpt-4o-mini-dashboard") and "stream" in model
-        assert (provider, status, latency, tokens, cost) == ("openai", "200", "812 ms", "1200 / 350", "$0.001234")
-        assert shown["spend"] == "$1.50 / $5.00" and shown["bar"] == "30%"
+        assert (provider, status, latency, tokens, cost) == ("openai", "200", "812 ms", "1,200 / 350", "$0.001234")
+        assert shown["spend"] == "$1.500000 of $5.000000" and shown["bar"] == "30%"
         assert shown["sync"] == "retrying" and shown["agent"] == "running"
 
 
@@ -244,3 +244,118 @@ async def test_page_is_self_contained_and_locked_down() -> None:
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
     assert "@import" not in html and "url(" not in html
     assert "default-src 'none'" in csp and "script-src 'sha256-" in csp
+
+
+# --- the page as a companion: a real engine, real calls, three widths ------------------------------
+
+WIDTHS = [1280, 768, 375]  # desktop, tablet, phone
+
+LAYOUT = """JSON.stringify((() => {
+  const vw = window.innerWidth, rows = Array.from(document.querySelectorAll('#requests tbody tr'));
+  const box = (e) => { const r = e.getBoundingClientRect(); return {left: r.left, right: r.right, w: r.width}; };
+  return {
+    vw: vw, scroll: document.documentElement.scrollWidth,
+    rows: rows.map(tr => ({id: tr.dataset.id || null, cls: tr.className,
+      status: tr.querySelector('td.status') ? box(tr.querySelector('td.status')) : null,
+      cost: tr.querySelector('td.cost') ? box(tr.querySelector('td.cost')) : null,
+      statusText: tr.querySelector('td.status') ? tr.querySelector('td.status').textContent : null,
+      why: tr.querySelector('.why') ? tr.querySelector('.why').textContent : null})),
+    alert: document.getElementById('alert').textContent,
+    count: document.getElementById('filter-count').textContent,
+    detailOpen: document.getElementById('detail').hasAttribute('data-open'),
+    detail: document.getElementById('detail-body').innerText,
+    detailBox: box(document.getElementById('detail')),
+    totals: Array.from(document.querySelectorAll('#totals-table tbody tr')).map(tr => Array.from(tr.cells).map(c => c.textContent)),
+    conn: document.getElementById('conn').textContent,
+  };
+})())"""
+
+
+def layout(raw: Any) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(raw)
+    return value
+
+
+async def traffic_for_the_page(engine: Any, sim: Any) -> dict[str, str]:
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=engine.openai_base_url, api_key=engine.token, max_retries=0)
+    ids = {}
+    try:
+        r = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "tell me about owls"}])
+        ids["native"] = r.headers["x-iron-request-id"]
+        r = await client.chat.completions.with_raw_response.create(
+            model="claude-3-5-haiku-latest", max_tokens=40,
+            messages=[{"role": "system", "content": "Be terse."}, {"role": "user", "content": "and moles"}])
+        ids["translated"] = r.headers["x-iron-request-id"]
+        sim.faults.push(status=429)
+        with pytest.raises(openai.RateLimitError) as info:
+            await client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+        ids["limited"] = info.value.response.headers["x-iron-request-id"]
+    finally:
+        await client.close()
+    # 90 % of the budget spent before the page connects: the snapshot must carry the warning.
+    engine.set_budget(engine.ledger.spent / 1_000_000 / 0.9)
+    return ids
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_the_page_works_at_every_width(make_engine: Any, sim: Any, tmp_path: Path, width: int) -> None:
+    engine = await make_engine(budget=1.0, retries={"attempts": 1})
+    ids = await traffic_for_the_page(engine, sim)
+    url = f"{engine.base_url}/dashboard#token={engine.token}"
+    async with chromium_page(url, tmp_path) as page:
+        await page.call("Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1,
+                        mobile=width < 700)
+        shown = layout(await page.wait_for(LAYOUT, lambda v: json.loads(v)["conn"] == "live"
+                                           and len(json.loads(v)["rows"]) == 3 and json.loads(v)["totals"]))
+        assert shown["scroll"] <= shown["vw"], "nothing is off screen sideways"
+        assert [r["id"] for r in shown["rows"]] == [ids["limited"], ids["translated"], ids["native"]]
+        for row in shown["rows"]:  # status and cost stay on screen, even on a phone
+            assert row["status"]["w"] > 0 and row["status"]["right"] <= shown["vw"]
+            assert row["cost"]["w"] > 0 and row["cost"]["right"] <= shown["vw"]
+        limited = shown["rows"][0]
+        assert "error" in limited["cls"] and limited["statusText"] == "429" and "Rate limit" in (limited["why"] or "")  # the error in the row, not a tooltip
+        assert shown["alert"].startswith("Budget warning:")  # restored from the snapshot on connect
+        assert any(cells[0] == "gpt-4o" and cells[2] == "1" for cells in shown["totals"]), shown["totals"]
+
+        # Filter: the dashboard's expressions, answered by the server, with the match count.
+        await page.eval("const f = document.getElementById('filter'); f.value = 'owls';"
+                        "f.dispatchEvent(new Event('input'))")
+        shown = layout(await page.wait_for(LAYOUT, lambda v: len(json.loads(v)["rows"]) == 1))
+        assert shown["rows"][0]["id"] == ids["native"] and shown["count"] == "1 of 3 requests"
+        await page.eval("document.getElementById('filter').dispatchEvent("
+                        "new KeyboardEvent('keydown', {key: 'Escape'}))")
+        await page.wait_for(LAYOUT, lambda v: len(json.loads(v)["rows"]) == 3)
+
+        # Detail: the translated call side by side with what went upstream, inside the screen.
+        await page.eval(f"document.querySelector('tr[data-id=\"{ids['translated']}\"]').click()")
+        shown = layout(await page.wait_for(LAYOUT, lambda v: "upstream (anthropic.messages)" in json.loads(v)["detail"]))
+        assert shown["detailOpen"] and "── system" in shown["detail"] and "and moles" in shown["detail"]
+        assert shown["detailBox"]["left"] >= 0 and shown["detailBox"]["right"] <= shown["vw"] + 1
+        await page.eval("document.querySelector('#detail-tabs button[data-tab=\"cost\"]').click()")
+        shown = layout(await page.wait_for(LAYOUT, lambda v: "reserved at admission" in json.loads(v)["detail"]))
+        assert "/Mtok" in shown["detail"]
+        # A failed call opens on its explanation.
+        await page.eval(f"document.querySelector('tr[data-id=\"{ids['limited']}\"]').click()")
+        shown = layout(await page.wait_for(LAYOUT, lambda v: "what to do" in json.loads(v)["detail"]))
+        assert "openai answered 429" in shown["detail"] and "the provider answered" in shown["detail"]
+        if width == WIDTHS[0]:
+            await check_number_forms(page)
+
+
+async def check_number_forms(page: Page) -> None:
+    """The page formats numbers exactly as core/units.py does."""
+    from iron_tui.core import units
+
+    micros = [0, 1, 1530, 2286, 55_500, 20_000, 999_999, 5_000_000, 1_234_500_000]
+    durations = [0.4, 420.0, 999.4, 999.6, 2300.0, 59_994.0, 185_000.0]
+    got = json.loads(await page.eval(
+        f"JSON.stringify({{m: {micros}.map(window.ironFormat.money), d: {durations}.map(window.ironFormat.ms),"
+        "c: [window.ironFormat.cost({cost_usd: 0.0009, cost_estimated: true}),"
+        "    window.ironFormat.cost({cost_usd: null, priced: false})]})"))
+    assert got["m"] == [units.money(m) for m in micros]
+    assert got["d"] == [units.duration_ms(d) for d in durations]
+    assert got["c"] == [units.call_cost({"cost_usd": 0.0009, "cost_estimated": True}),
+                        units.call_cost({"cost_usd": None, "priced": False})]

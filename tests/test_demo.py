@@ -47,6 +47,11 @@ def test_demo_no_ui_tells_the_whole_story(tmp_path: Path) -> None:
 
 def check_story(out: str) -> None:
     assert re.search(r"^iron-tui ready: http://127\.0\.0\.1:\d+/v1 feed ws://", out, re.M)
+    # The token and the web page's address with it (issue 17, defect 9).
+    token = re.search(r"^iron-tui token: (\S+)$", out, re.M)
+    assert token is not None
+    assert re.search(rf"^iron-tui dashboard: http://127\.0\.0\.1:\d+/dashboard#token={re.escape(token.group(1))}$",
+                     out, re.M)
     # Both providers, through the request log lines.
     assert re.search(r" openai gpt-4o-mini 200 .*\$0\.\d+", out)
     assert re.search(r" anthropic claude-sonnet-4-5-\d+ 200 .*\$0\.\d+", out)

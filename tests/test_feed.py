@@ -540,7 +540,9 @@ def test_schema_is_valid_and_covers_every_message_type() -> None:
     types = {schema["$defs"][ref["$ref"].rsplit("/", 1)[1]]["properties"]["type"]["const"]
              for ref in schema["oneOf"]}
     assert types == {"SNAPSHOT", "REQUEST_STARTED", "REQUEST_FINISHED", "STATE_UPDATE", "AGENT_EVENT",
-                     "COST_ALERT", "SYNC_STATUS", "PROVIDER_HEALTH", "HEARTBEAT", "PONG", "ERROR"}
+                     "COST_ALERT", "SYNC_STATUS", "PROVIDER_HEALTH", "HEARTBEAT", "PONG", "ERROR",
+                     # answers to a client's questions (tests/test_feed_queries.py validates them)
+                     "REQUEST_DETAIL", "QUERY_RESULT", "STATS"}
     for message in doc_examples():
         check(message)
 

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from iron_tui import __version__
 from iron_tui.config import MAX_BUDGET_USD, Settings
+from iron_tui.core import feed_queries
 from iron_tui.core.agent import AgentPreset, AgentSupervisor, ProxyWiring
 from iron_tui.core.analytics import AnalyticsSync, Outbox, completed_event, failed_event
 from iron_tui.core.budget import BudgetLedger, LedgerStorageError
@@ -241,7 +242,8 @@ class Engine:
         self.guard = RequestGuard(self.proxy.pipeline.auth, allow_remote=s.allow_remote,
                                   allowed_hosts=s.allowed_hosts, allowed_origins=s.allowed_origins)
         self.feed = Feed(self.bus, token=self.token, snapshot=self.snapshot, clock=self.clock,
-                         heartbeat_s=self._feed_heartbeat_s, guard=self.guard)
+                         heartbeat_s=self._feed_heartbeat_s, guard=self.guard,
+                         query=lambda msg: feed_queries.prepare(self, msg))
         app = web.Application(client_max_size=s.max_body_bytes, middlewares=[self.guard.middleware])
         app[ENGINE] = self
         app.add_routes(self.proxy.routes())
@@ -546,6 +548,8 @@ class Engine:
                 "period": self.settings.budget_period,
                 "unpriced_calls": self.ledger.unpriced_calls,
             },
+            # The budget alert in force, so a client that joins late shows it (null: below 80 %).
+            "alert": feed_queries.alert_state(spent, limit),
             "sync": sync_wire(sync),
             "agent": {
                 "agent_id": self.agent.agent_id,

@@ -203,11 +203,15 @@ class Feed:
         send_timeout_s: float = 5.0,
         idle_timeout_s: float = 60.0,
         guard: RequestGuard | None = None,
+        query: Callable[[dict[str, Any]], Callable[[], dict[str, Any]] | None] | None = None,
     ) -> None:
         self._bus = bus
         self._guard = guard  # wrong tokens slow down like the API's; which Host names the CSP may use
         self._token = token.encode("utf-8")
         self._snapshot = snapshot
+        # Client questions (GET_REQUEST, QUERY, GET_STATS): `query(msg)` runs on the loop and returns
+        # the work, which runs in a worker thread; its answer goes to that client only.
+        self._query = query
         self._clock = clock
         self._heartbeat_s = heartbeat_s
         self._auth_timeout_s = auth_timeout_s
@@ -367,7 +371,23 @@ class Feed:
                 continue
             if isinstance(data, dict) and data.get("type") == "PING":
                 self._reply(client, pong_message(self._clock.now()))
+            elif isinstance(data, dict) and self._query is not None:
+                await self._answer(client, data)
             # AUTH after authentication and unknown types are ignored (forward compatibility).
+
+    async def _answer(self, client: _Client, data: dict[str, Any]) -> None:
+        """One question at a time per client (the read loop waits for the answer)."""
+        assert self._query is not None
+        try:
+            work = self._query(data)
+            if work is None:
+                return  # not a question: ignored, as unknown types are
+            answer = await asyncio.to_thread(work)
+            answer["timestamp"] = iso_utc(self._clock.now())
+            self._reply(client, answer)
+        except Exception:  # a bug answering must not end the connection
+            log.exception("feed: answering %s failed", data.get("type"))
+            self._reply(client, error_message(self._clock.now(), f"could not answer {str(data.get('type'))[:40]}"))
 
     def _reply(self, client: _Client, message: dict[str, Any]) -> None:
         if client in self._clients and not client.push(_text_frame(dumps(message))):
