@@ -42,6 +42,7 @@ async def compare(start_process: StartProcess, throughput: Throughput, sim_url: 
     collector_url = ready.split()[-1]
     tmp = Path(tempfile.mkdtemp(prefix="iron-bench-telemetry-"))
     (tmp / "off.toml").write_text("metrics = false\n")
+    (tmp / "on.toml").write_text("metrics = true\n")  # an explicit file: the user's own is never read
     base = [sys.executable, "-m", "iron_tui", "--no-ui", "--port", "0", "--token", token,
             "--openai-key", keys["openai"], "--anthropic-key", keys["anthropic"], "--openai-base-url", sim_url,
             "--anthropic-base-url", sim_url, "--log-format", "json"]
@@ -50,7 +51,7 @@ async def compare(start_process: StartProcess, throughput: Throughput, sim_url: 
         off, off_ready = start_process([*base, "--data-dir", str(tmp / "off"), "--config", str(tmp / "off.toml")],
                                        "iron-tui ready")
         procs.append(off)
-        on, on_ready = start_process([*base, "--data-dir", str(tmp / "on"), "--config", str(tmp / "none.toml")],
+        on, on_ready = start_process([*base, "--data-dir", str(tmp / "on"), "--config", str(tmp / "on.toml")],
                                      "iron-tui ready", env={"OTEL_EXPORTER_OTLP_ENDPOINT": collector_url})
         procs.append(on)
         urls = {"off": off_ready.split()[2].removesuffix("/v1"), "on": on_ready.split()[2].removesuffix("/v1")}
@@ -98,8 +99,9 @@ async def _span_counts(url: str, token: str) -> dict[str, float]:
     return counts
 
 
-def _per_span(spans: dict[str, float]) -> float:
-    return 1e6 * spans.get("export_cpu_seconds_total", 0.0) / max(spans.get("spans_exported_total", 0.0), 1.0)
+def _per_span(spans: dict[str, float], process: str) -> float:
+    cpu = spans.get(f'export_cpu_seconds_total{{process="{process}"}}', 0.0)
+    return 1e6 * cpu / max(spans.get("spans_exported_total", 0.0), 1.0)
 
 
 def report(t: dict[str, Any]) -> list[str]:
@@ -110,5 +112,6 @@ def report(t: dict[str, Any]) -> list[str]:
         f"({', '.join(f'{x:.0f}' for x in on['rps_all'])}), {on['cpu_us_per_call']:.0f} µs/call | "
         f"on = {100 * t['ratio']:.1f}% of off",
         f"{'':17s}spans: " + ", ".join(f"{k} {v:.0f}" for k, v in t["spans"].items() if k.startswith("spans_"))
-        + f"; export thread CPU {_per_span(t['spans']):.1f} µs per span",
+        + f"; CPU per span: {_per_span(t['spans'], 'iron-tui'):.1f} µs in iron-tui (hand-over), "
+        f"{_per_span(t['spans'], 'exporter'):.1f} µs in the exporter process",
     ]

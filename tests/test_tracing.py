@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from iron_tui.core.engine import Engine
 from iron_tui.core.redact import redact_text
 from iron_tui.sim import ProviderSim
 from iron_tui.sim.collector import CollectorSim, ReceivedSpan
-from tests.conftest import EngineFactory
+from tests.conftest import OPENAI_KEY, EngineFactory
 
 AGENTS = Path(__file__).parent / "agents"
 PARENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -138,18 +139,33 @@ async def test_a_hanging_collector_drops_spans_and_counts_them(
     collector.mode = "hang"  # accepts the export and never answers
     monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "2")
     engine = await make_engine()
+    tracing = engine.tracing
+    assert tracing is not None
     oai = client(engine)
-    async with asyncio.timeout(30):
-        while not collector.posts:  # the exporter is stuck in its first POST
-            await oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
-    for _ in range(5):
-        await oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
-    assert engine.tracing is not None
-    assert engine.tracing.queued == 2 and engine.tracing.stats.dropped["queue_full"] >= 3
+    await oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    async with asyncio.timeout(60):
+        while not collector.posts:  # the exporter is now stuck in its first POST
+            await asyncio.sleep(0.02)
+    before = tracing.stats.dropped.get("queue_full", 0)  # (a queue of 2 may overflow while it starts)
+    calls = 0
+    # Spans now wait in the pipe to the exporter, then in the queue; once both are full, spans are
+    # dropped, and every call still succeeds.
+    async with asyncio.timeout(120):
+        while tracing.stats.dropped.get("queue_full", 0) == before:
+            r = await oai.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+            assert r.status_code == 200
+            calls += 1
+    assert tracing.queued <= 2
+    async with engine.session.get(engine.base_url + "/metrics",
+                                  headers={"authorization": f"Bearer {engine.token}"}) as r:
+        text = await r.text()
+    dropped = float(text.split('iron_trace_spans_dropped_total{reason="queue_full"} ', 1)[1].split()[0])
+    assert before < dropped < before + calls
     collector.mode = "ok"
     collector._release.set()  # let the stuck export finish so stop() can flush
     await engine.stop()
-    assert engine.tracing.queued == 0
+    assert tracing.queued == 0
 
 
 async def test_sampling_follows_the_callers_decision(make_engine: EngineFactory, collector: CollectorSim) -> None:
@@ -212,3 +228,84 @@ async def test_a_retried_call_has_one_child_span_per_attempt(
     assert tries[0].attributes["error.type"] == "429" and tries[0].span.status.code == STATUS_ERROR
     assert tries[1].attributes["http.response.status_code"] == 200 and "error.type" not in tries[1].attributes
     assert call.attributes["http.response.status_code"] == 200
+
+
+async def test_response_facts_for_every_dialect(make_engine: EngineFactory, collector: CollectorSim) -> None:
+    engine = await make_engine()
+    oai = client(engine)
+    native = await oai.responses.create(model="gpt-4o-mini", input="hi")
+    stream = await oai.responses.create(model="gpt-4o", input="hello", stream=True)
+    async for _ in stream:
+        pass
+    on_claude = await oai.responses.create(model="claude-sonnet-4-6", input="hey", max_output_tokens=64)
+    spans = await collector.wait_for(3)
+    a = by_model(spans, "gpt-4o-mini").attributes
+    assert a["gen_ai.response.finish_reasons"] == ["completed"] and a["gen_ai.response.id"] == native.id
+    assert a["gen_ai.usage.output_tokens"] == native.usage.output_tokens
+    assert by_model(spans, "gpt-4o").attributes["gen_ai.response.finish_reasons"] == ["completed"]
+    a = by_model(spans, "claude-sonnet-4-6").attributes  # a Responses client, served by Anthropic
+    assert a["gen_ai.provider.name"] == "anthropic" and a["gen_ai.response.finish_reasons"] == ["end_turn"]
+    assert a["gen_ai.usage.output_tokens"] == on_claude.usage.output_tokens
+    assert a["iron.api"] == "openai.responses" and a["iron.translated"] is True
+
+
+async def test_the_exporter_process_is_restarted_and_stopped_with_iron_tui(
+        make_engine: EngineFactory, collector: CollectorSim, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("iron_tui.core.otel.link._RESPAWN_S", 0.0)
+    engine = await make_engine()
+    assert engine.tracing is not None
+    link = engine.tracing._link
+    oai = client(engine)
+    await oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "one"}])
+    await collector.wait_for(1)
+    assert link._current is not None
+    first = link._current.proc
+    first.kill()  # the exporter dies (OOM killer, a bug): tracing carries on with a new one
+    first.wait(10)
+    await oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "two"}])
+    spans = await collector.wait_for(2)
+    assert [s.attributes["gen_ai.request.model"] for s in spans] == ["gpt-4o-mini", "gpt-4o"]
+    second = link._current.proc
+    assert second.pid != first.pid
+    await engine.stop()
+    assert second.poll() is not None  # no exporter outlives iron-tui
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+async def test_a_killed_iron_tui_leaves_no_exporter_behind(sim: ProviderSim, collector: CollectorSim,
+                                                          tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "iron_tui", "--no-ui", "--port", "0", "--token", "t", "--openai-key", OPENAI_KEY,
+        "--openai-base-url", sim.url, "--data-dir", str(tmp_path), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        ready = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+        base_url = ready.split()[2]
+        oai = openai.AsyncOpenAI(base_url=base_url, api_key="t", max_retries=0)
+        await oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        [span] = await collector.wait_for(1)
+        assert span.attributes["gen_ai.request.model"] == "gpt-4o-mini"
+        [exporter] = _children(proc.pid)
+        proc.kill()  # no chance to stop anything: the exporter must notice on its own
+        await proc.wait()
+        async with asyncio.timeout(30):
+            while os.path.exists(f"/proc/{exporter}") and "Z" not in _state(exporter):
+                await asyncio.sleep(0.05)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

@@ -125,7 +125,9 @@ def _write_engine(out: Exposition, engine: Engine) -> None:
                    "Spans dropped: queue_full (the collector is slower than the calls) or export_failed.")
         for reason in ("queue_full", "export_failed"):
             out.sample("iron_trace_spans_dropped_total", (("reason", reason),), stats.dropped.get(reason, 0))
-        out.family("iron_trace_export_cpu_seconds", "counter", "CPU time the span export thread used.")
-        out.sample("iron_trace_export_cpu_seconds_total", (), stats.cpu_seconds)
+        out.family("iron_trace_export_cpu_seconds", "counter",
+                   "CPU time span export used: in iron-tui (handing calls over) and in the exporter process.")
+        out.sample("iron_trace_export_cpu_seconds_total", (("process", "iron-tui"),), stats.cpu_seconds)
+        out.sample("iron_trace_export_cpu_seconds_total", (("process", "exporter"),), stats.exporter_cpu_seconds)
         out.family("iron_trace_queue_spans", "gauge", "Spans waiting to be exported.")
         out.sample("iron_trace_queue_spans", (), tracing.queued)

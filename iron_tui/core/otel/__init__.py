@@ -4,14 +4,16 @@
     tracing.record(rec, spent, limit)   # the engine, per finished call: one deque append
     await asyncio.to_thread(tracing.close, 3.0)
 
-`config.py` resolves where spans go (OTEL_* variables, then settings), `spans.py` turns a record
-into spans, `exporter.py` batches and sends them on its own thread (it needs the `iron-tui[otel]`
-extra; without it tracing is reported as unavailable and stays off).
+`config.py` resolves where spans go (OTEL_* variables, then settings); `link.py` hands finished
+calls over (`wire.py`) to an exporter process (`worker.py`) that turns them into spans (`spans.py`)
+and POSTs them (`exporter.py`). That process needs the `iron-tui[otel]` extra; without it tracing is
+reported as unavailable and stays off.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
@@ -21,14 +23,15 @@ from iron_tui.core.otel.config import OtlpConfig, resolve_otlp
 
 if TYPE_CHECKING:
     from iron_tui.config import Settings
-    from iron_tui.core.otel.exporter import Exporter, ExportStats, QueuedCall
+    from iron_tui.core.otel.link import ExporterLink, ExportStats
+    from iron_tui.core.otel.wire import QueuedCall
 
 __all__ = ["OtlpConfig", "Tracing", "resolve_otlp", "start_tracing"]
 
 
 class Tracing:
     def __init__(self, cfg: OtlpConfig, *, instance_id: str, report: Callable[[str, str], None]) -> None:
-        from iron_tui.core.otel.exporter import Exporter, ExportStats
+        from iron_tui.core.otel.link import ExporterLink, ExportStats
 
         self.config = cfg
         self._queue: deque[QueuedCall] = deque()
@@ -36,11 +39,11 @@ class Tracing:
         self._batch = cfg.max_batch
         self._wake = threading.Event()
         self.stats: ExportStats = ExportStats()
-        self._exporter: Exporter = Exporter(cfg, self._queue, self.stats, self._wake, instance_id=instance_id,
-                                            report=report)
+        self._link: ExporterLink = ExporterLink(cfg, self._queue, self.stats, self._wake,
+                                                instance_id=instance_id, report=report)
 
     def start(self) -> None:
-        self._exporter.start()
+        self._link.start()
 
     def record(self, rec: RequestRecord, spent_micros: int, limit_micros: int | None) -> None:
         """Queue a finished call for export. The request path's whole cost of tracing."""
@@ -58,11 +61,17 @@ class Tracing:
 
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Export everything queued now (blocking: call it from a thread). True when done in time."""
-        return self._exporter.wait_idle(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self._wake.set()
+            if self._link.idle():
+                return True
+            time.sleep(0.01)
+        return self._link.idle()
 
     def close(self, timeout_s: float = 3.0) -> None:
         """Export what is queued, within `timeout_s`, and stop (blocking: call it from a thread)."""
-        self._exporter.close(timeout_s)
+        self._link.close(timeout_s)
 
 
 def start_tracing(settings: Settings, environ: Mapping[str, str], *, instance_id: str,

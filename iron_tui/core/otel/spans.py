@@ -5,9 +5,9 @@ and iron-tui's (`iron.*`: cost, budget, request id), continuing the caller's `tr
 one child span per upstream attempt when the call was retried or fell back (`RequestRecord.attempts`,
 filled by the retry logic of issue 16).
 
-Runs on the exporter thread, never on the request path: ids, sampling and the response facts
+Runs in the exporter process (`worker.py`), never on the request path: ids, sampling and the response facts
 (model, id, finish reasons, read from the stored response preview) are all worked out here. It is
-written for speed, because at full load its CPU is taken from the proxy: the attributes that repeat
+written for speed all the same (its CPU comes from the same machine): the attributes that repeat
 (operation, provider, models, API, status, finish reasons, limit) are serialized once per distinct
 combination and merged into each span as bytes, and only the per-call values become new messages.
 """
@@ -29,8 +29,8 @@ from iron_tui.core.metrics import error_type, operation_name, provider_name
 from iron_tui.core.otel.config import OtlpConfig
 from iron_tui.core.otel.content import content_attributes
 from iron_tui.core.otel.traceparent import parse_traceparent
+from iron_tui.core.otel.wire import QueuedCall
 
-QueuedCall = tuple[RequestRecord, int, int | None]  # the record, budget spent and limit at its finish
 AttrValue = str | int | float | bool | tuple[str, ...]
 
 SPAN_KIND_CLIENT = Span.SPAN_KIND_CLIENT
@@ -201,7 +201,7 @@ def _any(value: AttrValue) -> AnyValue:
 
 _MODEL = re.compile(r'"model"\s*:\s*"([^"\\]{1,200})"')
 _ID = re.compile(r'"id"\s*:\s*"([^"\\]{1,200})"')
-_FINISH = re.compile(r'"(?:finish_reason|stop_reason)"\s*:\s*"([^"\\]{1,40})"')
+_FINISH = re.compile(r'_reason"\s*:\s*"([^"\\]{1,40})"')  # finish_reason, stop_reason (a literal prefix: fast)
 _RESPONSES_END = re.compile(r'"type"\s*:\s*"response\.(completed|incomplete|failed)"')
 _RESPONSES_STATUS = re.compile(r'"status"\s*:\s*"(completed|incomplete|failed|cancelled|in_progress)"')
 
@@ -214,7 +214,8 @@ def response_facts(rec: RequestRecord) -> tuple[str | None, str | None, tuple[st
         return None, None, ()
     m = _MODEL.search(text)
     i = _ID.search(text)
-    if rec.api == "openai.responses" and rec.provider != "anthropic":
+    upstream = rec.upstream_api or ("openai-responses" if rec.api == "openai.responses" else rec.provider)
+    if upstream == "openai-responses":
         ends = _RESPONSES_END.findall(text) if rec.stream else []
         first = _RESPONSES_STATUS.search(text)
         reasons: tuple[str, ...] = (ends[-1],) if ends else ((first.group(1),) if first else ())

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-# version "-" trace-id "-" parent-id "-" trace-flags; a future version may append "-" fields.
-_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
-_ZERO_TRACE = "0" * 32
-_ZERO_SPAN = "0" * 16
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+_HEX = frozenset("0123456789abcdef-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,16 +20,24 @@ class SpanContext:
 
 def parse_traceparent(value: str | None) -> SpanContext | None:
     """The remote parent named by a `traceparent` header, or None when it is absent or invalid
-    (an invalid header starts a new trace, as the W3C spec says, rather than failing the call)."""
+    (an invalid header starts a new trace, as the W3C spec says, rather than failing the call).
+
+    `version-traceid-parentid-flags`: lower-case hex, 2-32-16-2 digits; a version after 00 may append
+    `-` and more fields, version ff is invalid, and so are all-zero ids."""
     if not value or len(value) > 512:
         return None
-    m = _TRACEPARENT.fullmatch(value.strip())
-    if m is None:
+    v = value.strip()
+    head = v[:55]
+    if (len(head) != 55 or head[2] != "-" or head[35] != "-" or head[52] != "-" or head.count("-") != 3
+            or not _HEX.issuperset(head)):
         return None
-    version, trace_id, span_id, flags, rest = m.groups()
-    if version == "ff" or (version == "00" and rest) or trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
+    if head[:2] == "ff" or (len(v) > 55 and (head[:2] == "00" or v[55] != "-")):
         return None
-    return SpanContext(bytes.fromhex(trace_id), bytes.fromhex(span_id), bool(int(flags, 16) & 1))
+    trace_id = bytes.fromhex(head[3:35])
+    span_id = bytes.fromhex(head[36:52])
+    if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
+        return None
+    return SpanContext(trace_id, span_id, bool(int(head[53:55], 16) & 1))
 
 
 def format_traceparent(trace_id: bytes, span_id: bytes, sampled: bool = True) -> str:
