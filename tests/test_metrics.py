@@ -41,7 +41,7 @@ def calls(engine: Engine) -> tuple[openai.AsyncOpenAI, anthropic.AsyncAnthropic]
 
 
 async def test_series_after_real_sdk_calls_parse_in_both_formats(make_engine: EngineFactory) -> None:
-    engine = await make_engine(budget=0.5)
+    engine = await make_engine(budget=0.5, retries={"attempts": 1})  # one try per call (retries: below)
     oai, ant = calls(engine)
     chat = await oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     stream = await oai.chat.completions.create(model="gpt-4o-mini", stream=True,
@@ -162,3 +162,21 @@ def test_error_types_and_operations_are_folded_too() -> None:
     [chat] = [s for s in m.series() if s.labels[0] == "chat"]
     assert set(chat.errors) == {"upstream_timeout", "500", OTHER}
     assert {s.labels[0] for s in m.series()} == {"chat", "embeddings"}
+
+
+async def test_retries_and_the_errors_behind_them_are_counted(make_engine: EngineFactory, sim: Any) -> None:
+    engine = await make_engine(retries={"attempts": 3, "backoff": 0.0})
+    sim.faults.push(status=503, times=2, provider="openai", retry_after=0)
+    oai, _ = calls(engine)
+    await oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    sim.faults.push(status=429, times=3, provider="openai", retry_after=0)
+    with pytest.raises(openai.RateLimitError):  # every try answers 429: the last one is relayed
+        await oai.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    _, _, text = await scrape(engine)
+    found = samples(parse_prometheus(text))
+    assert value(found, "iron_retries_total", gen_ai_provider_name="openai", reason="503") == 2
+    assert value(found, "iron_upstream_errors_total", gen_ai_provider_name="openai", error_type="503") == 2
+    gpt = {"gen_ai_operation_name": "chat", "gen_ai_provider_name": "openai", "gen_ai_request_model": "gpt-4o-mini"}
+    assert value(found, "gen_ai_client_operation_duration_seconds_count", **gpt) == 1  # one call, which succeeded
+    assert value(found, "iron_upstream_errors_total", gen_ai_provider_name="openai", error_type="429") == 3
+    assert value(found, "iron_retries_total", gen_ai_provider_name="openai", reason="429") == 2

@@ -226,6 +226,7 @@ async def test_a_retried_call_has_one_child_span_per_attempt(
     tries = [s for s in spans if s.span.parent_span_id == call.span.span_id]
     assert [t.attributes["iron.attempt"] for t in tries] == [1, 2]
     assert tries[0].attributes["error.type"] == "429" and tries[0].span.status.code == STATUS_ERROR
+    assert tries[0].span.status.message  # what went wrong with that try, for people
     assert tries[1].attributes["http.response.status_code"] == 200 and "error.type" not in tries[1].attributes
     assert call.attributes["http.response.status_code"] == 200
 

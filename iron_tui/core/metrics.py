@@ -122,7 +122,7 @@ class CallSeries:
 
 
 class Metrics:
-    """The per-call series. `observe(rec)` once per finished call; `retry(...)` per retried attempt."""
+    """The per-call series. `observe(rec)` once per finished call, its tries included when it had several."""
 
     def __init__(self, max_models: int = 50, max_providers: int = 16, max_error_types: int = 32) -> None:
         self._models = _Folder(max_models)
@@ -163,6 +163,22 @@ class Metrics:
             s.unpriced += 1
         if rec.capped_max_tokens is not None:
             self.capped += 1
+        if rec.attempts:
+            self._tries(rec)
+
+    def _tries(self, rec: RequestRecord) -> None:
+        """A call with more than one try (retries, fallbacks): each failed try is an upstream error, and
+        the reason for the try after it."""
+        for a in rec.attempts:
+            # The last try's error_type is None when its answer was relayed, an error status included.
+            code = a.error_type or (str(a.status) if a.status is not None and a.status >= 400 else None)
+            if code is None or code == "skipped":
+                continue
+            provider = self._providers.label(provider_name(a.provider))
+            err = self._error_types.label(code.lower() if _CODE.fullmatch(code) else "error")
+            self.upstream_errors[(provider, err)] = self.upstream_errors.get((provider, err), 0) + 1
+        for a in rec.attempts[:-1]:
+            self.retry(a.provider, a.error_type or "error")
 
     def _failed(self, rec: RequestRecord, s: CallSeries, err: str, latency: float | None) -> None:
         err = self._error_types.label(err)
@@ -174,6 +190,8 @@ class Metrics:
         code = rec.error_code or ""
         if code in BUDGET_REFUSALS:
             self.refused[code] = self.refused.get(code, 0) + 1
+        elif rec.attempts:
+            pass  # each failed try is counted by _tries
         elif code.isdigit() or code in UPSTREAM_ERROR_CODES:
             k = (s.labels[1], err)
             self.upstream_errors[k] = self.upstream_errors.get(k, 0) + 1
@@ -190,7 +208,7 @@ class Metrics:
         return s
 
     def retry(self, provider: str, reason: str) -> None:
-        """Count one retried upstream attempt (issue 16's retries and fallbacks call this)."""
+        """Count one retried (or fallen back from) upstream try, by why."""
         k = (self._providers.label(provider_name(provider)), reason if _CODE.fullmatch(reason) else OTHER)
         self.retries[k] = self.retries.get(k, 0) + 1
 
@@ -295,10 +313,10 @@ def write_calls(out: Exposition, m: Metrics) -> None:
             if n:
                 out.sample("iron_cache_tokens_total", (*call_labels(s), ("gen_ai_token_type", kind)), n)
     out.family("iron_upstream_errors", "counter",
-               "Failed calls the provider caused, by error type (HTTP status or iron-tui's error code).")
+               "Failed tries the provider caused, by error type (HTTP status or iron-tui's error code).")
     for (provider, err), n in sorted(m.upstream_errors.items()):
         out.sample("iron_upstream_errors_total", (("gen_ai_provider_name", provider), ("error_type", err)), n)
-    out.family("iron_retries", "counter", "Upstream attempts retried, by provider and reason.")
+    out.family("iron_retries", "counter", "Tries retried or fallen back from, by provider and the failed try's error type.")
     for (provider, reason), n in sorted(m.retries.items()):
         out.sample("iron_retries_total", (("gen_ai_provider_name", provider), ("reason", reason)), n)
     out.family("iron_budget_refused_calls", "counter", "Calls refused with 402 because the budget could not pay.")

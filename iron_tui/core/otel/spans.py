@@ -182,7 +182,7 @@ class SpanEncoder:
         if a.error_type is not None:
             add(key="error.type").value.string_value = a.error_type
             s.status.code = Status.STATUS_CODE_ERROR
-            s.status.message = a.error_type
+            s.status.message = (a.error or a.error_type)[:1000]
 
 
 def _any(value: AttrValue) -> AnyValue:

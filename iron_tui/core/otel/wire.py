@@ -36,7 +36,8 @@ def pack_calls(calls: list[QueuedCall], content: bool) -> bytes:
             rec.output_tokens, rec.cache_read_tokens, rec.cache_write_tokens, rec.cost_micros, rec.priced,
             rec.cost_estimated, rec.error, rec.error_code, rec.traceparent, rec.capped_max_tokens, up,
             rec.request_body if content else None,
-            tuple((a.started_at, a.duration_ms, a.provider, a.model, a.status, a.error_type) for a in rec.attempts),
+            tuple((a.started_at, a.duration_ms, a.provider, a.model, a.status, a.error_type, a.error, a.waited_ms)
+                  for a in rec.attempts),
             spent, limit,
         ))
     return marshal.dumps(rows)
