@@ -134,7 +134,8 @@ class Engine:
             raise EngineError(str(exc)) from None
         # The on-disk history (None when not persisting); core/history_query.py reads the same file.
         self.history_path = self._db_path("history.sqlite3")
-        self.history = History(settings.history_size, self.history_path, self.session_id)
+        self.history = History(settings.history_size, self.history_path, self.session_id,
+                               body_budget=settings.history_body_bytes)
         self.responses = ResponsesStore(self._db_path(RESPONSES_FILE))  # previous_response_id state
         self.agent = AgentSupervisor(
             publish=self.bus.publish,

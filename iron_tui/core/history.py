@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -33,11 +34,27 @@ CREATE INDEX IF NOT EXISTS requests_started ON requests(started_at);
 PERSISTED_ROWS = 100_000
 
 
+# The record fields that hold bodies (previews up to body_preview_bytes each).
+_BODY_FIELDS = ("request_body", "translated_request", "upstream_response", "translated_response")
+
+
+def body_bytes(record: RequestRecord) -> int:
+    """The memory a record's bodies take (str objects, headers included)."""
+    return sum(sys.getsizeof(v) for v in (record.request_body, record.translated_request,
+                                           record.upstream_response, record.translated_response) if v is not None)
+
+
 class History:
+    """`size` records in memory; of the finished ones, only the newest keep their bodies, up to
+    `body_budget` bytes: older ones keep their summary, and a marker where their bodies were."""
+
     def __init__(self, size: int = 1000, db_path: Path | None = None, session: str = "",
-                 keep: int = PERSISTED_ROWS) -> None:
+                 keep: int = PERSISTED_ROWS, body_budget: int = 32 << 20) -> None:
         self.size = size
         self.keep = keep
+        self.body_budget = body_budget
+        self.body_bytes = 0  # accounted bytes of the bodies finished records hold
+        self._bodies: dict[str, int] = {}  # finished records holding bodies, oldest first → their bytes
         # Prune on the first write (a database from earlier sessions may be over the limit), then after
         # every tenth of `keep` new rows, so the DELETE stays small and rare.
         self._since_prune = keep
@@ -58,11 +75,33 @@ class History:
     def add(self, record: RequestRecord) -> None:
         self._items[record.id] = record
         while len(self._items) > self.size:
-            self._items.popitem(last=False)
+            gone, _ = self._items.popitem(last=False)
+            self.body_bytes -= self._bodies.pop(gone, 0)
 
     def finished(self, record: RequestRecord, summary: dict[str, Any]) -> None:
         if self._db is not None:
             self._pending.append((record.id, record.started_at, summary))
+        if record.id not in self._items:
+            return
+        n = body_bytes(record)
+        self.body_bytes += n - self._bodies.pop(record.id, 0)
+        self._bodies[record.id] = n
+        if self.body_bytes > self.body_budget:
+            self._shed()
+
+    def _shed(self) -> None:
+        """Drop the bodies of the oldest finished records until the rest fit the budget."""
+        marker = (f"[not kept in memory: the history keeps the newest {self.body_budget} bytes of bodies "
+                  "(history_body_bytes)]")
+        while self.body_bytes > self.body_budget and self._bodies:
+            rid = next(iter(self._bodies))
+            self.body_bytes -= self._bodies.pop(rid)
+            rec = self._items.get(rid)
+            if rec is None:
+                continue
+            for name in _BODY_FIELDS:
+                if getattr(rec, name) is not None:
+                    setattr(rec, name, marker)
 
     def get(self, request_id: str) -> RequestRecord | None:
         return self._items.get(request_id)
@@ -77,6 +116,8 @@ class History:
 
     def clear(self) -> None:
         self._items.clear()
+        self._bodies.clear()
+        self.body_bytes = 0
 
     def take_pending(self) -> list[tuple[str, float, dict[str, Any]]]:
         """Hand over what is waiting to be written (called on the event loop's thread)."""
