@@ -132,6 +132,9 @@ def _fail(message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from iron_tui.core import log_redaction
+
+    log_redaction.install()  # log records and tracebacks on stderr: keys redacted, terminal-safe
     argv = list(sys.argv[1:] if argv is None else argv)
     agent_argv: list[str] | None = None
     if "--" in argv:

@@ -4,7 +4,6 @@ their summary and a marker where the bodies were."""
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import aiohttp
 

@@ -190,6 +190,11 @@ class Engine:
         await self.stop()
 
     @property
+    def is_running(self) -> bool:
+        """Serving, and not asked to stop yet."""
+        return self._runner is not None and not self._closing
+
+    @property
     def base_url(self) -> str:
         """Where clients send calls, without /v1 (the Anthropic SDK's base URL)."""
         host = f"[{self.host}]" if ":" in self.host else self.host

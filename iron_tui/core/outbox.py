@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from iron_tui.core.safe_text import clean_text
+
 _AUTOCHECKPOINT_PAGES = 10_000  # backstop only (~40 MB of WAL); the sync loop checkpoints each tick
 
 
@@ -144,7 +146,7 @@ class Outbox:
                 db.execute(
                     "INSERT OR REPLACE INTO dead_letter (id, created_at, body, status, reason, failed_at) "
                     "SELECT id, created_at, body, ?, ?, ? FROM outbox WHERE id = ?",
-                    (status, reason, time.time(), row_id))
+                    (status, clean_text(reason), time.time(), row_id))  # a server's text: no key stored
                 db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
                 db.execute("COMMIT")
                 self.dirty = True

@@ -55,6 +55,8 @@ class IronApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit_asking", "Quit"),
+        # Ctrl-C leaves without asking; a second one while stopping quits at once (tui/run.py).
+        Binding("ctrl+c", "interrupt", show=False, priority=True),
         Binding("t", "next_theme", "Theme", show=False),
         Binding("y", "show_token", "Token", show=False),
         Binding("w", "web_page", "Web page", show=False),
@@ -87,6 +89,7 @@ class IronApp(App[int]):
         self._agent_argv: list[str] | None = None
         self._subscription: Subscription | None = None
         self._started_engine = False
+        self.stop_engine_on_unmount = True  # run_tui stops it itself, after the terminal is restored
         self._startup_notices: list[str] = []
         self.cycle_themes: list[str] = []
         # Set by run_tui for the real process (not in tests, where frozen objects would pile up).
@@ -149,7 +152,7 @@ class IronApp(App[int]):
         if self._subscription is not None:
             self._subscription.close()
         self.history_reader.close()
-        if self._started_engine:
+        if self._started_engine and self.stop_engine_on_unmount:
             await self.engine.stop()
 
     @work(group="engine", exit_on_error=False)
@@ -298,6 +301,9 @@ class IronApp(App[int]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+    def action_interrupt(self) -> None:
+        self.exit(130, return_code=130)
 
     def action_quit_asking(self) -> None:
         agent = self.engine.agent

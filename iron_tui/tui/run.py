@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sqlite3
 import sys
@@ -33,6 +34,8 @@ def run_tui(settings: Settings, agent_argv: list[str] | None) -> int:
     # chosen with `t` (remembered in the data dir), else the default.
     app = create_app(engine, theme=settings.theme if "theme" in settings.model_fields_set else None)
     app.freeze_gc_when_ready = True
+    # Stopped by _run once the terminal is back to normal, where a second Ctrl-C can still be heard.
+    app.stop_engine_on_unmount = False
     if agent_argv:
         app.start_agent_when_ready(agent_argv)
     try:
@@ -52,9 +55,27 @@ async def _run(app: IronApp, engine: Engine) -> None:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, app.exit)
+    ui_done = False
+
+    def on_interrupt() -> None:
+        # Ctrl-C (the dashboard reads it as a key; outside it, e.g. while stopping, it is SIGINT): the
+        # first one leaves gracefully, one while stopping quits at once. Pending analytics are already
+        # in the outbox on disk, and SQLite keeps it whole.
+        if not ui_done:
+            app.exit(130, return_code=130)
+            return
+        sys.stderr.write("iron-tui: forced exit\n")
+        os._exit(130)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
     try:
         await app.run_async()
     finally:
+        ui_done = True
+        if engine.is_running:
+            sys.stderr.write("iron-tui: stopping (Ctrl-C again quits at once; pending analytics stay in the "
+                             "outbox)\n")
         await engine.stop()
 
 
