@@ -55,6 +55,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str, tuple[str, ...]], ...]], ...] = (
         ("Ctrl+P", "command palette: every action by name", ("ctrl+p",)),
         ("?", "this help", ("question_mark",)),
         ("q", "quit (asks first: it stops the agent and the proxy)", ("q",)),
+        ("Ctrl+C", "quit without asking; again while stopping quits at once", ("ctrl+c",)),
     )),
 )
 
