@@ -310,3 +310,12 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "Z"
+
+
+async def test_an_alias_is_traced_as_the_model_it_resolves_to(make_engine: EngineFactory,
+                                                              collector: CollectorSim) -> None:
+    engine = await make_engine(models={"fast": "gpt-4o-mini"})
+    await client(engine).chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
+    [span] = await collector.wait_for(1)
+    assert span.span.name == "chat gpt-4o-mini"
+    assert span.attributes["gen_ai.request.model"] == "gpt-4o-mini" and span.attributes["iron.client_model"] == "fast"

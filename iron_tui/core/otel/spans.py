@@ -131,7 +131,7 @@ class SpanEncoder:
         """The attributes that repeat from call to call, serialized once (as a Span holding only them),
         and the span's name."""
         key = (rec.provider, rec.model, model, reasons, rec.api, rec.stream, rec.translated, rec.agent_id,
-               rec.status, rec.state, rec.error_code, rec.priced, rec.cost_estimated, limit)
+               rec.status, rec.state, rec.error_code, rec.priced, rec.cost_estimated, limit, rec.client_model)
         found = self._static.get(key)
         if found is not None:
             return found
@@ -155,6 +155,8 @@ class SpanEncoder:
             attrs.append(("iron.translated", True))
         if rec.agent_id:
             attrs.append(("iron.agent_id", rec.agent_id))
+        if rec.client_model:
+            attrs.append(("iron.client_model", rec.client_model))  # an alias or NAME/model the client sent
         if not rec.priced:
             attrs.append(("iron.unpriced", True))
         if rec.cost_estimated:

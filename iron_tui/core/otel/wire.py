@@ -34,7 +34,7 @@ def pack_calls(calls: list[QueuedCall], content: bool) -> bytes:
             rec.id, rec.started_at, rec.api, rec.model, rec.provider, rec.upstream_api, rec.stream,
             rec.translated, rec.agent_id, rec.state, rec.status, rec.latency_ms, rec.ttft_ms, rec.input_tokens,
             rec.output_tokens, rec.cache_read_tokens, rec.cache_write_tokens, rec.cost_micros, rec.priced,
-            rec.cost_estimated, rec.error, rec.error_code, rec.traceparent, rec.capped_max_tokens, up,
+            rec.cost_estimated, rec.error, rec.error_code, rec.traceparent, rec.capped_max_tokens, rec.client_model, up,
             rec.request_body if content else None,
             tuple((a.started_at, a.duration_ms, a.provider, a.model, a.status, a.error_type, a.error, a.waited_ms)
                   for a in rec.attempts),
@@ -48,7 +48,8 @@ def unpack_calls(payload: bytes) -> list[QueuedCall]:
     for row in marshal.loads(payload):
         (rid, started_at, api, model, provider, upstream_api, stream, translated, agent_id, state, status,
          latency_ms, ttft_ms, input_tokens, output_tokens, cache_read, cache_write, cost, priced, estimated,
-         error, error_code, traceparent, capped, upstream_response, request_body, attempts, spent, limit) = row
+         error, error_code, traceparent, capped, client_model, upstream_response, request_body, attempts, spent,
+         limit) = row
         rec = RequestRecord(id=rid, started_at=started_at, method="POST", path="", api=api, model=model,
                             provider=provider, stream=stream, translated=translated, agent_id=agent_id)
         rec.upstream_api, rec.state, rec.status, rec.latency_ms, rec.ttft_ms = upstream_api, state, status, \
@@ -57,6 +58,7 @@ def unpack_calls(payload: bytes) -> list[QueuedCall]:
         rec.cache_read_tokens, rec.cache_write_tokens = cache_read, cache_write
         rec.cost_micros, rec.priced, rec.cost_estimated = cost, priced, estimated
         rec.error, rec.error_code, rec.traceparent, rec.capped_max_tokens = error, error_code, traceparent, capped
+        rec.client_model = client_model
         rec.upstream_response, rec.request_body = upstream_response, request_body
         rec.attempts = tuple(Attempt(*a) for a in attempts)
         out.append((rec, spent, limit))
