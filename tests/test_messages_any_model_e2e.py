@@ -136,3 +136,28 @@ async def test_openai_sdk_on_claude_with_thinking_tool_loop(engine: Engine, sim:
         assert "12231" in text and reasoning
     finally:
         await client.close()
+
+
+async def test_aliased_model_gets_the_cap_the_client_sized_for_the_model_it_named(
+    make_engine: Any, sim: ProviderSim
+) -> None:
+    # Claude Code asks 128,000 output tokens for its haiku tier; gpt-4o-mini stops at 16,384.
+    engine = await make_engine(models={"claude-haiku-*": "gpt-4o-mini"})
+    client = anthropic.AsyncAnthropic(base_url=engine.base_url, api_key=engine.token, max_retries=0)
+    try:
+        async with client.messages.stream(model="claude-haiku-5-5", max_tokens=128_000,
+                                          messages=[{"role": "user", "content": "hi"}]) as stream:
+            msg = await stream.get_final_message()
+        assert msg.stop_reason == "end_turn"
+        body = sim.requests[-1].body
+        assert body is not None and body["model"] == "gpt-4o-mini" and body["max_completion_tokens"] == 16_384
+        rec = engine.history.recent()[-1]
+        assert rec.client_model == "claude-haiku-5-5" and rec.status == 200
+        assert any("lowered to 16384" in w for w in rec.warnings), rec.warnings
+        # Naming the model itself, the same cap is the caller's mistake.
+        with pytest.raises(anthropic.BadRequestError, match="maximum output"):
+            async with client.messages.stream(model="gpt-4o-mini", max_tokens=128_000,
+                                              messages=[{"role": "user", "content": "hi"}]) as refused:
+                await refused.get_final_message()
+    finally:
+        await client.close()

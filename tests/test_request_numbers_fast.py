@@ -113,3 +113,17 @@ def test_absurd_amounts_never_break_a_feed_message() -> None:
         for message in to_wire(event):
             json.loads(dumps(message))
     assert json.loads(dumps({"request": rec.summary()}))["request"]["cost_usd"] > 1e299
+
+
+def test_a_routed_call_gets_its_cap_fitted_to_the_serving_model() -> None:
+    from iron_tui.core.request_numbers import fit_caps_to_model
+
+    body = {"max_tokens": 128_000, "thinking": {"type": "enabled", "budget_tokens": 60_000}}
+    out, warnings = fit_caps_to_model("anthropic.messages", body, 32_000)
+    assert out == {"max_tokens": 32_000, "thinking": {"type": "enabled", "budget_tokens": 31_999}}
+    assert body["max_tokens"] == 128_000 and len(warnings) == 1  # the client's body is not changed
+    chat = {"max_completion_tokens": 20_000.0, "max_tokens": 100}
+    assert fit_caps_to_model("openai.chat", chat, 16_384)[0] == {"max_completion_tokens": 16_384, "max_tokens": 100}
+    for fits, limit in (({"max_output_tokens": 500}, 1000), ({"max_output_tokens": 5000}, None),
+                        ({"max_output_tokens": "lots"}, 1000), ({"max_output_tokens": True}, 0)):
+        assert fit_caps_to_model("openai.responses", fits, limit) == (fits, [])  # bad values stay for the check

@@ -9,6 +9,10 @@ integer — raises `TranslationError(message, param, code)`, which the pipeline 
 the caller's shape naming the field. So no absurd value reaches the budget arithmetic, the upstream,
 the feed or the dashboard.
 
+A call routed to another model than the client named (alias, `NAME/` prefix, fallback) is the
+exception: an output cap above the serving model's maximum is lowered to it (`fit_caps_to_model`),
+since the client sized it for the model it named.
+
 Absent and `null` fields are left alone (the provider's default applies), except where the API
 requires the field (Anthropic's `max_tokens`).
 """
@@ -181,6 +185,35 @@ VALIDATORS: dict[str, Callable[..., None]] = {
     "openai.embeddings": validate_openai_embeddings,
     "anthropic.messages": validate_anthropic_messages,
 }
+
+
+_OUTPUT_CAPS = {"openai.chat": ("max_tokens", "max_completion_tokens"), "openai.responses": ("max_output_tokens",),
+                "openai.completions": ("max_tokens",), "anthropic.messages": ("max_tokens",)}
+
+
+def fit_caps_to_model(api: str, body: dict[str, Any], max_output: int | None) -> tuple[dict[str, Any], list[str]]:
+    """For a call served by another model than the one the client named (an alias, a `NAME/` prefix, a
+    fallback): an output cap the named model allows but the serving one does not is the serving
+    model's maximum (Claude Code asks 128,000 for its haiku tier; gpt-4o-mini stops at 16,384). The
+    caller could not know that model's limit, so this is no error. Returns (body, warnings); the body
+    is a copy when anything changed. A thinking budget that no longer fits is lowered with it."""
+    if max_output is None:
+        return body, []
+    changed = {}
+    for key in _OUTPUT_CAPS.get(api, ()):
+        value = body.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
+                and value > max_output:
+            changed[key] = max_output
+    if not changed:
+        return body, []
+    out = {**body, **changed}
+    thinking = out.get("thinking")
+    budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+    if api == "anthropic.messages" and isinstance(budget, int) and budget >= max_output > THINKING_MIN_BUDGET:
+        out["thinking"] = {**thinking, "budget_tokens": max_output - 1}  # type: ignore[dict-item]
+    return out, [f"{key} {_show(body[key])} lowered to {max_output}, the maximum output of the model serving "
+                 "this call" for key in changed]
 
 
 def validate_numbers(api: str, body: Mapping[str, Any], *, max_output: int | None = None) -> None:

@@ -38,7 +38,7 @@ from iron_tui.core.proxy.errors import ProxyError, error_body, error_response, j
 from iron_tui.core.proxy.headers import upstream_headers
 from iron_tui.core.proxy.relay import Relay, provider_name, reason
 from iron_tui.core.redact import preview, redact_text
-from iron_tui.core.request_numbers import validate_numbers
+from iron_tui.core.request_numbers import fit_caps_to_model, validate_numbers
 from iron_tui.core.safe_text import clean_name
 from iron_tui.core.upstream import UpstreamError, UpstreamResponse
 
@@ -310,8 +310,12 @@ class Pipeline:
                     call.ctx.previous_items = eng.responses.load(body["previous_response_id"])
                 elif (expanded := eng.responses.expand_for_openai(body)) is not None:
                     body, raw = expanded, dumps_json(expanded)
-            validate_numbers(call.client_api, body, max_output=eng.limits.max_output(route.provider, route.model))
-            tr: Translated = call.pair.request(body, call.ctx)
+            max_output = eng.limits.max_output(route.provider, route.model)
+            # Routed to another model than named: the client's output cap was meant for that one.
+            sent, lowered = fit_caps_to_model(call.client_api, body, max_output) if rec.client_model else (body, [])
+            rec.warnings.extend(lowered)
+            validate_numbers(call.client_api, sent, max_output=max_output)
+            tr: Translated = call.pair.request(sent, call.ctx)
         except TranslationError as exc:
             raise ProxyError(400, exc.message, param=exc.param, code=exc.code or "unsupported_parameter") from None
         if not call.native and call.upstream_api == "openai" and spec is not None:
