@@ -521,3 +521,36 @@ def test_codex_preset_is_wired_to_the_proxy_at_launch() -> None:
     own = ["/usr/bin/codex", "-c", "openai_base_url=http://x/v1", "exec", "t"]
     assert agent_arguments(own, wiring) == own
     assert agent_arguments(["python", "codex"], wiring) == ["python", "codex"]
+
+
+def test_claude_code_preset_is_wired_to_the_proxy_at_launch() -> None:
+    from iron_tui.core.agent_env import agent_arguments
+    from iron_tui.core.known_agents import KNOWN_AGENTS
+
+    claude = next(a for a in KNOWN_AGENTS if a.program == "claude")
+    argv, via_shell = command_argv(claude.preset("explain main.py").command)
+    assert argv == ["claude", "-p", "explain main.py"] and not via_shell
+    wired = agent_arguments(argv, ProxyWiring("http://127.0.0.1:8478", "tok"))
+    assert wired[:2] == ["claude", "--settings"] and wired[3:] == argv[1:]
+    # Outranks a settings file that points Claude Code at another gateway or at Bedrock/Vertex/Foundry;
+    # only non-secret values go on the command line.
+    assert json.loads(wired[2]) == {"env": {
+        "ANTHROPIC_BASE_URL": "http://127.0.0.1:8478", "CLAUDE_CODE_USE_BEDROCK": "0",
+        "CLAUDE_CODE_USE_VERTEX": "0", "CLAUDE_CODE_USE_FOUNDRY": "0"}}
+    assert "tok" not in wired[2]
+    own = ["/opt/bin/claude", "--settings", "/etc/my.json", "-p", "x"]
+    assert agent_arguments(own, ProxyWiring("http://127.0.0.1:8478", "tok")) == own
+
+
+def test_claude_code_stays_on_the_proxy_and_off_the_network() -> None:
+    wiring = ProxyWiring("http://127.0.0.1:8478", "tok")
+    base = {"CLAUDE_CODE_USE_BEDROCK": "1", "CLAUDE_CODE_USE_VERTEX": "1", "CLAUDE_CODE_USE_FOUNDRY": "1",
+            "AWS_REGION": "us-east-1", "PATH": "/bin"}
+    env = child_environment(base, wiring, "a1")
+    assert not {"CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY"} & env.keys()
+    assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1" and env["AWS_REGION"] == "us-east-1"
+    assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:8478" and env["ANTHROPIC_AUTH_TOKEN"] == "tok.a1"
+    # The user's own choice, and a preset's, win.
+    assert child_environment({"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "0"}, wiring, "a1")[
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "0"
+    assert child_environment({}, wiring, "a1", {"CLAUDE_CODE_USE_VERTEX": "1"})["CLAUDE_CODE_USE_VERTEX"] == "1"

@@ -3,70 +3,29 @@ with zero flags, against the simulated providers: a Claude model through the Res
 translation, and a GPT model natively. The sim answers Codex's first turn with a tool call, so each run
 is a whole agent loop (tool call, Codex runs it, tool output, final answer).
 
-CI installs Codex (`.ci/run`); without it these tests fail in CI and are skipped elsewhere.
+CI installs Codex (`.ci/run` calls `.ci/install-clients`); without it these tests fail, saying so.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import sys
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from iron_tui.sim import ProviderSim
-from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY
-
-CODEX = Path(__file__).resolve().parents[1] / ".ci" / "node" / "node_modules" / ".bin" / "codex"
+from tests.agent_cli import IronRun, agent_cli, run_agent
 
 
-def _codex() -> str:
-    if CODEX.exists():
-        return str(CODEX)
-    if os.environ.get("CI"):
-        pytest.fail(f"Codex CLI not installed at {CODEX}: .ci/install-clients should have installed it")
-    pytest.skip("Codex CLI not installed (run .ci/install-clients)")
-
-
-async def _run_codex(sim: ProviderSim, tmp_path: Path, model: str,
-                     *extra: str) -> tuple[int, str, list[dict[str, Any]]]:
-    codex = _codex()
+async def _run_codex(sim: ProviderSim, tmp_path: Path, model: str, *extra: str) -> IronRun:
+    codex = agent_cli("codex")
     work = tmp_path / "work"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "CODEX", "ANTHROPIC"))}
-    env.update(PYTHONUNBUFFERED="1", CODEX_HOME=str(tmp_path / "codex-home"),
-               OPENAI_API_KEY=OPENAI_KEY, ANTHROPIC_API_KEY=ANTHROPIC_KEY, HOME=str(tmp_path))
-    (tmp_path / "codex-home").mkdir()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "iron_tui", "--no-ui", "--port", "0", "--log-format", "json",
-        "--openai-base-url", sim.url, "--anthropic-base-url", sim.url, "--data-dir", str(tmp_path / "data"),
-        "--", codex, "exec", "--skip-git-repo-check", "-C", str(work), "-m", model, *extra, "Say hello to the team",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env,
-    )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), 240)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    text = out.decode("utf-8", "replace")
-    records = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(obj, dict) and obj.get("type") == "REQUEST_FINISHED":
-                records.append(obj["request"])
-    return proc.returncode or 0, text, records
+    (tmp_path / ".codex").mkdir()  # CODEX_HOME's default under the test's HOME
+    return await run_agent(sim, tmp_path, [codex, "exec", "--skip-git-repo-check", "-C", str(work), "-m", model,
+                                           *extra, "Say hello to the team"])
 
 
 async def test_codex_on_claude_with_zero_flags(sim: ProviderSim, tmp_path: Path) -> None:
-    code, text, records = await _run_codex(sim, tmp_path, "claude-sonnet-4-6")
+    run = await _run_codex(sim, tmp_path, "claude-sonnet-4-6")
+    code, text, records = run.code, run.text, run.records
     assert code == 0, text[-3000:]
     assert "Simulated reply to tool result" in text, text[-3000:]
     calls = [r for r in sim.requests if r.path == "/v1/messages"]
@@ -82,8 +41,8 @@ async def test_codex_on_claude_with_zero_flags(sim: ProviderSim, tmp_path: Path)
 
 
 async def test_codex_reasoning_on_claude_keeps_thinking_across_the_tool_loop(sim: ProviderSim, tmp_path: Path) -> None:
-    code, text, _ = await _run_codex(sim, tmp_path, "claude-sonnet-4-6", "-c", 'model_reasoning_effort="high"')
-    assert code == 0, text[-3000:]
+    run = await _run_codex(sim, tmp_path, "claude-sonnet-4-6", "-c", 'model_reasoning_effort="high"')
+    assert run.code == 0, run.text[-3000:]
     calls = [r.body for r in sim.requests if r.path == "/v1/messages"]
     assert len(calls) >= 2 and all(c is not None and c["thinking"]["type"] == "enabled" for c in calls)
     # Codex sent our reasoning item back (include: reasoning.encrypted_content): the signed thinking
@@ -95,7 +54,8 @@ async def test_codex_reasoning_on_claude_keeps_thinking_across_the_tool_loop(sim
 
 
 async def test_codex_on_gpt_natively(sim: ProviderSim, tmp_path: Path) -> None:
-    code, text, _records = await _run_codex(sim, tmp_path, "gpt-5")
+    run = await _run_codex(sim, tmp_path, "gpt-5")
+    code, text = run.code, run.text
     assert code == 0, text[-3000:]
     calls = [r for r in sim.requests if r.path == "/v1/responses"]
     assert len(calls) >= 2, text[-3000:]

@@ -13,7 +13,8 @@ Environment rule. The child gets a copy of our environment *minus* every known L
 variable (`PROVIDER_SECRET_VARS`; they are the whole reason iron-tui exists) and every variable whose
 value holds a configured provider key, then the proxy wiring: OpenAI and Anthropic SDKs, the Codex
 CLI and Claude Code configured purely from the environment talk to the local proxy with the local
-token. Other `*_API_KEY` variables (search tools, databases, ...) are left alone: the agent may need
+token (plus what Claude Code needs to stay on the proxy and off the network: `claude_code_environment`).
+Other `*_API_KEY` variables (search tools, databases, ...) are left alone: the agent may need
 them. Cloud credentials that are not LLM-specific (AWS_ACCESS_KEY_ID, GOOGLE_APPLICATION_CREDENTIALS)
 are left alone too.
 A preset's own `env` is applied last and wins over everything: it is configuration the user wrote
@@ -23,6 +24,7 @@ implicitly.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -117,6 +119,7 @@ def child_environment(
             IRON_PROXY_URL=base_url,
         )
         _bypass_http_proxy(env, base_url)
+        claude_code_environment(env)
         env.update(otel_environment(wiring, agent_id, env))
     env["IRON_AGENT_ID"] = agent_id
     env["PYTHONUNBUFFERED"] = "1"  # so a Python agent's prints arrive live, not at exit
@@ -153,22 +156,66 @@ def _bypass_http_proxy(env: dict[str, str], base_url: str) -> None:
         env[name] = ",".join(entries)
 
 
+# --- Claude Code ----------------------------------------------------------------------------------
+
+# Switches that send Claude Code to a cloud provider instead of ANTHROPIC_BASE_URL, with the user's
+# own cloud credentials: unmetered, unbudgeted calls that would bypass iron-tui.
+CLAUDE_CODE_PROVIDER_SWITCHES = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY")
+
+
+def claude_code_environment(env: dict[str, str]) -> None:
+    """What Claude Code needs beyond the standard variables to run headless against iron-tui.
+
+    Applied to every launched agent (a script may start Claude Code; other programs ignore these):
+    - the provider switches above are removed, so its calls go to ANTHROPIC_BASE_URL;
+    - CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 unless the user set it: no telemetry, error reports,
+      auto-updater, release notes or MCP registry fetches to api.anthropic.com -- with it a `claude -p`
+      run opens no connection but iron-tui's (checked with strace), without it it resolves and calls
+      api.anthropic.com, which hangs or fails where there is no network.
+    Nothing else is needed: with ANTHROPIC_API_KEY set, print mode (`-p`) asks for no login, and it
+    runs even with an unwritable HOME. Its settings file can still override the environment; the
+    command-line part is `_claude_arguments`.
+    """
+    for name in CLAUDE_CODE_PROVIDER_SWITCHES:
+        env.pop(name, None)
+    env.setdefault("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+
+
+def _claude_arguments(argv: list[str], wiring: ProxyWiring) -> list[str]:
+    """Claude Code applies its settings files' `env` over the process environment, so a user whose
+    ~/.claude/settings.json sets ANTHROPIC_BASE_URL (another gateway) or CLAUDE_CODE_USE_BEDROCK would
+    bypass iron-tui. `--settings` (which outranks the user's and the project's files) puts them back.
+    Only non-secret values go on the command line: the token stays in the environment."""
+    if any(a == "--settings" or a.startswith("--settings=") for a in argv[1:]):
+        return argv
+    env = {"ANTHROPIC_BASE_URL": wiring.base_url.rstrip("/"), **dict.fromkeys(CLAUDE_CODE_PROVIDER_SWITCHES, "0")}
+    return [argv[0], "--settings", json.dumps({"env": env}, separators=(",", ":")), *argv[1:]]
+
+
 # --- per-agent arguments -------------------------------------------------------------------------
 
 
-def agent_arguments(argv: list[str], wiring: ProxyWiring) -> list[str]:
-    """`argv` plus what a known agent needs because it ignores the standard variables.
-
-    Codex CLI reads no OPENAI_BASE_URL: it gets `-c openai_base_url=<proxy>/v1` before its subcommand,
-    so its built-in OpenAI provider calls iron-tui with CODEX_API_KEY (the agent's local token). A
-    command that already sets openai_base_url, or runs through a shell, is left as it is.
-    """
-    if not argv or os.path.basename(argv[0]) not in ("codex", "codex.exe"):
-        return argv
+def _codex_arguments(argv: list[str], wiring: ProxyWiring) -> list[str]:
+    """Codex CLI reads no OPENAI_BASE_URL: it gets `-c openai_base_url=<proxy>/v1` before its
+    subcommand, so its built-in OpenAI provider calls iron-tui with CODEX_API_KEY (the agent's local
+    token). A command that already sets openai_base_url is left as it is."""
     if any("openai_base_url" in a for a in argv[1:]):
         return argv
     base = wiring.base_url.rstrip("/") + "/v1"
     return [argv[0], "-c", f'openai_base_url="{base}"', *argv[1:]]
+
+
+_KNOWN_PROGRAMS = {"codex": _codex_arguments, "claude": _claude_arguments}
+
+
+def agent_arguments(argv: list[str], wiring: ProxyWiring) -> list[str]:
+    """`argv` plus what a known agent needs because it ignores (or overrides) the standard variables:
+    Codex CLI and Claude Code, by program name. A command run through a shell is not passed here."""
+    if not argv:
+        return argv
+    name = os.path.basename(argv[0])
+    add = _KNOWN_PROGRAMS.get(name.removesuffix(".exe"))
+    return add(argv, wiring) if add is not None else argv
 
 
 # --- command parsing ----------------------------------------------------------------------------

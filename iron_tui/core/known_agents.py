@@ -2,7 +2,7 @@
 
 Data only: the dashboard lists the ones found on PATH, asks for the task when `takes_task`, and
 starts `preset(task)`. What each needs beyond the standard variables is applied at launch
-(`agent_env.agent_arguments`; e.g. Codex's base URL), so these commands stay what a user would type.
+(`agent_env.agent_arguments`; e.g. Codex's base URL, Claude Code's `--settings`), so these commands stay what a user would type.
 """
 
 from __future__ import annotations
@@ -39,6 +39,17 @@ KNOWN_AGENTS: tuple[KnownAgent, ...] = (
         takes_task=True,
         description="OpenAI's coding agent, non-interactive (codex exec); GPT models natively, Claude "
                     "models through the Responses translation",
+    ),
+    KnownAgent(
+        name="Claude Code",
+        program="claude",
+        # Print mode: the agent runs without a terminal (stdin is /dev/null), where interactive
+        # Claude Code cannot start. Tools that need a permission prompt (edits, shell) are refused
+        # unless the user's settings allow them.
+        command=("claude", "-p"),
+        takes_task=True,
+        description="Anthropic's coding agent, non-interactive (claude -p); Claude models natively, "
+                    "any other model through the Messages translation (claude -p --model gpt-…)",
     ),
 )
 

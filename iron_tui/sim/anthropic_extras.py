@@ -3,7 +3,9 @@ where a translator can go wrong.
 
 Thinking (`thinking: {type: enabled, budget_tokens}` or `{type: adaptive}`): the reply starts with a
 thinking block whose signature is an HMAC of its text, so a block sent back later is checked like
-Anthropic checks it (edited text or a made-up signature → 400). Refused as the API refuses them: a
+Anthropic checks it (edited text or a made-up signature → 400). With `display: "omitted"` (what
+Claude Code asks for) the block comes back with empty text, still billed, and its signature carries
+the hidden text, so the empty block sent back later is accepted like the real API accepts it. Refused as the API refuses them: a
 budget under 1024 or not below max_tokens, temperature other than 1, top_k, top_p under 0.95, a
 tool_choice that forces a tool, and a tool loop whose last assistant turn does not start with its
 thinking block.
@@ -33,6 +35,29 @@ def signature(text: str) -> str:
     return base64.b64encode(hmac.new(_KEY, text.encode(), hashlib.sha256).digest()).decode()
 
 
+_OMITTED = "omitted."  # prefix of a signature that carries its (hidden) thinking text
+
+
+def _omitted_signature(text: str) -> str:
+    return _OMITTED + base64.b64encode(text.encode()).decode() + "." + signature(text)
+
+
+def _signature_ok(text: str, sig: str) -> bool:
+    if not text and sig.startswith(_OMITTED):
+        sealed, _, mac = sig[len(_OMITTED):].partition(".")
+        try:
+            hidden = base64.b64decode(sealed, validate=True).decode()
+        except ValueError:
+            return False
+        return hmac.compare_digest(mac, signature(hidden))
+    return hmac.compare_digest(sig, signature(text))
+
+
+def _display(body: dict[str, Any]) -> object:
+    thinking = body.get("thinking")
+    return thinking.get("display") if isinstance(thinking, dict) else None
+
+
 def _enabled(body: dict[str, Any]) -> bool:
     thinking = body.get("thinking")
     return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
@@ -54,6 +79,8 @@ def _check_config(body: dict[str, Any]) -> str | None:
             return "`max_tokens` must be greater than `thinking.budget_tokens`"
     if kind == "disabled":
         return None
+    if _display(body) not in (None, "summarized", "omitted"):
+        return f"thinking.{kind}.display: Input should be 'summarized' or 'omitted'"
     temperature = body.get("temperature")
     if temperature is not None and temperature != 1:
         return "`temperature` may only be set to 1 when thinking is enabled or in adaptive mode."
@@ -85,8 +112,7 @@ def check_thinking(body: dict[str, Any]) -> str | None:
                 return f"messages.{i}.content.{j}: thinking blocks are only allowed in assistant messages"
             if block.get("type") == "thinking":
                 text, sig = block.get("thinking"), block.get("signature")
-                if not isinstance(text, str) or not isinstance(sig, str) or not hmac.compare_digest(
-                        sig, signature(text)):
+                if not isinstance(text, str) or not isinstance(sig, str) or not _signature_ok(text, sig):
                     return f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
             elif not isinstance(block.get("data"), str):
                 return f"messages.{i}.content.{j}.redacted_thinking.data: Field required"
@@ -112,6 +138,8 @@ def thinking_reply(body: dict[str, Any], prompt: str) -> tuple[TextReply, str] |
     words = reply_words(prompt, 8, THINKING_LEAD)
     pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
     text = "".join(pieces)
+    if _display(body) == "omitted":  # billed as thought, shown as nothing: no thinking deltas
+        return TextReply("", [], len(pieces), "stop"), _omitted_signature(text)
     return TextReply(text, pieces, len(pieces), "stop"), signature(text)
 
 

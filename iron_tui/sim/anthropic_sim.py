@@ -22,6 +22,7 @@ from iron_tui.sim.script import (
     TOOL_LEAD,
     Directives,
     TextReply,
+    directed_calls,
     make_text,
     parse_directives,
     split_json,
@@ -180,8 +181,13 @@ def _validate(body: dict[str, Any], *, count_only: bool = False) -> tuple[str | 
                     )
                 if not isinstance(tool.get("input_schema"), dict):
                     return f"tools.{k}.custom.input_schema: Field required", scan
+            # A deferred tool (tool search beta; Claude Code sends a placeholder one) is not in the
+            # model's context until a tool search loads it: it cannot be called and costs no input.
+            deferred = tool.get("defer_loading") is True
+            if tool.get("type") in (None, "custom") and not deferred:
                 scan.tools.append(tool)
-            chars = tool_schema_chars(tool.get("name"), tool.get("description"), tool.get("input_schema"))
+            chars = 0 if deferred else tool_schema_chars(tool.get("name"), tool.get("description"),
+                                                          tool.get("input_schema"))
             scan.add(tool, chars, tool.get("cache_control"))
     choice = body.get("tool_choice")
     if choice is not None:
@@ -218,7 +224,7 @@ def _validate(body: dict[str, Any], *, count_only: bool = False) -> tuple[str | 
     if not messages:
         return "messages: at least one message is required", scan
     prev_role: str | None = None
-    open_ids: set[str] = set()  # tool_use ids of the previous assistant turn
+    open_ids: dict[str, None] = {}  # tool_use ids of the previous assistant turn, in call order
     last = len(messages) - 1
     for i, m in enumerate(messages):
         if not isinstance(m, dict):
@@ -246,8 +252,8 @@ def _validate(body: dict[str, Any], *, count_only: bool = False) -> tuple[str | 
         content = m.get("content")
         final_assistant = i == last and role == "assistant"
         texts: list[str] = []
-        result_ids: set[str] = set()
-        use_ids: set[str] = set()
+        results: dict[str, str] = {}  # tool_use id → result text
+        use_ids: dict[str, None] = {}
         ends_with_result = False
         if isinstance(content, str):
             if not content and not final_assistant:
@@ -289,26 +295,28 @@ def _validate(body: dict[str, Any], *, count_only: bool = False) -> tuple[str | 
                             f"messages.{i}.content.{j}.tool_use.input: Input should be a valid dictionary",
                             scan,
                         )
-                    use_ids.add(block["id"])
+                    use_ids[block["id"]] = None
                 elif kind == "tool_result":
                     tool_use_id = block.get("tool_use_id")
-                    if role != "user" or tool_use_id not in open_ids:
+                    if role != "user" or not isinstance(tool_use_id, str) or tool_use_id not in open_ids:
                         return (
                             f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: "
                             f"{tool_use_id}. Each `tool_result` block must have a corresponding `tool_use` block "
                             "in the previous message."
                         ), scan
-                    result_ids.add(tool_use_id)
-                    scan.tool_result_text = _result_text(block.get("content"))
+                    results[tool_use_id] = _result_text(block.get("content"))
                 scan.add((i, role, block), _block_chars(block), block.get("cache_control"))
         else:
             return f"messages.{i}.content: Input should be a valid list", scan
-        if role == "user" and open_ids - result_ids:
+        missing = sorted(u for u in open_ids if u not in results) if role == "user" else []
+        if missing:
             return (
                 f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: "
-                f"{', '.join(sorted(open_ids - result_ids))}. Each `tool_use` block must have a corresponding "
+                f"{', '.join(missing)}. Each `tool_use` block must have a corresponding "
                 "`tool_result` block in the next message."
             ), scan
+        if results:  # the reply follows the last call's result, whatever order the client sent them in
+            scan.tool_result_text = results[[u for u in open_ids if u in results][-1]]
         open_ids = use_ids
         scan.last_role = role
         if role == "user":
@@ -496,12 +504,15 @@ class AnthropicSim(ProviderApi):
             tools = scan.tools
             if choice.get("type") == "tool":
                 tools = [t for t in tools if t.get("name") == choice.get("name")]
-            calls = []
-            for tool in tools[:wanted]:
-                args = tool_arguments(tool.get("input_schema"))
-                calls.append(
-                    _ToolUse(f"toolu_sim{self.sim.next_id():016d}", tool["name"], args, json.dumps(args))
-                )
+            if d.calls:
+                planned = directed_calls(d, {t["name"]: t.get("input_schema") for t in tools})
+                planned = planned[:1] if choice.get("disable_parallel_tool_use") else planned
+            else:
+                planned = [(t["name"], tool_arguments(t.get("input_schema"))) for t in tools[:wanted]]
+            calls = [
+                _ToolUse(f"toolu_sim{self.sim.next_id():016d}", name, args, json.dumps(args))
+                for name, args in planned
+            ]
             if calls:
                 # Claude often explains before calling several tools; the sim does so for two or more.
                 text = None

@@ -49,6 +49,7 @@ class ReceivedRequest:
     cancelled: bool = False  # the client went away before the response finished
     completed: bool = False  # the whole response was handed to the transport
     status: int = 0  # HTTP status sent; 0 until answered, -1 when the sim dropped the connection
+    query: str = ""  # the query string as received (Claude Code's `beta=true`), without the "?"
     _done: asyncio.Event | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -188,6 +189,7 @@ class SimState:
             {k.lower(): v for k, v in request.headers.items()},
             body,
             time.time(),
+            query=request.query_string,
         )
         reqs = self.requests
         reqs.append(rec)

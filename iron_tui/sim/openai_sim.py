@@ -20,6 +20,7 @@ from iron_tui.sim.script import (
     TOOL_LEAD,
     Directives,
     TextReply,
+    directed_calls,
     make_text,
     parse_directives,
     split_json,
@@ -112,6 +113,8 @@ def _scan_chat(messages: list[Any]) -> _ChatScan:
     """One pass over the messages: character count, the last turn, and OpenAI's structural checks."""
     scan = _ChatScan()
     open_ids: set[str] = set()
+    order: dict[str, int] = {}  # the last assistant turn's tool call ids, in call order
+    answered: tuple[int, str] = (-1, "")  # (rank in `order`, text) of the latest-called result so far
     for i, m in enumerate(messages):
         if not isinstance(m, dict):
             scan.error = (
@@ -140,15 +143,17 @@ def _scan_chat(messages: list[Any]) -> _ChatScan:
             return scan
         text, chars = _content(m.get("content"))
         if role == "assistant" and isinstance(m.get("tool_calls"), list):
+            order, answered = {}, (-1, "")
             for tc in m["tool_calls"]:
                 fn = tc.get("function") if isinstance(tc, dict) else None
                 if isinstance(fn, dict):
                     chars += len(str(fn.get("name", ""))) + len(str(fn.get("arguments", "")))
                 if isinstance(tc, dict) and isinstance(tc.get("id"), str):
                     open_ids.add(tc["id"])
+                    order[tc["id"]] = len(order)
         elif role == "tool":
             call_id = m.get("tool_call_id")
-            if call_id not in open_ids:
+            if not isinstance(call_id, str) or call_id not in open_ids:
                 scan.error = (
                     "Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
                     "with 'tool_calls'.",
@@ -157,6 +162,9 @@ def _scan_chat(messages: list[Any]) -> _ChatScan:
                 )
                 return scan
             open_ids.discard(call_id)
+            # The reply follows the last call's result, whatever order the client sent them in.
+            answered = max(answered, (order.get(call_id, -1), text), key=lambda a: a[0])
+            text = answered[1]
         scan.chars += chars
         if role in ("system", "developer") and scan.last_role:
             continue  # a late system message (Claude Code's reminders) does not change whose turn it is
@@ -471,13 +479,13 @@ class OpenAISim(ProviderApi):
             if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
                 name = choice["function"].get("name")
                 fns = [f for f in fns if f.get("name") == name][:1]
+            if d.calls:
+                planned = directed_calls(d, {str(f.get("name")): f.get("parameters") for f in fns})
+                planned = planned[:1] if body.get("parallel_tool_calls") is False else planned
+            else:
+                planned = [(str(f.get("name", "tool")), tool_arguments(f.get("parameters"))) for f in fns[:wanted]]
             calls = [
-                _ToolCall(
-                    f"call_sim{self.sim.next_id():016d}",
-                    str(fn.get("name", "tool")),
-                    json.dumps(tool_arguments(fn.get("parameters"))),
-                )
-                for fn in fns[:wanted]
+                _ToolCall(f"call_sim{self.sim.next_id():016d}", name, json.dumps(args)) for name, args in planned
             ]
             if calls:
                 return _Reply(None, calls)

@@ -12,9 +12,11 @@ every response and stream event. Routes (both providers share one port; paths ar
 Replies are deterministic: "Simulated reply to: <first 8 words of the last user text> ..." padded with
 filler to `SimSettings.words` words; one word is one output token. `max_tokens` cuts the reply (finish
 `length` / `max_tokens`), stop sequences cut it before the sequence (`stop` / `stop_sequence`). Input
-tokens are ceil(chars/4) over all message text plus tool name, description and JSON schema. With tools and
-a final user turn the reply is tool calls (arguments follow the schema's property names); after a tool
-result the reply is text ("Simulated reply to tool result: ..."). Anthropic reports prompt-cache tokens
+tokens are ceil(chars/4) over all message text plus tool name, description and JSON schema (Anthropic
+tools with `defer_loading: true` are neither counted nor called: the model has not loaded them). With
+tools and a final user turn the reply is tool calls (arguments follow the schema's property names);
+after tool results the reply is text about the result of the last call made ("Simulated reply to tool
+result: ...", whatever order the results came in). Anthropic reports prompt-cache tokens
 for `cache_control` breakpoints (written on first sight of a prefix, read afterwards); OpenAI reports
 `prompt_tokens_details.cached_tokens` when a `prompt_cache_key` request repeats its prefix.
 
@@ -27,6 +29,9 @@ translation); they are removed from the echoed text:
                              OpenAI `data: {"error": {...}}`) and end; non-stream requests get 529/503
     [[sim:prestream_error]]  HTTP 200, then an error event before any content (Anthropic: before message_start)
     [[sim:tools=2]]          N parallel tool calls (Anthropic adds a short text block first when N >= 2)
+    [[sim:call=Read(/a/b)]]  call the tool named Read (chat and messages), with only its required
+                             arguments and /a/b in the first required string one; repeat the directive
+                             for parallel calls; a tool the request does not offer is not called
     [[sim:latency=200]]      wait 200 ms before the response / first byte
     [[sim:words=500]]        reply length in words (= output tokens)
     [[sim:hang]]             never answer (timeout tests); ends when the client goes away

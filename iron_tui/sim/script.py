@@ -31,6 +31,8 @@ class Directives:
     slow_stream_ms: float | None = None
     no_usage: bool = False
     retry_after: str | None = None  # only set by faults; directives use the default
+    # `[[sim:call=NAME(ARG)]]`, in order (repeatable): call tool NAME, ARG in its first required string
+    calls: tuple[tuple[str, str | None], ...] = ()
 
 
 NO_DIRECTIVES = Directives()
@@ -38,6 +40,7 @@ _FLAGS = ("midstream_error", "prestream_error", "hang", "stall", "disconnect", "
 _INTS = ("error", "tools", "words")
 _FLOATS = ("latency_ms", "slow_stream_ms")
 _ALIASES = {"latency": "latency_ms", "slow_stream": "slow_stream_ms"}
+_CALL = re.compile(r"^([a-zA-Z0-9_-]{1,128})(?:\((.*)\))?$", re.DOTALL)
 
 
 def parse_directives(text: str) -> tuple[Directives, str]:
@@ -45,11 +48,14 @@ def parse_directives(text: str) -> tuple[Directives, str]:
     if _MARK not in text:
         return NO_DIRECTIVES, text
     found: dict[str, Any] = {}
+    calls: list[tuple[str, str | None]] = []
     for match in DIRECTIVE_RE.finditer(text):
         name = _ALIASES.get(match.group(1), match.group(1))
         value = match.group(2)
         try:
-            if name in _FLAGS:
+            if name == "call" and value is not None and (call := _CALL.match(value.strip())):
+                calls.append((call.group(1), call.group(2)))
+            elif name in _FLAGS:
                 found[name] = True
             elif name in _INTS and value is not None:
                 found[name] = int(value)
@@ -57,6 +63,8 @@ def parse_directives(text: str) -> tuple[Directives, str]:
                 found[name] = float(value)
         except ValueError:
             continue  # a malformed directive is ignored, like an unknown one
+    if calls:
+        found["calls"] = tuple(calls)
     return replace(NO_DIRECTIVES, **found), DIRECTIVE_RE.sub("", text)
 
 
@@ -181,6 +189,44 @@ def tool_arguments(schema: Any) -> dict[str, Any]:
     if not isinstance(props, dict):
         return {}
     return {str(k): _value_for(str(k), v) for k, v in props.items()}
+
+
+def directed_arguments(schema: Any, arg: str | None) -> dict[str, Any]:
+    """Arguments for a `[[sim:call=NAME(ARG)]]` call: only the schema's required properties (what a
+    model sends for a plain request, e.g. Claude Code's Read with `file_path` and no `limit`), with
+    ARG in the first required string property and the others as `tool_arguments` fills them. An ARG
+    that is a JSON object gives the arguments itself (over those defaults)."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    required = schema.get("required") if isinstance(schema, dict) else None
+    if not isinstance(props, dict) or not isinstance(required, list):
+        props, required = {}, []
+    given = _json_object(arg)
+    if given is not None:
+        return {**{str(r): _value_for(str(r), props[r]) for r in required if r in props}, **given}
+    out: dict[str, Any] = {}
+    for name in (str(r) for r in required if r in props):
+        spec = props[name]
+        if arg is not None and isinstance(spec, dict) and spec.get("type") == "string" and "enum" not in spec:
+            out[name], arg = arg, None
+        else:
+            out[name] = _value_for(name, spec)
+    return out
+
+
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    if text is None or not text.lstrip().startswith("{"):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def directed_calls(d: Directives, offered: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(tool name, arguments) for each `[[sim:call=...]]` whose tool is offered (name → input schema);
+    a model cannot call a tool it was not given, so other names are left out."""
+    return [(name, directed_arguments(offered[name], arg)) for name, arg in d.calls if name in offered]
 
 
 def split_json(text: str, parts: int = 3) -> list[str]:
