@@ -24,7 +24,9 @@ ROWS: list[dict[str, Any]] = [
     {"id": "req_c3", "model": "gpt-4o", "provider": "openai", "api": "openai.responses", "path": "/v1/responses",
      "agent_id": "replay", "state": "error", "status": 429, "latency_ms": 95.0, "ttft_ms": None,
      "input_tokens": 0, "output_tokens": 0, "cost_usd": None, "priced": True, "cost_estimated": False,
-     "translated": False, "stream": False, "error": "upstream 429: Rate limit reached", "attempts": 3},
+     "translated": False, "stream": False, "error": "upstream 429: Rate limit reached",
+     "attempts": [{"provider": "openai", "model": "gpt-4o", "status": 429}, {"provider": "openai",
+                   "model": "gpt-4o", "status": 429}]},
     {"id": "req_d4", "model": "local-llama-3", "provider": "openai", "api": "openai.chat",
      "path": "/v1/chat/completions", "agent_id": "agent_1", "state": "pending", "status": None,
      "latency_ms": None, "ttft_ms": None, "input_tokens": 0, "output_tokens": 0, "cost_usd": None,
@@ -131,7 +133,8 @@ def db() -> sqlite3.Connection:
     conn = sqlite3.connect(":memory:")
     register_sql_functions(conn)
     conn.execute("CREATE TABLE requests (id TEXT PRIMARY KEY, session TEXT, started_at REAL, summary TEXT)")
-    extra = [{**ROWS[0], "id": "req_f6", "model": "GPT-ÄÖ-Ünïcode", "error": "ÜBER limit", "status": True},
+    extra = [{**ROWS[0], "id": "req_f6", "model": "GPT-ÄÖ-Ünïcode", "error": "ÜBER limit", "status": True,
+              "attempts": 3},
              {**ROWS[1], "id": "req_g7", "latency_ms": True, "priced": None, "translated": 1}]
     conn.executemany("INSERT INTO requests VALUES (?, '', 0, ?)",
                      [(r["id"], orjson.dumps(r).decode()) for r in ROWS + extra])

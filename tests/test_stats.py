@@ -80,9 +80,13 @@ def test_rate_latency_and_spend_series() -> None:
     for ts, lat in ((1000.0, 100.0), (1001.0, 300.0), (1015.0, 50.0), (1029.0, 70.0)):
         acc.add(call(latency=lat), ts)
     acc.add(call(status=500, latency=9999.0), 1029.5)
-    assert acc.rate_series(1029.9, 10.0, 3) == [2, 1, 2]
-    assert acc.latency_series(1029.9, 10.0, 3, 50) == [100.0, 50.0, 70.0]
-    assert acc.spend_series(1029.9, 10.0, 4) == [0, 2000, 1000, 1000]
+    assert acc.rate_series(1029.9, 3) == [2, 1, 2]
+    assert acc.latency_series(1029.9, 3, 50) == [100.0, 50.0, 70.0]
+    assert acc.spend_series(1029.9, 4) == [0, 2000, 1000, 1000]
+    assert acc.spend_points() == [(1000.0, 2000), (1010.0, 1000), (1020.0, 1000)]
+    # An hour later the old buckets are gone: a series query costs the same after a day as after a minute.
+    acc.add(call(latency=1.0), 1029.0 + 3601)
+    assert acc.spend_points() == [(4630.0, 1000)]
 
 
 def test_forecast_burn_rate_and_time_left() -> None:

@@ -19,14 +19,13 @@ from typing import Any
 from iron_tui.core.conversation import call_view
 from iron_tui.core.explain import cost_breakdown, explain_error
 from iron_tui.core.filter_expr import Filter, FilterError
-from iron_tui.core.stats import GROUPINGS, TotalsAccumulator, alert_level, forecast
+from iron_tui.core.stats import BUCKET_S, GROUPINGS, TotalsAccumulator, alert_level, forecast
 from iron_tui.core.textdiff import side_by_side
 from iron_tui.core.transcript import Transcript, transcript_lines
 
 QUERY_TYPES = frozenset({"GET_REQUEST", "QUERY", "GET_STATS"})
 MAX_RESULTS = 500
 MAX_DIFF_ROWS = 2000
-SERIES_BUCKET_S = 10.0
 SERIES_BUCKETS = 60
 
 
@@ -147,9 +146,9 @@ def stats(records: list[Any], by: str, spent: int, limit: int | None, now: float
         "errors": acc.errors,
         "window": len(records),
         "groups": groups,
-        "series": {"bucket_s": SERIES_BUCKET_S,
-                   "requests": acc.rate_series(now, SERIES_BUCKET_S, SERIES_BUCKETS),
-                   "latency_p50_ms": acc.latency_series(now, SERIES_BUCKET_S, SERIES_BUCKETS)},
+        "series": {"bucket_s": BUCKET_S,
+                   "requests": acc.rate_series(now, SERIES_BUCKETS),
+                   "latency_p50_ms": acc.latency_series(now, SERIES_BUCKETS)},
         "forecast": in_usd(asdict(f)),
     }
 

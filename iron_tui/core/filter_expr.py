@@ -18,7 +18,8 @@ Latency and TTFT are in milliseconds (`s`/`ms` suffixes accepted), cost in US do
 call has no latency) is false, in memory and in SQL alike.
 
 States other work adds to the summary (capped by budget, interrupted, retries, thinking) are read
-from `capped`/`capped_max_tokens`, `interrupted`, `attempts` and `thinking_tokens` when present.
+from `capped`/`capped_max_tokens`, `interrupted`, `attempts` (the list of tries) and `thinking_tokens`
+when present.
 """
 
 from __future__ import annotations
@@ -281,6 +282,15 @@ def is_failed(r: dict[str, Any]) -> bool:
     return r.get("state") == "error" or (isinstance(status, int) and status >= 400)
 
 
+def tries(r: dict[str, Any]) -> int:
+    """How many upstream tries a call took: the summary's `attempts` lists them when there was more
+    than one (retries, fallbacks)."""
+    attempts = r.get("attempts")
+    if isinstance(attempts, list):
+        return max(1, len(attempts))
+    return attempts if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts > 1 else 1
+
+
 def _positive(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
@@ -295,7 +305,7 @@ _FLAG_TESTS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "unpriced": lambda r: r.get("priced") is False,
     "estimated": lambda r: r.get("cost_estimated") is True,
     "interrupted": lambda r: r.get("interrupted") is True,
-    "retried": lambda r: _positive(r.get("attempts")) and r["attempts"] > 1,
+    "retried": lambda r: tries(r) > 1,
     "thinking": lambda r: _positive(r.get("thinking_tokens")),
     "replay": lambda r: r.get("agent_id") == "replay",
 }
@@ -392,7 +402,8 @@ _FLAG_SQL = {
     "unpriced": "json_type(summary, '$.priced') = 'false'",
     "estimated": _is_true("cost_estimated"),
     "interrupted": _is_true("interrupted"),
-    "retried": f"({_positive_sql('attempts')} AND {_J.format('attempts')} > 1)",
+    "retried": (f"((json_type(summary, '$.attempts') = 'array' AND json_array_length(summary, '$.attempts') > 1)"
+                f" OR (json_type(summary, '$.attempts') = 'integer' AND {_J.format('attempts')} > 1))"),
     "thinking": _positive_sql("thinking_tokens"),
     "replay": f"{_J.format('agent_id')} = 'replay'",
 }

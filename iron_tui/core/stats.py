@@ -5,7 +5,7 @@ Plain data in, plain data out (no engine, no I/O), so every front end shows the 
     acc = TotalsAccumulator()
     acc.add(summary)                      # each finished call, once (RequestRecord.summary())
     acc.groups("model")                   # [GroupTotals], most expensive first
-    acc.rate_series(now, bucket_s=10, n=30)
+    acc.rate_series(now, n=30)               # calls per 10 s bucket, oldest first
     forecast(spent, limit, acc.spend_points(), now)
 
 Percentiles are nearest-rank (p95 of 20 calls is the 19th fastest), over the last
@@ -27,6 +27,8 @@ GroupBy = Literal["model", "provider", "agent"]
 GROUPINGS: tuple[GroupBy, ...] = ("model", "provider", "agent")
 SAMPLES_PER_GROUP = 10_000
 SERIES_KEEP_S = 3600.0  # the rate/latency/spend series remember the last hour
+BUCKET_S = 10.0  # the series' resolution
+SAMPLES_PER_BUCKET = 2000  # latencies kept per bucket for its percentile
 MICROS = 1_000_000
 
 
@@ -97,15 +99,16 @@ def first_token_ms(r: dict[str, Any]) -> float | None:
 
 
 class TotalsAccumulator:
-    """Running totals, fed each finished call once. O(1) per call; queries sort the samples."""
+    """Running totals, fed each finished call once. O(1) per call; only percentile queries sort."""
 
     def __init__(self) -> None:
         self._groups: dict[GroupBy, dict[str, _Group]] = {g: {} for g in GROUPINGS}
         self.calls = 0
         self.errors = 0
         self.cost_micros = 0
-        # (finish time, latency ms, cost µ$) for the series, oldest first; trimmed to SERIES_KEEP_S.
-        self._points: deque[tuple[float, float, int]] = deque()
+        # Per BUCKET_S bucket (index = floor(t / BUCKET_S)): [calls, µ$, latencies of successful calls],
+        # the last SERIES_KEEP_S seconds, so a series query costs the same after a day as after a minute.
+        self._buckets: dict[int, list[Any]] = {}
 
     def add(self, r: dict[str, Any], finished_at: float) -> None:
         failed = is_failed(r)
@@ -132,64 +135,60 @@ class TotalsAccumulator:
                 g.latency.append(float(latency))
             if ttft is not None:
                 g.ttft.append(ttft)
-        self._points.append((finished_at, float(latency) if latency is not None and not failed else -1.0, cost))
-        while self._points and self._points[0][0] < finished_at - SERIES_KEEP_S:
-            self._points.popleft()
+        index = math.floor(finished_at / BUCKET_S)
+        bucket = self._buckets.get(index)
+        if bucket is None:
+            bucket = self._buckets[index] = [0, 0, []]
+            oldest = index - int(SERIES_KEEP_S / BUCKET_S)
+            for old in [k for k in self._buckets if k < oldest]:
+                del self._buckets[old]
+        bucket[0] += 1
+        bucket[1] += cost
+        if latency is not None and not failed and len(bucket[2]) < SAMPLES_PER_BUCKET:
+            bucket[2].append(float(latency))
 
     def extend(self, finished: Iterable[tuple[float, dict[str, Any]]]) -> None:
         for ts, r in finished:
             self.add(r, ts)
 
-    def groups(self, by: GroupBy) -> list[GroupTotals]:
-        """Most expensive first, then most calls, then by name."""
+    def groups(self, by: GroupBy, *, percentiles: bool = True) -> list[GroupTotals]:
+        """Most expensive first, then most calls, then by name. Without `percentiles` (cheap: no sorting)
+        the latency and TTFT fields are None."""
+
+        def pct(values: deque[float], p: float) -> float | None:
+            return percentile(values, p) if percentiles else None
+
         out = [
             GroupTotals(
                 key=key, provider=g.provider, calls=g.calls, errors=g.errors, input_tokens=g.input_tokens,
                 output_tokens=g.output_tokens, cost_micros=g.cost_micros, unpriced=g.unpriced,
-                latency_p50=percentile(g.latency, 50), latency_p95=percentile(g.latency, 95),
-                ttft_p50=percentile(g.ttft, 50), ttft_p95=percentile(g.ttft, 95), sampled=len(g.latency),
+                latency_p50=pct(g.latency, 50), latency_p95=pct(g.latency, 95),
+                ttft_p50=pct(g.ttft, 50), ttft_p95=pct(g.ttft, 95), sampled=len(g.latency),
             )
             for key, g in self._groups[by].items()
         ]
         out.sort(key=lambda t: (-t.cost_micros, -t.calls, t.key))
         return out
 
-    def rate_series(self, now: float, bucket_s: float, n: int) -> list[int]:
-        """Calls finished per bucket, the last `n` buckets ending at `now`, oldest first."""
-        counts = [0] * n
-        for ts, _lat, _cost in self._points:
-            i = _bucket(ts, now, bucket_s, n)
-            if i is not None:
-                counts[i] += 1
-        return counts
+    def _window(self, now: float, n: int) -> list[list[Any] | None]:
+        last = math.floor(now / BUCKET_S)
+        return [self._buckets.get(k) for k in range(last - n + 1, last + 1)]
 
-    def latency_series(self, now: float, bucket_s: float, n: int, pct: float = 50) -> list[float | None]:
+    def rate_series(self, now: float, n: int) -> list[int]:
+        """Calls finished per BUCKET_S bucket, the last `n` buckets ending at `now`, oldest first."""
+        return [0 if b is None else b[0] for b in self._window(now, n)]
+
+    def latency_series(self, now: float, n: int, pct: float = 50) -> list[float | None]:
         """The `pct` latency percentile of successful calls per bucket (None where there were none)."""
-        buckets: list[list[float]] = [[] for _ in range(n)]
-        for ts, lat, _cost in self._points:
-            i = _bucket(ts, now, bucket_s, n)
-            if i is not None and lat >= 0:
-                buckets[i].append(lat)
-        return [percentile(b, pct) for b in buckets]
+        return [None if b is None else percentile(b[2], pct) for b in self._window(now, n)]
 
-    def spend_series(self, now: float, bucket_s: float, n: int) -> list[int]:
+    def spend_series(self, now: float, n: int) -> list[int]:
         """µ$ spent per bucket."""
-        out = [0] * n
-        for ts, _lat, cost in self._points:
-            i = _bucket(ts, now, bucket_s, n)
-            if i is not None:
-                out[i] += cost
-        return out
+        return [0 if b is None else b[1] for b in self._window(now, n)]
 
     def spend_points(self) -> list[tuple[float, int]]:
-        """(finish time, µ$) of the calls of the last hour that cost something, oldest first."""
-        return [(ts, cost) for ts, _lat, cost in self._points if cost]
-
-
-def _bucket(ts: float, now: float, bucket_s: float, n: int) -> int | None:
-    last = math.floor(now / bucket_s)
-    i = n - 1 - (last - math.floor(ts / bucket_s))
-    return i if 0 <= i < n else None
+        """(bucket start, µ$) of the buckets of the last hour that cost something, oldest first."""
+        return [(k * BUCKET_S, b[1]) for k, b in sorted(self._buckets.items()) if b[1]]
 
 
 # --- the budget forecast -------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from textual.widgets import Button, Footer
 from iron_tui.config import mask_secret
 from iron_tui.core.events import AgentStateChanged, CostAlert, Notice, SyncStatus
 from iron_tui.core.filter_expr import Filter
-from iron_tui.core.stats import TotalsAccumulator
+from iron_tui.core.stats import BUCKET_S, TotalsAccumulator
 from iron_tui.core.units import count, money
 from iron_tui.tui.messages import (
     AgentActivity,
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 
 NARROW_BELOW = 100  # columns; below this secondary columns and panels are hidden
 DISPLAY_ROWS = 5000  # rows handed to the table per refresh (it draws only the visible ones)
-SPEND_BUCKET_S = 10.0
 SPEND_BUCKETS = 30
 
 
@@ -147,8 +146,8 @@ class MainScreen(Screen[None]):
         self._show_header()
         self._show_sync()
         now = self.iron.clock.now()
-        series = self.totals.spend_series(now, SPEND_BUCKET_S, SPEND_BUCKETS)
-        self.query_one(SpendPanel).show_series([float(v) for v in series], SPEND_BUCKET_S)
+        series = self.totals.spend_series(now, SPEND_BUCKETS)
+        self.query_one(SpendPanel).show_series([float(v) for v in series], BUCKET_S)
 
     def engine_started(self) -> None:
         """The proxy URL is known now."""
@@ -292,7 +291,8 @@ class MainScreen(Screen[None]):
         self.query_one(SpendPanel).show_spend(spent, reserved, limit, period)
 
     def _show_models(self) -> None:
-        self.query_one(SpendPanel).show_models(self.totals.groups("model"), cleared=self._cleared is not None)
+        self.query_one(SpendPanel).show_models(self.totals.groups("model", percentiles=False),
+                                               cleared=self._cleared is not None)
 
     def _show_agent(self, state: str, name: str | None, pid: int | None, exit_code: int | None,
                     reason: str | None, restarts: int) -> None:

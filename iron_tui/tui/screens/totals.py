@@ -14,7 +14,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from iron_tui.core.stats import GROUPINGS, SAMPLES_PER_GROUP, GroupBy, GroupTotals, forecast
+from iron_tui.core.stats import BUCKET_S, GROUPINGS, SAMPLES_PER_GROUP, GroupBy, GroupTotals, forecast
 from iron_tui.core.units import count, duration_ms, money, percent, rate_per_s, tokens_short
 from iron_tui.tui.safe import safe_line
 from iron_tui.tui.timefmt import span
@@ -25,7 +25,6 @@ from iron_tui.tui.widgets.requests import clip_middle
 if TYPE_CHECKING:
     from iron_tui.tui.app import IronApp
 
-BUCKET_S = 10.0
 BUCKETS = 60  # ten minutes
 # (label, width, right-aligned)
 _COLS: tuple[tuple[str, int, bool], ...] = (
@@ -106,10 +105,10 @@ class TotalsScreen(Screen[None]):
             n=count(acc.calls, "call"), e=count(acc.errors, "error"), s=sampled))
         width = self.size.width - 2
         set_content(self.query_one("#totals-table", Static), totals_table(groups, self.by, limit, width))
-        rates = [c / BUCKET_S for c in acc.rate_series(now, BUCKET_S, BUCKETS)]
+        rates = [c / BUCKET_S for c in acc.rate_series(now, BUCKETS)]
         self.query_one("#rate-chart", BarChart).show(rates, bucket_s=BUCKET_S, fmt=rate_per_s,
                                                      caption=f"per {BUCKET_S:g} s")
-        lat = acc.latency_series(now, BUCKET_S, BUCKETS)
+        lat = acc.latency_series(now, BUCKETS)
         self.query_one("#latency-chart", BarChart).show(lat, bucket_s=BUCKET_S, fmt=duration_ms,
                                                         caption=f"p50 per {BUCKET_S:g} s")
         set_content(self.query_one("#forecast", Static), self._forecast(spent, limit, now))

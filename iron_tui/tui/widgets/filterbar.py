@@ -14,6 +14,7 @@ from textual.widgets import Input, Static
 
 from iron_tui.core.filter_expr import Filter, FilterError
 from iron_tui.core.units import count
+from iron_tui.tui.widgets.panels import set_content
 
 PLACEHOLDER = "e.g.  is:error   model:claude latency>500   !is:stream cost>0.01   \"rate limit\""
 
@@ -83,11 +84,11 @@ class FilterBar(Horizontal):
         self.post_message(self.Done(cleared=True))
 
     def show_count(self, matched: int, total: int, noun: str = "request") -> None:
-        if self.has_class("-error"):
-            return
-        self.query_one("#filter-count", Static).update(f"{matched:,} of {count(total, noun)}")
+        if self.has_class("-error") or not self.display:
+            return  # hidden: nothing to draw (each refresh calls this; an update would lay out the screen)
+        set_content(self.query_one("#filter-count", Static), f"{matched:,} of {count(total, noun)}")
 
     def show_error(self, exc: FilterError) -> None:
         self.set_class(True, "-error")
-        self.query_one("#filter-count", Static).update(
+        set_content(self.query_one("#filter-count", Static),
             Content.from_markup("[$text-error]✗ $m at $p[/]", m=exc.message, p=str(exc.position + 1)))

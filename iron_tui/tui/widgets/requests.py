@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from iron_tui.core.filter_expr import is_failed, status_text
+from iron_tui.core.filter_expr import is_failed, status_text, tries
 from iron_tui.core.stats import first_token_ms
 from iron_tui.core.units import call_cost, duration_ms, tokens_short
 from iron_tui.tui.model import Sort
@@ -70,7 +70,7 @@ def flags_of(r: dict[str, Any]) -> str:
         marks.append("»")
     if r.get("capped") is True or (r.get("capped_max_tokens") or 0) > 0:
         marks.append("⇣")
-    if (r.get("attempts") or 1) > 1:
+    if tries(r) > 1:
         marks.append("↻")
     if r.get("interrupted") is True:
         marks.append("!")
