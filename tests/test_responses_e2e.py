@@ -154,3 +154,14 @@ async def test_conversation_moves_from_claude_to_gpt_by_previous_response_id(eng
     # An id iron-tui does not keep goes to OpenAI as it is.
     fourth = await c.responses.create(model="gpt-5", previous_response_id=third.id, input="Bye")
     assert fourth.status == "completed" and sim.requests[-1].body["previous_response_id"] == third.id
+
+
+async def test_mid_stream_error_ends_the_stream_with_an_error_event(engine: Engine) -> None:
+    async with client(engine).responses.stream(model=CLAUDE, input="Go [[sim:midstream_error]]") as stream:
+        kinds = [event.type async for event in stream]
+        with pytest.raises(RuntimeError):  # the SDK: no response.completed, no final response
+            await stream.get_final_response()
+    assert "response.output_text.delta" in kinds and kinds[-1] == "error"
+    assert "response.completed" not in kinds
+    rec = engine.history.recent(1)[0]
+    assert rec.state == "error" and rec.output_tokens > 0  # what was relayed is charged
