@@ -146,3 +146,24 @@ def test_stream_and_whole_agree() -> None:
     whole = PAIR.response({"id": "c", "choices": [{"finish_reason": "tool_calls", "message": {
         "content": "Hi", "tool_calls": [{"id": "c", "function": {"name": "get_weather", "arguments": "{}"}}]}}]}, ctx2)
     assert without_ids(evs[-1]["response"]["output"]) == without_ids(whole["output"])
+
+
+def test_unhashable_and_missing_values_are_clear_errors_not_crashes() -> None:
+    from iron_tui.core.dialects.base import TranslationError
+
+    for bad in ({"tools": [{"type": []}]}, {"input": [{"role": ["user"], "content": "x"}]},
+                {"reasoning": {"effort": ["high"]}}, {"include": [["x"]]},
+                {"input": [{"type": {"a": 1}}]}):
+        with pytest.raises(TranslationError):
+            translate(PAIR, body(**bad), model="llama3")
+    _, ctx = translate(PAIR, body(stream=True, tools=[WEATHER]), model="llama3")
+    st = PAIR.stream(ctx)
+    with pytest.raises(UpstreamFormatError):
+        st.feed(*chunk({"tool_calls": [{"index": [0], "function": {"name": "get_weather"}}]}))
+    # A server that leaves the index out: the call with an id starts an item, pieces without one join it.
+    _, ctx = translate(PAIR, body(stream=True, tools=[WEATHER]), model="llama3")
+    evs, _ = run_stream(PAIR, ctx, [
+        chunk({"tool_calls": [{"id": "c1", "function": {"name": "get_weather", "arguments": '{"ci'}}]}),
+        chunk({"tool_calls": [{"function": {"arguments": 'ty":"Oslo"}'}}]}),
+        chunk({}, "tool_calls"), (DONE_EVENT, {})])
+    assert json.loads(evs[-1]["response"]["output"][0]["arguments"]) == {"city": "Oslo"}

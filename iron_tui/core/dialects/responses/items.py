@@ -180,7 +180,8 @@ def _item(raw: object, p: str) -> Item | None:
         raise _bad("each input item must be an object", p, "invalid_type")
     kind = raw.get("type")
     if kind is None or kind == "message":
-        role = _ROLES.get(raw.get("role"))
+        role_name = raw.get("role")
+        role = _ROLES.get(role_name) if isinstance(role_name, str) else None
         if role is None:
             raise _bad(f"message role '{raw.get('role')}' is not supported; use user, assistant, system or "
                        "developer", f"{p}.role")
@@ -208,7 +209,7 @@ def _item(raw: object, p: str) -> Item | None:
     if kind == "item_reference":
         raise _bad("item_reference items cannot be resolved for this model: send the items themselves, or "
                    "use previous_response_id", p, "unsupported_value")
-    if kind in _HOSTED_ITEMS:
+    if isinstance(kind, str) and kind in _HOSTED_ITEMS:
         raise _bad(f"'{kind}' items come from a hosted OpenAI tool and cannot be sent to this model",
                    f"{p}.type", "unsupported_value")
     raise _bad(f"input item type '{kind}' is not supported", f"{p}.type", "unsupported_value")

@@ -93,7 +93,7 @@ def _reasoning(body: dict[str, Any], out: Options) -> None:
         raise TranslationError("'reasoning' must be an object", "reasoning", "invalid_type")
     effort = reasoning.get("effort")
     if effort is not None:
-        if effort not in _EFFORTS:
+        if not isinstance(effort, str) or effort not in _EFFORTS:
             raise TranslationError(f"reasoning.effort '{effort}' is not one of: " + ", ".join(sorted(_EFFORTS)),
                                    "reasoning.effort", "invalid_value")
         out.effort = effort
@@ -109,7 +109,7 @@ def _include(body: dict[str, Any], out: Options) -> None:
     if not isinstance(include, list):
         raise TranslationError("'include' must be a list", "include", "invalid_type")
     for i, value in enumerate(include):
-        if value not in _INCLUDABLE:
+        if not isinstance(value, str) or value not in _INCLUDABLE:
             raise TranslationError(f"include value '{value}' is not supported", f"include[{i}]",
                                    "invalid_value")
         if value != ENCRYPTED_REASONING:

@@ -149,7 +149,7 @@ def parse_tools(body: dict[str, Any], model_family: str) -> ToolSet:
                 _add(out, sub, f"{param}.tools[{j}]", ns)
         elif kind == "web_search" and tool.get("external_web_access") is False:
             out.warnings.append(f"{param}: cached web_search is not available for {model_family}; left out")
-        elif kind in _HOSTED:
+        elif isinstance(kind, str) and kind in _HOSTED:
             raise TranslationError(
                 f"the hosted tool '{kind}' runs on OpenAI's servers and is not available for {model_family}; "
                 "remove it from 'tools' (or use an OpenAI model)", f"{param}.type", "unsupported_value")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from iron_tui.core.dialects.base import DONE_EVENT, RequestContext
+from iron_tui.core.dialects.base import DONE_EVENT, RequestContext, UpstreamFormatError
 from iron_tui.core.dialects.responses.events import EventWriter, OpenItem
 from iron_tui.core.dialects.responses.output import id_source, obj_of, state_of, text_of
 from iron_tui.core.dialects.responses_chat.response import (
@@ -99,7 +99,11 @@ class ChatToResponsesStream:
         return writer.close(self._reasoning)
 
     def _tool_delta(self, writer: EventWriter, call: dict[str, Any]) -> list[bytes]:
-        index = call.get("index", len(self._calls))
+        index = call.get("index")
+        if index is None:  # servers that leave it out: a call with an id is a new one, else the last
+            index = len(self._calls) if call.get("id") or not self._calls else next(reversed(self._calls))
+        elif isinstance(index, bool) or not isinstance(index, int):
+            raise UpstreamFormatError(f"a tool call index that is not an integer ({index!r})")
         fn = obj_of(call.get("function"))
         out: list[bytes] = []
         entry = self._calls.get(index)
