@@ -176,7 +176,7 @@ def test_throttle_forgets_a_peer_after_its_window() -> None:
     t = AuthThrottle(free=1, base_delay=1.0, max_delay=4.0, window=0.0)
     t.failed("p")
     t.failed("p")
-    assert t.delay("p") == 0.0 and not t  # the window has passed: forgotten
+    assert t.delay("p") == 0.0 and not t.failures  # the window has passed: forgotten
     t = AuthThrottle(free=1, base_delay=1.0, max_delay=4.0)
     for _ in range(10):
         t.failed("p")

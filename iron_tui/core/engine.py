@@ -250,7 +250,7 @@ class Engine:
         self.feed = Feed(self.bus, token=self.token, snapshot=self.snapshot, clock=self.clock,
                          heartbeat_s=self._feed_heartbeat_s, guard=self.guard,
                          query=lambda msg: feed_queries.prepare(self, msg))
-        app = web.Application(client_max_size=s.max_body_bytes, middlewares=[self.guard.middleware])
+        app = web.Application(client_max_size=s.max_body_bytes)
         app[ENGINE] = self
         app.add_routes(self.proxy.routes())
         app.add_routes([web.get("/ws", self.feed.handle), web.get("/dashboard", self.feed.handle_dashboard)])
@@ -262,8 +262,9 @@ class Engine:
         self.connection_limits = ConnectionLimits(
             header_timeout=s.header_timeout, body_timeout=s.body_timeout, idle_timeout=s.idle_timeout,
             send_timeout=s.send_timeout, max_connections=s.max_connections)
-        self._runner = GuardedRunner(app, limits=self.connection_limits, on_malformed=self._malformed_http,
-                                     access_log=None, shutdown_timeout=1.5, handler_cancellation=True)
+        self._runner = GuardedRunner(app, limits=self.connection_limits, guard=self.guard,
+                                     on_malformed=self._malformed_http, access_log=None, shutdown_timeout=1.5,
+                                     handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, s.host, s.port, backlog=1024)
         try:

@@ -26,6 +26,11 @@ def register_secret(secret: str) -> None:
         _UNPREFIXED = tuple(s for s in _SECRETS if _KEY_PREFIX not in s)
 
 
+def unprefixed_secrets() -> bool:
+    """Whether a registered secret lacks the "sk-" prefix (then text without "sk-" may still hold one)."""
+    return bool(_UNPREFIXED)
+
+
 def registered_secrets() -> tuple[bytes, ...]:
     """The exact secrets registered so far (for the client-path scrubber, `core/proxy/scrub.py`)."""
     return tuple(_SECRETS)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from iron_tui.core.redact import redact_text
+from iron_tui.core.redact import redact_text, unprefixed_secrets
 
 NAME_LIMIT = 200
 TEXT_LIMIT = 4000
@@ -59,6 +59,8 @@ def clean_text(text: str, limit: int = TEXT_LIMIT, *, keep_tabs: bool = False) -
     """Text from outside (an upstream error, an agent's line): controls escaped, keys redacted, capped.
 
     Escaping comes first: it leaves only printable characters (no lone surrogates) for redaction."""
+    if len(text) <= limit and text.isprintable() and "sk-" not in text and not unprefixed_secrets():
+        return text  # the usual short, clean name: nothing to do (three C-speed checks)
     return cap(redact_text(escape_controls(text, keep_tabs=keep_tabs)), limit)
 
 

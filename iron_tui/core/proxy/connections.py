@@ -10,6 +10,8 @@ with `GuardedHandler` connections instead, and one sweep a second (not a timer p
 - a keep-alive connection idle for `idle_timeout` (aiohttp's own keep-alive timer, made short);
 - a connection whose client has not read what we sent for `send_timeout`.
 
+With a `RequestGuard` (core/proxy/guard.py), every request passes its checks before the app routes it.
+
 Beyond `max_connections` open connections a new one is answered 503 in JSON and closed. Malformed HTTP
 is answered 400 in JSON, reported once (rate-limited) through `on_malformed` — never as a traceback with
 the offending bytes on stderr.
@@ -27,13 +29,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError, _ErrInfo
 
 from iron_tui.core.json_bytes import dumps
 from iron_tui.core.proxy.errors import Shape, error_response
+
+if TYPE_CHECKING:
+    from iron_tui.core.proxy.guard import RequestGuard
 
 log = logging.getLogger(__name__)
 
@@ -138,18 +143,19 @@ class GuardedHandler(RequestHandler):
             self._g_server.lingering -= 1
             return
         self._g_server.live.discard(self)
+        self._g_req = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        req = self._g_req
-        if req is None:
+        if not self._request_in_progress:
             if self._g_rx_at is None:
                 self._g_rx_at = time.monotonic()
-            super().data_received(data)
+            RequestHandler.data_received(self, data)
             return
         queued = len(self._messages)
-        super().data_received(data)
-        if len(self._messages) > queued and isinstance(self._messages[-1][0], _ErrInfo) \
+        RequestHandler.data_received(self, data)
+        req = self._g_req
+        if len(self._messages) > queued and req is not None and isinstance(self._messages[-1][0], _ErrInfo) \
                 and not req.content.is_eof():
             self._body_broken(req)
 
@@ -171,16 +177,12 @@ class GuardedHandler(RequestHandler):
             return
         super()._process_keepalive()
 
-    async def _handle_request(self, request: web.BaseRequest, start_time: float | None,
-                              request_handler: Any) -> tuple[web.StreamResponse, bool]:
+    def started(self, request: web.BaseRequest) -> None:
+        """A request's headers are complete (called by the server's request factory, before its handler)."""
         self._g_rx_at = None
         self._g_req = request
         self._g_req_at = time.monotonic()
         self._g_body_managed = False
-        try:
-            return await super()._handle_request(request, start_time, request_handler)
-        finally:
-            self._g_req = None
 
     def body_time_left(self, timeout: float) -> float:
         """For `read_body`: the seconds this request's body may still take; the sweep leaves it alone."""
@@ -198,7 +200,7 @@ class GuardedHandler(RequestHandler):
     # --- what the sweep does -------------------------------------------------------------------------
 
     def check(self, now: float, limits: ConnectionLimits) -> None:
-        req = self._g_req
+        req = self._g_req if self._request_in_progress else None
         if req is None:
             if self._g_rx_at is not None and now - self._g_rx_at > limits.header_timeout:
                 self._time_out(f"the request headers did not arrive within {limits.header_timeout:g} s")
@@ -250,9 +252,14 @@ def _anthropic_path(path: str) -> bool:
 class GuardedServer(web.Server):
     """aiohttp's low-level server with `GuardedHandler` connections and their sweep."""
 
-    def __init__(self, *args: Any, limits: ConnectionLimits,
+    def __init__(self, *args: Any, limits: ConnectionLimits, guard: RequestGuard | None = None,
                  on_malformed: Callable[[str], None] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if guard is not None:
+            self.request_handler = guard.wrap(self.request_handler)  # type: ignore[assignment,arg-type]
+        # Wrapped rather than overriding the handler's per-request coroutine: one plain call per request.
+        self._base_factory = self.request_factory
+        self.request_factory = self._track
         self.limits = limits
         self.live: set[GuardedHandler] = set()
         self.lingering = 0  # refused connections still being answered
@@ -261,6 +268,11 @@ class GuardedServer(web.Server):
         self._on_malformed = on_malformed
         self._malformed_last = 0.0
         self._malformed_unreported = 0
+
+    def _track(self, message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> web.BaseRequest:
+        request = self._base_factory(message, payload, protocol, writer, task)
+        protocol.started(request)
+        return request
 
     def __call__(self) -> GuardedHandler:
         return GuardedHandler(self, loop=self._loop, **self._kwargs)
@@ -290,7 +302,7 @@ class GuardedServer(web.Server):
 class GuardedRunner(web.AppRunner):
     """`web.AppRunner` whose server is a `GuardedServer`, with the sweep running while it is set up."""
 
-    def __init__(self, app: web.Application, *, limits: ConnectionLimits,
+    def __init__(self, app: web.Application, *, limits: ConnectionLimits, guard: RequestGuard | None = None,
                  on_malformed: Callable[[str], None] | None = None, **kwargs: Any) -> None:
         # aiohttp's own keep-alive timer closes idle connections; lingering over an unread body is
         # bounded like a body read.
@@ -298,6 +310,7 @@ class GuardedRunner(web.AppRunner):
         kwargs.setdefault("lingering_time", min(10.0, limits.body_timeout))
         super().__init__(app, **kwargs)
         self._limits = limits
+        self._guard = guard
         self._on_malformed = on_malformed
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -306,7 +319,8 @@ class GuardedRunner(web.AppRunner):
         # Same arguments as the app's own server (its handler, request factory, debug, access log, ...).
         return GuardedServer(base.request_handler, request_factory=base.request_factory,
                              handler_cancellation=base.handler_cancellation, loop=base._loop,
-                             limits=self._limits, on_malformed=self._on_malformed, **base._kwargs)
+                             limits=self._limits, guard=self._guard, on_malformed=self._on_malformed,
+                             **base._kwargs)
 
     @property
     def guarded(self) -> GuardedServer:

@@ -1,4 +1,4 @@
-"""A loopback server that browsers cannot abuse: one aiohttp middleware in front of every route.
+"""A loopback server that browsers cannot abuse: one check in front of every route (`RequestGuard.wrap`).
 
 - **Host.** Only the bound loopback address's names (`127.0.0.1`, `localhost`, `[::1]`, with the port)
   are served; anything else is 403 — a page on `attacker.example` that re-resolves its name to
@@ -101,26 +101,23 @@ class AuthThrottle:
         self.window = window
         self.max_pending = max_pending
         self.max_peers = max_peers
-        self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()  # peer → (count, last at)
+        self.failures: OrderedDict[str, tuple[int, float]] = OrderedDict()  # peer → (count, last at)
         self._pending: dict[str, int] = {}
 
-    def __bool__(self) -> bool:
-        return bool(self._failures)  # the common case (no recent failure): one truth test per request
-
     def failed(self, peer: str) -> None:
-        count, _ = self._failures.pop(peer, (0, 0.0))
-        self._failures[peer] = (count + 1, time.monotonic())
-        while len(self._failures) > self.max_peers:
-            self._failures.popitem(last=False)
+        count, _ = self.failures.pop(peer, (0, 0.0))
+        self.failures[peer] = (count + 1, time.monotonic())
+        while len(self.failures) > self.max_peers:
+            self.failures.popitem(last=False)
 
     def delay(self, peer: str) -> float:
         """How long this peer's next wrong token waits (0 while it has free attempts left)."""
-        entry = self._failures.get(peer)
+        entry = self.failures.get(peer)
         if entry is None:
             return 0.0
         count, last = entry
         if time.monotonic() - last > self.window:
-            del self._failures[peer]
+            del self.failures[peer]
             return 0.0
         over = count - self.free
         return 0.0 if over < 0 else min(self.max_delay, self.base_delay * (2.0 ** min(over, 30)))
@@ -154,7 +151,7 @@ _COMMON = frozenset({"password", "token", "secret", "changeme", "test", "admin",
 
 
 class RequestGuard:
-    """The middleware and the checks the feed shares. `bind()` once the port is known."""
+    """The checks in front of every route, and those the feed shares. `bind()` once the port is known."""
 
     def __init__(self, auth: Authenticator, *, allow_remote: bool, allowed_hosts: Iterable[str] = (),
                  allowed_origins: Iterable[str] = (), throttle: AuthThrottle | None = None) -> None:
@@ -170,27 +167,34 @@ class RequestGuard:
         self.policy = HostPolicy.build(host, port, allow_remote=self._allow_remote,
                                        allowed_hosts=self._allowed_hosts, allowed_origins=self._allowed_origins)
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        host = request.headers.get("Host")
-        if not self.policy.host_ok(host):
-            self.refused_hosts += 1
-            return self._bad_host(request, host)
-        refused = request.match_info.http_exception
-        if refused is not None:
-            return self._route_answer(request, refused)
-        if request.path in _BROWSER_PATHS and not self.policy.origin_ok(request.headers.get("Origin"), host):
-            return error_response("openai", 403, "this page's Origin may not use iron-tui: only pages it serves "
-                                  "itself (or allowed_origins) may", code="origin_not_allowed")
-        throttle = self.throttle
-        if throttle:
-            early = await self._slow_down(request)
-            if early is not None:
-                return early
-        resp = await handler(request)
-        if resp.status == 401 and self.auth.check(request.headers) is None:
-            throttle.failed(request.remote or "")
-        return resp
+    def wrap(self, handler: Handler) -> Handler:
+        """`handler` (the app's own: routing, then the route) behind the guard. The server calls this
+        directly (`GuardedRunner(guard=...)`): cheaper than an aiohttp middleware, which costs ~2 µs per
+        request before doing anything (bench/guard_cost.py)."""
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            host = request.headers.get("Host")
+            policy = self.policy
+            if host not in policy.hosts and not policy.host_ok(host):  # the first test is the usual answer
+                self.refused_hosts += 1
+                return self._bad_host(request, host)
+            if request.path in _BROWSER_PATHS and not policy.origin_ok(request.headers.get("Origin"), host):
+                return error_response("openai", 403, "this page's Origin may not use iron-tui: only pages it "
+                                      "serves itself (or allowed_origins) may", code="origin_not_allowed")
+            throttle = self.throttle
+            if throttle.failures:  # no recent wrong token (the usual case): nothing to slow down
+                early = await self._slow_down(request)
+                if early is not None:
+                    return early
+            try:
+                resp = await handler(request)
+            except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as refused:  # raised by the router
+                return self._route_answer(request, refused)
+            if resp.status == 401 and self.auth.check(request.headers) is None:
+                throttle.failed(request.remote or "")
+            return resp
+
+        return guarded
 
     async def _slow_down(self, request: web.Request) -> web.StreamResponse | None:
         """A peer with recent wrong tokens: make its wrong ones wait; refuse outright when it floods."""
@@ -224,7 +228,8 @@ class RequestGuard:
             "(a web page may be trying to reach it by DNS rebinding). To serve other names, set "
             "allowed_hosts (or --allow-remote).", code="host_not_allowed")
 
-    def _route_answer(self, request: web.Request, refused: web.HTTPException) -> web.Response:
+    def _route_answer(self, request: web.Request, refused: web.HTTPNotFound | web.HTTPMethodNotAllowed
+                      ) -> web.Response:
         shape = shape_for_path(request.path)
         where = clean_name(request.path)
         if isinstance(refused, web.HTTPMethodNotAllowed):
