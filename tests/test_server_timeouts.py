@@ -224,3 +224,30 @@ async def test_malformed_http_is_a_json_400_and_one_log_line(tmp_path: Path) -> 
     assert err.decode() == ""
     lines = [x for x in out.decode().splitlines() if "malformed HTTP request" in x]
     assert 1 <= len(lines) <= 2 and all("from 127.0.0.1" in x for x in lines)  # at most one per second
+
+
+async def test_a_client_that_stops_reading_is_cut(make_engine: EngineFactory) -> None:
+    """A stream nobody reads: once the socket is full, `send_timeout` later the connection is cut and the
+    call is finished (and charged for what was relayed), rather than held with its upstream for ever."""
+    import socket
+
+    engine = await make_engine(send_timeout=0.5)
+    body = json.dumps({"model": "gpt-4o-mini", "stream": True, "messages": [
+        {"role": "user", "content": "[[sim:words=200000]] go"}]}).encode()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window fills fast
+    sock.connect(("127.0.0.1", engine.port))
+    sock.setblocking(False)
+    _reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(request_bytes("POST", "/v1/chat/completions", f"127.0.0.1:{engine.port}",
+                               {"Authorization": f"Bearer {engine.token}"}, body))
+    await writer.drain()
+    server = engine._runner.guarded  # type: ignore[union-attr]
+    async with asyncio.timeout(60):  # and we read nothing meanwhile
+        while not server.timed_out or not engine.history.recent() \
+                or engine.history.recent(1)[0].state == "pending":
+            await asyncio.sleep(0.05)
+    rec = engine.history.recent(1)[0]
+    assert rec.state == "error" and rec.output_tokens > 0  # cut, finished, charged for the relayed part
+    assert engine.ledger.reserved == 0
+    writer.close()
