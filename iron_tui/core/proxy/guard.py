@@ -10,7 +10,7 @@
   answered with `Allow` — in JSON, in the route's API shape. No CORS headers, ever, by default.
 - **Wrong tokens** slow down per peer (`AuthThrottle`), never the right token or another peer.
 
-The per-request cost is a header lookup and a set membership test (measured in docs/benchmarks.md).
+The per-request cost is about 1 µs of CPU: a header lookup and a set membership test (bench/guard_cost.py).
 """
 
 from __future__ import annotations
