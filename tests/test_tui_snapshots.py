@@ -80,21 +80,17 @@ def long_lines() -> Step:
     return step
 
 
-# name → the steps after the app is up; every one at all three sizes.
+# name → the steps after the app is up. The fixed defects and the new views at all three sizes:
 SCENARIOS: dict[str, list[Step]] = {
-    "empty-start": [],
     "live-traffic": [traffic()],
     # Defect 3: the newest finished call is the demo's 402: an error bar, not a plain cursor.
     "last-call-refused": [traffic(in_flight=False)],
     # Defect 4: the user moved the selection: the list holds, the title says so.
     "selection-held": [traffic(), keys("down", "down", "down")],
-    "sorted-by-cost": [traffic(), keys("o", "o", "o")],
     "live-filter": [traffic(), keys("slash", *"is:error")],
-    "filter-error": [traffic(), keys("slash", *"(is:error")],
     # Defect 2: long agent lines wrap inside the panel, control characters shown as symbols.
     "agent-long-lines": [long_lines()],
     "conversation": [traffic(agent=False), open_call("req_000001")],
-    "conversation-stream": [traffic(agent=False), open_call("req_000004")],
     "translated-side-by-side": [traffic(agent=False), open_call("req_000003")],
     "request-diff": [traffic(agent=False), open_call("req_000003", "2")],
     "cost-breakdown": [traffic(agent=False), open_call("req_000001", "4")],
@@ -105,6 +101,13 @@ SCENARIOS: dict[str, list[Step]] = {
     "history": [traffic(agent=False), keys("H")],
     "help": [keys("question_mark")],
     "quit-asks": [traffic(agent=False), keys("q")],
+}
+# … and smaller states at one size.
+ONE_SIZE: dict[str, list[Step]] = {
+    "empty-start": [],
+    "sorted-by-cost": [traffic(), keys("o", "o", "o")],
+    "filter-error": [traffic(), keys("slash", *"(is:error")],
+    "conversation-stream": [traffic(agent=False), open_call("req_000004")],
     "token": [keys("y")],
 }
 
@@ -122,7 +125,19 @@ def test_views(snap_compare: SnapCompare, tmp_path: Path, name: str, size: tuple
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-# --- states at one size --------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(ONE_SIZE))
+def test_states(snap_compare: SnapCompare, tmp_path: Path, name: str) -> None:
+    app, engine, clock = snapshot_app(tmp_path, budget=1.0)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        for step in ONE_SIZE[name]:
+            await step(pilot, engine, clock)
+
+    assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
+
+
+# --- more states at one size --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("spent", "severity"), [(850_000, "warning"), (1_000_000, "exhausted")])

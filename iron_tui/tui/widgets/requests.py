@@ -287,8 +287,9 @@ class RequestsTable(ScrollView, can_focus=True):
             style = self.rich_style
             for p in parts:
                 style += self.get_component_rich_style(f"requests-table--{p}", partial=True)
-            # On the error cursor bar every cell takes the bar's colours (red on red would vanish).
-            if cell and "cursor-error" not in parts:
+            # On the error cursor bar every cell takes the bar's colours (red on red would vanish), and
+            # the in-flight blue is the bar's own colour under the ANSI themes.
+            if cell and "cursor-error" not in parts and not (cell == "pending" and "cursor" in parts):
                 style += self.get_component_rich_style(f"requests-table--{cell}", partial=True)
             self._styles[(parts, cell)] = style
         return style
