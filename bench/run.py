@@ -248,7 +248,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         cmd = [sys.executable, "-m", "iron_tui", "--no-ui", "--port", "0", "--token", TOKEN,
                "--openai-key", OPENAI_KEY, "--anthropic-key", ANTHROPIC_KEY,
                "--openai-base-url", sim_url, "--anthropic-base-url", sim_url, "--data-dir", args.data_dir,
-               "--log-format", "json"]
+               "--log-format", "json", *args.proxy_arg]
         if args.minimal:
             cmd = [sys.executable, str(ROOT / "bench" / "minimal_passthrough.py"), "--upstream", sim_url]
         proxy, ready = start_process(cmd, "iron-tui ready")
@@ -364,6 +364,8 @@ def main() -> None:
     ap.add_argument("--telemetry", action="store_true",
                     help="also compare throughput with /metrics and OTLP tracing on vs off (two iron-tui processes)")
     ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--proxy-arg", action="append", default=[],
+                    help="an extra iron-tui flag, e.g. --proxy-arg=--budget=1000 --proxy-arg=--budget-period=day")
     ap.add_argument("--sim-asyncio", action="store_true",
                     help="run the simulator on asyncio's default loop, as `python -m iron_tui.sim` does")
     args = ap.parse_args()

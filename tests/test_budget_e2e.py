@@ -146,3 +146,20 @@ async def test_absurd_numbers_are_400s_naming_the_field(engine: Engine) -> None:
         assert json.loads(await resp.read())["error"]["param"] == "max_tokens"
     snapshot = engine.snapshot()
     json.dumps(snapshot, allow_nan=False)  # the feed can always describe the state
+
+
+async def test_a_capped_thinking_call_keeps_its_thinking_budget_below_the_cap(
+        make_engine: EngineFactory, sim: ProviderSim) -> None:
+    # Claude Code's "ultrathink": a 31,999-token thinking budget under max_tokens 64,000. Fitted to $0.20,
+    # the cap drops below the thinking budget, so the budget is lowered with it (Anthropic requires
+    # budget_tokens < max_tokens), leaving room for the answer.
+    engine = await make_engine(budget=0.2)
+    async with claude(engine).messages.stream(
+        model="claude-sonnet-4-5", max_tokens=64_000, thinking={"type": "enabled", "budget_tokens": 31_999},
+        messages=[{"role": "user", "content": "[[sim:words=200]] think hard"}],
+    ) as stream:
+        await stream.get_final_message()
+        cap = int(stream.response.headers["x-iron-max-tokens"])
+    sent = sim.requests[-1].body
+    assert sent is not None and sent["max_tokens"] == cap < 31_999
+    assert 1024 <= sent["thinking"]["budget_tokens"] <= cap - 1024

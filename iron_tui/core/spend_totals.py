@@ -8,9 +8,8 @@ from iron_tui.core.token_usage import TokenUsage
 
 
 @dataclass(slots=True)
-class ModelTotals:
+class ProviderTotals:
     provider: str
-    model: str
     calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -22,16 +21,8 @@ class ModelTotals:
 
 
 @dataclass(slots=True)
-class ProviderTotals:
-    provider: str
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    cost_micros: int = 0
-    unpriced_calls: int = 0
-    estimated_calls: int = 0
+class ModelTotals(ProviderTotals):
+    model: str = ""
 
 
 def _add(t: ModelTotals | ProviderTotals, usage: TokenUsage | None, cost: int | None, estimated: bool) -> None:
