@@ -34,9 +34,10 @@ def event(i: int, **kw: Any) -> dict[str, Any]:
                            output_tokens=1, cost_micros=1, **kw)
 
 
-async def delivered(control: ControlSim, n: int) -> None:
+async def delivered(control: ControlSim, n: int, sync: AnalyticsSync) -> None:
+    """Until the server has `n` events and the sync has acknowledged them all."""
     async with asyncio.timeout(HANG_GUARD_S):  # a hang guard, not a deadline
-        while len(control.events) < n:
+        while len(control.events) < n or sync.status.pending:
             await asyncio.sleep(0.02)
 
 
@@ -58,7 +59,7 @@ async def test_five_percent_of_posts_failing_still_delivers_every_event_once(
         for e in events:
             sync.record(e)
         await sync.start()
-        await delivered(control, 1000)
+        await delivered(control, 1000, sync)
         await sync.stop()
     assert control.random_failures > 20  # the failures really happened
     assert set(control.events) == {e["event_id"] for e in events}
@@ -81,7 +82,7 @@ async def test_an_event_too_large_for_the_server_is_dead_lettered_and_the_rest_f
         for e in events:
             sync.record(e)
         await sync.start()
-        await delivered(control, 501)
+        await delivered(control, 501, sync)
         await sync.stop()
     assert len(control.events[huge_model["event_id"]]["model"]) == MAX_NAME_CHARS
     assert "too-big" not in control.events and len(control.events) == 501 and control.duplicates == 0

@@ -191,13 +191,23 @@ class AnalyticsSync:
     async def stop(self) -> None:
         """Flush for at most `flush_timeout_s`, then stop; undelivered events stay on disk."""
         self._stopping = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.flush_timeout_s
         task, self._task = self._task, None
         if task is not None:
+            # Let a pass in progress finish (its POSTs may have reached the server: cancelling them would
+            # re-send those events), then stop the loop.
+            self._wake.set()
+            if self._lock.locked():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.flush_timeout_s):
+                        async with self._lock:
+                            pass
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._client is not None:
-            await self.flush(self.flush_timeout_s)
+            await self.flush(max(0.0, deadline - loop.time()))
 
     def kick(self) -> None:
         self._hold_until = 0.0
