@@ -318,9 +318,8 @@ async def test_stop_terminates_gracefully(make: Factory) -> None:
     await line_starting(sup, "ready")
     pid = sup.pid
     assert pid is not None and sup.state == "running"
-    started = time.monotonic()
-    assert await sup.stop(grace_seconds=3.0) == -15
-    assert time.monotonic() - started < 1.5  # it obeyed SIGTERM: the grace period is not waited out
+    # -15: it ended on SIGTERM; had the 30 s grace been waited out, SIGKILL (-9) would have ended it.
+    assert await sup.stop(grace_seconds=30.0) == -15
     assert sup.state == "exited" and sup.reason == "stopped" and not alive(pid)
     assert states(events) == ["starting", "running", "stopping", "exited"]
     assert await sup.stop() == -15  # a no-op now
@@ -334,7 +333,7 @@ async def test_agent_ignoring_sigterm_is_killed_after_grace(make: Factory) -> No
     assert pid is not None
     started = time.monotonic()
     assert await sup.stop(grace_seconds=0.4) == -9
-    assert 0.4 <= time.monotonic() - started < 3
+    assert time.monotonic() - started >= 0.4  # the grace period was given (a lower bound: load cannot break it)
     assert not alive(pid)
     assert "ignoring SIGTERM" in texts(sup)
     assert sup.reason == "killed: still running 0.4 s after SIGTERM"
@@ -355,10 +354,9 @@ async def test_stop_kills_the_whole_process_group(make: Factory, strays: list[in
 async def test_leftovers_of_an_agent_that_exits_are_cleared(make: Factory, strays: list[int]) -> None:
     """A grandchild holding the agent's stdout must neither outlive it nor stall the exit."""
     sup = make()
-    started = time.monotonic()
     await sup.start(agent("grandchild.py", "--exit"))
-    assert await sup.wait() == 0
-    assert time.monotonic() - started < 3
+    # The grandchild lives far longer than this guard: waiting for it would fail here, not pass slowly.
+    assert await asyncio.wait_for(sup.wait(), 60) == 0
     grandchild = int(next(t for t in texts(sup) if t.startswith("grandchild ")).split()[1])
     strays.append(grandchild)
     assert await gone(grandchild, timeout=0.5)

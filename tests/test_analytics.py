@@ -129,19 +129,15 @@ def test_outbox_survives_reopen_with_acks_and_dead_letters(tmp_path: Path) -> No
     ob.close()
 
 
-def test_outbox_add_is_fast(outbox: Outbox) -> None:
-    samples = []
-    for i in range(2000):
-        e = ev(i)
-        t0 = time.perf_counter()
+def test_outbox_adds_between_checkpoints_keep_every_event(outbox: Outbox) -> None:
+    # (The cost of add() is measured in bench/, not asserted here.)
+    events = [ev(i) for i in range(2000)]
+    for i, e in enumerate(events):
         outbox.add(e)
-        samples.append(time.perf_counter() - t0)
         if i % 500 == 499:
             outbox.checkpoint()  # what the sync loop does, off the hot path, once per tick
-    samples.sort()
-    median_us = samples[len(samples) // 2] * 1e6
-    assert median_us < 100, f"median add {median_us:.0f} µs"
     assert outbox.pending_count() == 2000
+    assert [e["event_id"] for _, e in outbox.take(3)] == [e["event_id"] for e in events[:3]]
 
 
 # --- sync ----------------------------------------------------------------------------------------
@@ -333,13 +329,11 @@ async def test_stop_flush_is_bounded_and_leaves_events_on_disk(
     sync = make_sync(outbox, sim, session, interval_s=60, flush_timeout_s=0.3)
     await sync.start()
     await asyncio.sleep(0.05)
-    sim.slow_ms = 3000
+    sim.slow_ms = 600_000  # far longer than the guard below: only the 0.3 s flush timeout lets stop() end
     events = [ev(i) for i in range(20)]
     for e in events:
         sync.record(e)
-    t0 = time.perf_counter()
-    await sync.stop()
-    assert time.perf_counter() - t0 < 0.3 + 0.4
+    await asyncio.wait_for(sync.stop(), 60)
     outbox.close()
 
     outbox = Outbox(path)  # a later run: everything is still there, then delivered
@@ -387,12 +381,11 @@ async def test_record_never_raises(sim: ControlSim, session: aiohttp.ClientSessi
 
 async def test_stop_with_the_server_down_does_not_wait_out_the_flush(
         sim: ControlSim, session: aiohttp.ClientSession, outbox: Outbox) -> None:
-    sync = make_sync(outbox, sim, session, interval_s=60, flush_timeout_s=5)
+    sync = make_sync(outbox, sim, session, interval_s=60, flush_timeout_s=600)
     await sync.start()
     await sim.down()
     for i in range(5):
         sync.record(ev(i))
-    t0 = time.perf_counter()
-    await sync.stop()
-    assert time.perf_counter() - t0 < 1.0  # connection refused: give up at once, keep the events
+    # Connection refused: give up at once, keep the events (waiting out the 600 s flush fails the guard).
+    await asyncio.wait_for(sync.stop(), 60)
     assert outbox.pending_count() == 5 and sync.status.state == "offline"

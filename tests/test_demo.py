@@ -7,7 +7,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -27,16 +26,13 @@ def _env(tmp_path: Path) -> dict[str, str]:
 def test_demo_no_ui_tells_the_whole_story(tmp_path: Path) -> None:
     """One real run (the demo takes seconds, so it runs once and every check reads its output)."""
     data = tmp_path / "state"
-    started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "iron_tui", "demo", "--no-ui", "--port", "0", "--data-dir", str(data)],
         capture_output=True, text=True, timeout=90, env=_env(tmp_path), cwd=tmp_path,
     )
-    elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     assert "demo: all steps done" in proc.stdout
-    assert elapsed < 60  # a few seconds on an idle machine; generous for a loaded CI box
     check_story(proc.stdout)
     check_summary(proc.stdout)
     for key in ("sk-sim-openai", "sk-ant-sim-anthropic"):  # provider keys are never shown

@@ -299,9 +299,7 @@ async def test_first_message_must_be_auth() -> None:
 async def test_no_auth_within_timeout_closes_4401() -> None:
     async with feed_server(auth_timeout_s=0.2) as h:
         ws = await h.connect(header=False)
-        started = time.monotonic()
         assert await expect_close(ws, 4401) == "authentication timed out"
-        assert time.monotonic() - started < 2.0
 
 
 async def test_plain_http_get_is_426() -> None:
@@ -396,10 +394,8 @@ async def test_heartbeat_at_injected_interval() -> None:
     async with feed_server(heartbeat_s=0.05) as h:
         ws = await h.authed()
         h.clock.advance(30)
-        started = time.monotonic()
         beats = await recv_n(ws, 3)
         assert all(b == {"type": "HEARTBEAT", "timestamp": "2026-01-01T00:00:30.000Z"} for b in beats)
-        assert time.monotonic() - started < 1.0
 
 
 async def test_no_heartbeat_before_interval() -> None:
@@ -454,19 +450,15 @@ async def test_stalled_client_is_dropped_with_1013_and_others_get_everything() -
 
         readers = [asyncio.create_task(reader(ws, sink)) for ws, sink in zip(healthy, received, strict=True)]
         line = "x" * 64 * 1024  # large messages, so the kernel's socket buffers fill quickly
-        publish_time = 0.0
         published = 0
         # Publish until the feed gives up on the stalled client (the socket buffers absorb a few MB), then
         # some more: publishing must stay cheap throughout, and the healthy clients must miss nothing.
         while published < 3000 and (h.feed.disconnected_slow == 0 or published % 50):
             event = AgentOutput(T0, agent_id="agent_001", stream="stdout", line=line, seq=published)
-            t = time.perf_counter()
-            h.bus.publish(event)
-            publish_time += time.perf_counter() - t
+            h.bus.publish(event)  # synchronous: a stalled client can never make it wait (bench/ measures it)
             published += 1
             await asyncio.sleep(0.001)
         assert h.feed.disconnected_slow == 1, f"stalled client not dropped after {published} events"
-        assert publish_time < 0.25, f"publishing {published} events took {publish_time:.3f}s"
         await wait_until(lambda: all(len(r) == published for r in received), timeout=20)
         assert all(r == list(range(published)) for r in received)
         assert h.feed.client_count == 2
@@ -511,9 +503,7 @@ async def test_close_does_not_hang_on_a_stalled_client() -> None:
             h.bus.publish(AgentOutput(T0, agent_id="agent_001", stream="stdout", line=line, seq=i))
             await asyncio.sleep(0)
         await asyncio.sleep(0.8)  # the writer is now stuck on the full socket and gives up (slow client)
-        started = time.monotonic()
-        await h.feed.close()
-        assert time.monotonic() - started < 2.0
+        await asyncio.wait_for(h.feed.close(), 30)  # a hang guard: close must not wait on the stalled writer
         assert h.feed.client_count == 0
         # The stalled client's connection is cut: reading ends in a close or an error, not a hang.
         while True:

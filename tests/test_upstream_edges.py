@@ -48,7 +48,9 @@ async def test_stray_bytes_after_a_complete_response_do_not_poison_the_next_call
 
 
 async def test_a_woken_waiter_that_is_cancelled_passes_the_free_slot_on(make_upstream: Factory) -> None:
-    client = make_upstream(limit_per_host=1)
+    # A connect timeout (which includes the wait for a free slot) far beyond the hang guard below: `b`
+    # gets through only if the slot `a` gave up is passed on.
+    client = make_upstream(limit_per_host=1, connect_timeout=600.0)
     async with RawServer(answer_ok) as srv:
         held = await client.post(srv.url + "/v1/x", b"{}", {})
         a = asyncio.create_task(client.post(srv.url + "/v1/x", b"{}", {}))
@@ -58,10 +60,7 @@ async def test_a_woken_waiter_that_is_cancelled_passes_the_free_slot_on(make_ups
         a.cancel()  # ... whose client disconnects in the same instant
         with pytest.raises(asyncio.CancelledError):
             await a
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        r = await b
-        assert loop.time() - t0 < 0.5  # not after the connect timeout
+        r = await asyncio.wait_for(b, 30)
         assert await r.read() == b'{"ok":true}'
 
 
