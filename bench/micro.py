@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from iron_tui.core.analytics import completed_event  # noqa: E402
-from iron_tui.core.estimate import input_token_bound  # noqa: E402
-from iron_tui.core.outbox import Outbox  # noqa: E402
-from iron_tui.core.pricing import Pricer, TokenUsage  # noqa: E402
+from iron_tui.core.analytics import completed_event
+from iron_tui.core.estimate import input_token_bound
+from iron_tui.core.outbox import Outbox
+from iron_tui.core.pricing import Pricer, TokenUsage
 
 WORDS = "the quick brown fox jumps over a lazy dog while seven wizards box jolly quartz nymphs".split()
 
