@@ -343,3 +343,19 @@ def test_count_tokens_estimate_grows_with_what_the_model_reads() -> None:
     assert ESTIMATE_HEADER.startswith("x-iron-")
     with pytest.raises(TranslationError):
         estimate_input_tokens({"model": "gpt-4o"})
+
+
+def test_deferred_tools_stay_out_of_an_openai_models_context() -> None:
+    from iron_tui.core.dialects.base import RequestContext
+    from iron_tui.core.dialects.messages_chat import PAIR
+
+    body = {"model": "gpt-4.1", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}], "tools": [
+        {"name": "read", "input_schema": {"type": "object"}},
+        {"name": "DeferredToolPlaceholder", "description": "never call this tool",
+         "input_schema": {"type": "object", "properties": {}}, "defer_loading": True}]}
+    tr = PAIR.request(body, RequestContext(model="gpt-4.1", client_model="gpt-4.1", stream=False, created=0))
+    assert [t["function"]["name"] for t in tr.body["tools"]] == ["read"]
+    assert any("defer_loading" in w for w in tr.warnings)
+    only = {**body, "tools": body["tools"][1:]}
+    tr = PAIR.request(only, RequestContext(model="gpt-4.1", client_model="gpt-4.1", stream=False, created=0))
+    assert "tools" not in tr.body and "tool_choice" not in tr.body

@@ -158,10 +158,13 @@ async def test_conversation_moves_from_claude_to_gpt_by_previous_response_id(eng
 
 async def test_mid_stream_error_ends_the_stream_with_an_error_event(engine: Engine) -> None:
     async with client(engine).responses.stream(model=CLAUDE, input="Go [[sim:midstream_error]]") as stream:
-        kinds = [event.type async for event in stream]
+        events = [event async for event in stream]
         with pytest.raises(RuntimeError):  # the SDK: no response.completed, no final response
             await stream.get_final_response()
+    kinds = [e.type for e in events]
     assert "response.output_text.delta" in kinds and kinds[-1] == "error"
+    # The error frame iron-tui adds continues the event count, as every Responses event must.
+    assert [e.sequence_number for e in events] == list(range(len(events)))
     assert "response.completed" not in kinds
     rec = engine.history.recent(1)[0]
     assert rec.state == "error" and rec.output_tokens > 0  # what was relayed is charged

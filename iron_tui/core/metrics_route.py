@@ -8,7 +8,6 @@ OpenMetrics 1.0 when the scraper asks for it (Prometheus does), else Prometheus 
 
 from __future__ import annotations
 
-import hmac
 from typing import TYPE_CHECKING, get_args
 
 from aiohttp import web
@@ -17,6 +16,7 @@ from iron_tui import __version__
 from iron_tui.config import is_loopback
 from iron_tui.core.events import MICROS_PER_USD, AgentState, SyncState
 from iron_tui.core.metrics import Exposition, write_calls
+from iron_tui.core.proxy.auth import is_token
 from iron_tui.core.proxy.errors import error_response
 
 if TYPE_CHECKING:
@@ -51,15 +51,7 @@ def metrics_handler(engine: Engine) -> web.RouteDef:
 def _allowed(request: web.Request, token: bytes, mode: str) -> bool:
     if mode == "loopback" and request.remote is not None and is_loopback(request.remote):
         return True
-    h = request.headers
-    presented = h.get("x-api-key")
-    if presented is None:
-        auth = h.get("authorization", "")
-        if auth[:7].lower() != "bearer ":
-            return False
-        presented = auth[7:].strip()
-    raw = presented.encode("utf-8", "surrogateescape")
-    return len(raw) == len(token) and hmac.compare_digest(raw, token)
+    return is_token(request.headers, token)
 
 
 def render(engine: Engine, *, openmetrics: bool) -> str:

@@ -111,7 +111,7 @@ def client_error_body(
 
 
 def client_stream_error(client: ClientApi | str, message: str, *, type_: str = "api_error",
-                        code: str = "stream_error") -> bytes:
+                        code: str = "stream_error", sequence_number: int = 0) -> bytes:
     """The frame that tells a client its stream failed after bytes were sent, in its own framing.
 
     Chat Completions: `data: {"error": ...}` (the openai SDK raises APIError on it). Anthropic: an
@@ -121,7 +121,8 @@ def client_stream_error(client: ClientApi | str, message: str, *, type_: str = "
         body = {"type": "error", "error": {"type": type_, "message": message}}
         return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
     if client == "openai.responses":
-        ev = {"type": "error", "code": code, "message": message, "param": None}
+        ev = {"type": "error", "code": code, "message": message, "param": None,
+              "sequence_number": sequence_number}
         return b"event: error\ndata: " + orjson.dumps(ev) + b"\n\n"
     return b"data: " + orjson.dumps({"error": {"message": message, "type": type_, "param": None,
                                                "code": code}}) + b"\n\n"

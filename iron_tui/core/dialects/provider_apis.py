@@ -237,9 +237,16 @@ class ChatAccount(StreamAccount):
 class ResponsesAccount(StreamAccount):
     """OpenAI Responses API events."""
 
-    __slots__ = ()
+    __slots__ = ("next_sequence_number",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.next_sequence_number = 0  # for an error frame the relay adds to a native stream
 
     def obj(self, ev: str, obj: dict[str, Any]) -> None:
+        seq = obj.get("sequence_number")
+        if type(seq) is int:
+            self.next_sequence_number = seq + 1
         kind = obj.get("type") or ev
         if kind == "response.output_text.delta":
             delta = obj.get("delta")

@@ -26,14 +26,9 @@ class Authenticator:
         Agents launched by iron-tui get `<agent token>.<agent_id>` so their calls are attributed to them
         (the agent token is a separate secret: in server mode the main token is the IC token).
         """
-        presented = headers.get("x-api-key")
-        if presented is None:
-            auth = headers.get("authorization", "")
-            if auth[:7].lower() != "bearer ":
-                return None
-            presented = auth[7:].strip()
-        # aiohttp keeps undecodable header bytes as surrogates: such a token is simply wrong, not a 500.
-        raw = presented.encode("utf-8", "surrogateescape")
+        raw = presented_token(headers)
+        if raw is None:
+            return None
         tok = self._token
         if len(raw) == len(tok) and hmac.compare_digest(raw, tok):
             return (headers.get("x-iron-agent-id"),)
@@ -42,6 +37,24 @@ class Authenticator:
             if hmac.compare_digest(raw[: len(agent)], agent):
                 return (raw[len(agent) + 1 :].decode("utf-8", "replace"),)
         return None
+
+
+def presented_token(headers: Mapping[str, str]) -> bytes | None:
+    """The token a request presents (`x-api-key`, else `Authorization: Bearer`), as bytes."""
+    presented = headers.get("x-api-key")
+    if presented is None:
+        auth = headers.get("authorization", "")
+        if auth[:7].lower() != "bearer ":
+            return None
+        presented = auth[7:].strip()
+    # aiohttp keeps undecodable header bytes as surrogates: such a token is simply wrong, not a 500.
+    return presented.encode("utf-8", "surrogateescape")
+
+
+def is_token(headers: Mapping[str, str], token: bytes) -> bool:
+    """The request presents exactly `token` (constant time); agents' own tokens do not count."""
+    raw = presented_token(headers)
+    return raw is not None and len(raw) == len(token) and hmac.compare_digest(raw, token)
 
 
 def unauthorized(shape: Shape, headers: Mapping[str, str] | None = None) -> web.Response:

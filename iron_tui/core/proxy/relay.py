@@ -297,7 +297,8 @@ class Relay:
         elif account.error is not None:
             rec.state, rec.error, rec.error_code = "error", redact_text(account.error), "stream_error"
             if translator is not None:  # (a native client got the provider's own error event)
-                tail = client_stream_error(call.client_api, rec.error, type_=account.error_type or "api_error")
+                tail = client_stream_error(call.client_api, rec.error, type_=account.error_type or "api_error",
+                                           sequence_number=_next_seq(translator, account))
         elif not finished:
             rec.state, rec.error, rec.error_code = "error", "upstream stream ended before completion", \
                 "stream_incomplete"
@@ -309,7 +310,8 @@ class Relay:
                                  code="upstream_empty_stream")
             if translator is not None:
                 closing = b"".join(translator.finish())
-                tail = closing + client_stream_error(call.client_api, rec.error, code="stream_incomplete")
+                tail = closing + client_stream_error(call.client_api, rec.error, code="stream_incomplete",
+                                                     sequence_number=_next_seq(translator, account))
         else:
             rec.state = "ok"
         if failure is not None:
@@ -318,7 +320,8 @@ class Relay:
                 status = {"upstream_timeout": 504, "shutdown": 503}.get(failure[1], 502)
                 rec.status = status
                 raise ProxyError(status, failure[0], code=failure[1])
-            tail = client_stream_error(call.client_api, failure[0], code=failure[1])
+            tail = client_stream_error(call.client_api, failure[0], code=failure[1],
+                                       sequence_number=_next_seq(translator, account))
         if tr_log is not None and tail:
             tr_log.add(tail)
         self._finish_logs(rec, up_log, tr_log)
@@ -416,6 +419,13 @@ def _translate(translator: StreamTranslator, account: StreamAccount, events: lis
         if translator.done:
             break
     return b"".join(parts)
+
+
+def _next_seq(translator: StreamTranslator | None, account: StreamAccount) -> int:
+    """The `sequence_number` a Responses error frame added after the last relayed event must carry."""
+    source = translator if translator is not None else account
+    seq = getattr(source, "next_sequence_number", 0)
+    return seq if type(seq) is int else 0
 
 
 def _error_status(obj: dict[str, Any]) -> int:

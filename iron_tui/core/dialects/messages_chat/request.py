@@ -241,14 +241,21 @@ def _tool_call(block: dict[str, Any], param: str) -> dict[str, Any]:
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
-def _tools(tools: object) -> list[dict[str, Any]]:
+def _tools(tools: object, choice: object, warnings: list[str]) -> list[dict[str, Any]]:
     if not isinstance(tools, list):
         raise _bad("tools must be a list", "tools")
     out: list[dict[str, Any]] = []
+    chosen = choice.get("name") if isinstance(choice, dict) else None
+    deferred = 0
     for k, tool in enumerate(tools):
         param = f"tools.{k}"
         if not isinstance(tool, dict):
             raise _bad("each tool must be an object", param)
+        if tool.get("defer_loading") is True and tool.get("name") != chosen:
+            # Anthropic keeps a deferred tool out of the model's context until its tool search loads it;
+            # no OpenAI model has that search, so it stays out (Claude Code's placeholder among them).
+            deferred += 1
+            continue
         kind = tool.get("type")
         if kind not in (None, "custom"):
             raise _bad(f"tool type {kind!r} is an Anthropic server tool and is not available for this model; "
@@ -265,6 +272,8 @@ def _tools(tools: object) -> list[dict[str, Any]]:
         if isinstance(description, str) and description:
             function["description"] = description
         out.append({"type": "function", "function": function})
+    if deferred:
+        warnings.append(f"{deferred} deferred tool(s) (defer_loading) left out: tool search is Anthropic's")
     return out
 
 
@@ -396,8 +405,11 @@ def messages_to_chat_request(body: dict[str, Any], ctx: RequestContext) -> Trans
         out["user"] = user
     tools = body.get("tools")
     if tools:
-        out["tools"] = _tools(tools)
-        _tool_choice(body.get("tool_choice"), out)
+        out["tools"] = _tools(tools, body.get("tool_choice"), warnings)
+        if not out["tools"]:
+            del out["tools"]
+        else:
+            _tool_choice(body.get("tool_choice"), out)
     if body.get("stream") is True:
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}

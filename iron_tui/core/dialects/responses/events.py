@@ -67,6 +67,10 @@ class EventWriter:
         self.response: dict[str, Any] | None = None  # the final response object, once finished
         self.done = False
 
+    @property
+    def next_sequence_number(self) -> int:
+        return self._seq
+
     def _ev(self, kind: str, fields: dict[str, Any]) -> bytes:
         payload = {"type": kind, "sequence_number": self._seq, **fields}
         self._seq += 1

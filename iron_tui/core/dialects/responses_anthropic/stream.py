@@ -78,6 +78,11 @@ class AnthropicToResponsesStream:
             if isinstance(value, int) and not isinstance(value, bool):
                 self._usage[name] = value
 
+    @property
+    def next_sequence_number(self) -> int:
+        """What an error frame the pipeline adds must carry (Responses events count from 0)."""
+        return 0 if self._writer is None else self._writer.next_sequence_number
+
     def feed(self, event: str, data: dict[str, Any]) -> list[bytes]:
         if self.done:
             return []

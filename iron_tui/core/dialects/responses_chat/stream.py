@@ -60,6 +60,11 @@ class ChatToResponsesStream:
         self._writer = EventWriter(self._state, self._ctx, ids("resp"), ids)
         return self._writer, self._writer.start()
 
+    @property
+    def next_sequence_number(self) -> int:
+        """What an error frame the pipeline adds must carry (Responses events count from 0)."""
+        return 0 if self._writer is None else self._writer.next_sequence_number
+
     def feed(self, event: str, data: dict[str, Any]) -> list[bytes]:
         if self.done:
             return []
