@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from iron_tui.core.dialects.provider_apis import ChatAccount
-from iron_tui.core.proxy.relay import _without_usage_chunk
 from iron_tui.core.proxy.sse import SSEParser
+from iron_tui.core.proxy.stream_relay import _without_usage_chunk
 
 CONTENT = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"Hi there"}}],"usage":null}\n\n'
 # Spacing as some OpenAI-compatible servers send it.

@@ -17,33 +17,30 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
-from iron_tui import __version__
 from iron_tui.config import MAX_BUDGET_USD, Settings
-from iron_tui.core import feed_queries
+from iron_tui.core import engine_state, feed_queries
 from iron_tui.core.agent import AgentPreset, AgentSupervisor, ProxyWiring
-from iron_tui.core.analytics import AnalyticsSync, Outbox, completed_event, failed_event
+from iron_tui.core.analytics import AnalyticsSync, Outbox
 from iron_tui.core.budget import BudgetLedger, LedgerStorageError
 from iron_tui.core.bus import EventBus
-from iron_tui.core.clock import Clock, IdSource, RandomIds, SystemClock, iso_utc
-from iron_tui.core.control import ControlClient, ControlError, Lease
+from iron_tui.core.call_events import interrupted_event, record_event
+from iron_tui.core.clock import Clock, IdSource, RandomIds, SystemClock
+from iron_tui.core.control import ControlClient, Lease
 from iron_tui.core.events import (
     MICROS_PER_USD,
     Notice,
     RequestFinished,
     RequestRecord,
     SyncStatus,
-    sync_wire,
-    usd,
 )
 from iron_tui.core.feed import Feed
 from iron_tui.core.health import ProviderHealth
 from iron_tui.core.history import History
 from iron_tui.core.keys import KeyRing
+from iron_tui.core.lease import LeaseHolder
 from iron_tui.core.ledger_store import LedgerStore
 from iron_tui.core.metrics import Metrics
-from iron_tui.core.metrics_route import metrics_handler
 from iron_tui.core.model_limits import LimitOverride, ModelLimits
 from iron_tui.core.otel import Tracing, start_tracing
 from iron_tui.core.pricing import PriceOverride, Pricer
@@ -51,17 +48,16 @@ from iron_tui.core.providers import BUILTIN, ProviderTable
 from iron_tui.core.proxy.connections import ConnectionLimits, GuardedRunner
 from iron_tui.core.proxy.guard import RequestGuard, token_weakness
 from iron_tui.core.proxy.handlers import Proxy
-from iron_tui.core.recovery import INTERRUPTED, RecoveredCall, recover_dead
+from iron_tui.core.proxy.server import ServeError, serve
+from iron_tui.core.recovery import RecoveredCall, recovery_loop
 from iron_tui.core.redact import registered_secrets
 from iron_tui.core.responses_store import FILE_NAME as RESPONSES_FILE
 from iron_tui.core.responses_store import ResponsesStore
 from iron_tui.core.safe_text import clean_name, clean_text
-from iron_tui.core.upstream import UpstreamClient, UpstreamConnectError
+from iron_tui.core.upstream import UpstreamClient
 
 STATE_FILENAME = "state.sqlite3"  # the shared budget ledger and crash journal (ledger_store.py)
-RECOVERY_INTERVAL_S = 5.0
 
-ENGINE: web.AppKey[Engine] = web.AppKey("engine", object)  # type: ignore[arg-type]
 
 
 class EngineError(Exception):
@@ -92,15 +88,13 @@ class Engine:
         # Agents iron-tui launches get their own local token: in server mode self.token is the IC
         # token, which could fetch the real provider key from the control server.
         self.agent_token: str = "iron-agent-" + secrets.token_urlsafe(24)
-        self._lease_spent = 0  # what this lease paid for: reported on return (not the period total)
         self.models_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}  # GET /v1/models, per provider
         self.mode = settings.mode
         self.session_id = secrets.token_hex(6)
         self.started_at = self.clock.now()
         self.port: int = 0
         self.host = settings.host
-        self.lease: Lease | None = None
-        self.lease_error: str | None = None
+        self.leases: LeaseHolder | None = None  # server mode's budget lease
         self.session: aiohttp.ClientSession  # control server and /v1/models
         self.upstream: UpstreamClient  # provider calls: the per-request hot path
         self.control: ControlClient | None = None
@@ -157,6 +151,15 @@ class Engine:
         self._stopped = asyncio.Event()
         self._closing = False
         self.shutting_down = False  # read by the proxy: streams cut now are shutdowns, not disconnects
+
+    @property
+    def lease(self) -> Lease | None:
+        return None if self.leases is None else self.leases.lease
+
+    @property
+    def lease_error(self) -> str | None:
+        """Server mode without a lease yet: why (calls are answered 503 until there is one)."""
+        return None if self.leases is None else self.leases.error
 
     def _malformed_http(self, text: str) -> None:
         self.bus.publish(Notice(self.clock.now(), "warning", text))
@@ -250,28 +253,10 @@ class Engine:
         self.feed = Feed(self.bus, token=self.token, snapshot=self.snapshot, clock=self.clock,
                          heartbeat_s=self._feed_heartbeat_s, guard=self.guard,
                          query=lambda msg: feed_queries.prepare(self, msg))
-        app = web.Application(client_max_size=s.max_body_bytes)
-        app[ENGINE] = self
-        app.add_routes(self.proxy.routes())
-        app.add_routes([web.get("/ws", self.feed.handle), web.get("/dashboard", self.feed.handle_dashboard)])
-        if s.metrics:
-            app.add_routes([metrics_handler(self)])
-        # handler_cancellation: a client that disconnects cancels its handler, which closes the upstream
-        # response and so cancels the upstream request too. GuardedRunner: header/body/idle/send
-        # timeouts, the connection cap, malformed HTTP in JSON (core/proxy/connections.py).
-        self.connection_limits = ConnectionLimits(
-            header_timeout=s.header_timeout, body_timeout=s.body_timeout, idle_timeout=s.idle_timeout,
-            send_timeout=s.send_timeout, max_connections=s.max_connections)
-        self._runner = GuardedRunner(app, limits=self.connection_limits, guard=self.guard,
-                                     on_malformed=self._malformed_http, access_log=None, shutdown_timeout=1.5,
-                                     handler_cancellation=True)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, s.host, s.port, backlog=1024)
         try:
-            await site.start()
-        except OSError as exc:
-            raise EngineError(f"cannot listen on {s.host}:{s.port}: {exc.strerror or exc}"
-                              + (" (port in use? try --port 0)" if exc.errno in (98, 48) else "")) from None
+            self._runner, self.connection_limits = await serve(self)
+        except ServeError as exc:
+            raise EngineError(str(exc)) from None
         self.port = self._runner.addresses[0][1]
         self.guard.bind(s.host, self.port)
         weak = token_weakness(s.token.get_secret_value()) if s.token is not None else None
@@ -292,73 +277,19 @@ class Engine:
         else:
             self.bus.publish(SyncStatus(self.clock.now(), "disabled"))
         if self.control is not None and self.mode == "server" and s.budget is None:
-            await self._acquire_lease()
+            self.leases = LeaseHolder(self.control, self.ledger, clock=self.clock, publish=self.bus.publish,
+                                      spawn=self._spawn)
+            await self.leases.acquire()
         self._spawn(self._housekeeping())
         # genai-prices builds its tables lazily (~0.5 s); do it off the loop so the first call doesn't pay.
         preload = self._spawn(asyncio.to_thread(self.pricer.preload))
         if self.ledger.store is not None:
-            self._spawn(self._recovery(preload))
-
-    async def _recovery(self, preload: asyncio.Task[Any]) -> None:
-        """Crash recovery (recovery.py): at start, then every few seconds for processes that die while we run."""
-        with contextlib.suppress(Exception):
-            await preload
-        while True:
-            store = self.ledger.store
-            if store is None:
-                return
-            try:
-                report = recover_dead(store, self.pricer, self._record_interrupted)
-            except sqlite3.Error as exc:
-                self.bus.publish(Notice(self.clock.now(), "warning", f"crash recovery failed: {exc}"))
-                report = None
-            if report is not None and report.calls:
-                self.bus.publish(Notice(self.clock.now(), "warning", (
-                    f"recovered {len(report.calls)} call(s) left in flight by an iron-tui that stopped without "
-                    f"settling them: charged ${report.total_micros / MICROS_PER_USD:.6f} for what they relayed")))
-            await asyncio.sleep(RECOVERY_INTERVAL_S)
+            self._spawn(recovery_loop(self, preload, self._record_interrupted))
 
     def _record_interrupted(self, call: RecoveredCall) -> None:
-        if self.analytics is None or self.control is None:
-            return
-        row = call.row
-        self.analytics.record(failed_event(
-            ic_token=self.control.ic_token, event_id=row.event_id or self.ids.event_id(),
-            timestamp_ms=int(self.clock.now() * 1000), model=row.model, provider=row.provider,
-            agent_id=row.agent_id, error_code=INTERRUPTED,
-            error_message=(f"interrupted: the iron-tui relaying this call stopped before it settled; charged "
-                           f"${call.charge_micros / MICROS_PER_USD:.6f} for {call.usage.input_tokens} input and "
-                           f"{call.usage.output_tokens} relayed output tokens (estimated)")))
-
-    async def _acquire_lease(self) -> None:
-        if not await self._try_lease():
-            self._spawn(self._retry_lease())
-
-    async def _try_lease(self) -> bool:
-        """Handshake for a budget lease with the provider the server assigned; the grant is the limit."""
-        assert self.control is not None
-        try:
-            pk = await self.control.provider_key()
-            self.lease = await self.control.handshake(pk.provider)
-        except ControlError as exc:
-            if self.lease_error != exc.message:
-                self.bus.publish(Notice(self.clock.now(), "error", f"budget lease failed: {exc.message}"))
-            self.lease_error = exc.message
-            return False
-        self.lease_error = None
-        self._lease_spent = 0
-        self.ledger.set_limit(self.lease.granted_micros)
-        self.bus.publish(Notice(self.clock.now(), "info",
-                                f"budget lease {self.lease.lease_id}: ${usd(self.lease.granted_micros):.2f} granted"))
-        return True
-
-    async def _retry_lease(self) -> None:
-        delay = 2.0
-        while not self._closing:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 60.0)
-            if await self._try_lease():
-                return
+        if self.analytics is not None and self.control is not None:
+            self.analytics.record(interrupted_event(call, self.control.ic_token, call.row.event_id or self.ids.event_id(),
+                                                    int(self.clock.now() * 1000)))
 
     async def _housekeeping(self) -> None:
         ticks = 0
@@ -410,7 +341,7 @@ class Engine:
             with contextlib.suppress(Exception):
                 await self.feed.close()
         if self._runner is not None and hasattr(self, "proxy"):
-            await self._drain_proxy()
+            await self.proxy.drain(self._runner)
         if self._runner is not None:
             # Stops accepting, lets in-flight calls finish (bounded by shutdown_timeout).
             with contextlib.suppress(Exception):
@@ -429,9 +360,8 @@ class Engine:
         if self.analytics is not None:
             with contextlib.suppress(Exception):
                 await self.analytics.stop()
-        if self.lease is not None and self.control is not None:
-            with contextlib.suppress(ControlError, asyncio.TimeoutError):
-                await asyncio.wait_for(self.control.return_lease(self.lease.lease_id, self._lease_spent), 5.0)
+        if self.leases is not None:
+            await self.leases.give_back()
         if self.analytics is not None:
             with contextlib.suppress(Exception):
                 self.analytics.close()
@@ -445,29 +375,6 @@ class Engine:
             await self.session.close()
         if hasattr(self, "upstream"):
             await self.upstream.close()
-
-    async def _drain_proxy(self, grace_s: float = 1.0) -> None:
-        """Let in-flight calls finish for a moment, then end the streams still running ourselves, while
-        their connections are open: each upstream read fails with "shutting down", so each client gets
-        an error event in its API's framing and a proper end of its chunked body (aiohttp's own shutdown
-        would just drop the connection). A handler that does not end by itself (a client that stopped
-        reading) is cancelled."""
-        for site in list(self._runner.sites if self._runner is not None else []):
-            with contextlib.suppress(Exception):
-                await site.stop()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace_s
-        while self.proxy.inflight and loop.time() < deadline:
-            await asyncio.sleep(0.02)
-        streams = dict(self.proxy.pipeline.relay.streams)
-        for resp in streams:
-            resp.fail(UpstreamConnectError("iron-tui is shutting down"))
-        if streams:
-            _done, pending = await asyncio.wait(streams.values(), timeout=1.0)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=0.5)
 
     # --- what the proxy calls ----------------------------------------------------------------
 
@@ -487,43 +394,13 @@ class Engine:
         summary = rec.summary()
         self.history.finished(rec, summary)
         self.bus.publish(RequestFinished(self.clock.now(), summary))
-        if self.lease is not None and rec.cost_micros:
-            self._lease_spent += rec.cost_micros
         if self.analytics is not None and self.control is not None:
-            self.analytics.record(self._analytics_event(rec))
-            if (self.lease is not None and rec.state == "ok" and rec.cost_micros is not None
-                    and rec.input_tokens + rec.output_tokens > 0):
-                self._spawn(self._report(rec))
+            self.analytics.record(record_event(rec, self.control.ic_token, rec.event_id or self.ids.event_id(),
+                                               int(self.clock.now() * 1000)))
+            if self.leases is not None:
+                self.leases.finished(rec)
         # After its event is stored: the journaled call's cost and journal row commit together.
         self.ledger.finish(rec.id)
-
-    def _analytics_event(self, rec: RequestRecord) -> dict[str, Any]:
-        assert self.control is not None
-        common: dict[str, Any] = {
-            "ic_token": self.control.ic_token,
-            "event_id": rec.event_id or self.ids.event_id(),
-            "timestamp_ms": int(self.clock.now() * 1000),
-            "model": rec.model,
-            "provider": rec.provider,
-            "agent_id": rec.agent_id,
-        }
-        if rec.provider not in BUILTIN:
-            # The protocol's provider is openai / anthropic / unknown: name a configured one here.
-            common["provider_id"] = rec.provider
-        if rec.state == "ok":
-            return completed_event(input_tokens=rec.input_tokens, output_tokens=rec.output_tokens,
-                                   cost_micros=rec.cost_micros or 0, **common)
-        message = rec.error or "failed"
-        if len(rec.attempts) > 1:  # one event per call, whatever it took: say so
-            message += f" (after {len(rec.attempts)} attempts)"
-        return failed_event(error_code=rec.error_code or str(rec.status or "error"),
-                            error_message=message, **common)
-
-    async def _report(self, rec: RequestRecord) -> None:
-        assert self.control is not None and self.lease is not None
-        with contextlib.suppress(ControlError, asyncio.TimeoutError, aiohttp.ClientError):
-            await self.control.report(self.lease.lease_id, rec.id, rec.input_tokens + rec.output_tokens,
-                                      rec.cost_micros or 0, rec.model, rec.provider)
 
     async def list_models(self, path: str, shape: str = "openai") -> dict[str, Any]:
         """Models the configured keys can reach (from the providers when reachable, cached)."""
@@ -540,55 +417,11 @@ class Engine:
 
     def snapshot(self) -> dict[str, Any]:
         """The current state, for a late subscriber (feed SNAPSHOT, TUI start)."""
-        spent, limit = self.ledger.status()
-        sync = self.analytics.status if self.analytics is not None else SyncStatus(self.clock.now(), "disabled")
-        return {
-            "mode": self.mode,
-            "version": __version__,
-            "proxy_url": self.openai_base_url,
-            "feed_url": self.feed_url,
-            "started_at": iso_utc(self.started_at),
-            "budget": {
-                "spent_usd": usd(spent),
-                "limit_usd": usd(limit),
-                "reserved_usd": usd(self.ledger.reserved),
-                "period": self.settings.budget_period,
-                "unpriced_calls": self.ledger.unpriced_calls,
-            },
-            # The budget alert in force, so a client that joins late shows it (null: below 80 %).
-            "alert": feed_queries.alert_state(spent, limit),
-            "sync": sync_wire(sync),
-            "agent": {
-                "agent_id": self.agent.agent_id,
-                "state": self.agent.state,
-                "pid": self.agent.pid,
-                "exit_code": self.agent.exit_code,
-                "reason": self.agent.reason,
-            },
-            "totals": self.totals(),
-            "providers": self.health.snapshot(),
-            "requests": [r.summary() for r in self.history.recent(50)],
-        }
+        return engine_state.snapshot(self)
 
     def totals(self) -> dict[str, list[dict[str, Any]]]:
         """Cost and tokens per model and per provider since the session (or period) began."""
-
-        def row(t: Any) -> dict[str, Any]:
-            return {
-                "calls": t.calls,
-                "input_tokens": t.input_tokens,
-                "output_tokens": t.output_tokens,
-                "cache_read_tokens": t.cache_read_tokens,
-                "cache_write_tokens": t.cache_write_tokens,
-                "cost_usd": usd(t.cost_micros),
-                "unpriced_calls": t.unpriced_calls,
-            }
-
-        return {
-            "by_model": [{"provider": t.provider, "model": t.model, **row(t)}
-                         for t in self.ledger.totals_by_model().values()],
-            "by_provider": [{"provider": t.provider, **row(t)} for t in self.ledger.totals_by_provider().values()],
-        }
+        return engine_state.totals(self)
 
 
 def _presets(settings: Settings) -> list[AgentPreset]:

@@ -20,13 +20,21 @@ present, so two processes recovering the same dead one never charge twice.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from iron_tui.core.estimate import estimate_output_tokens_from_text
+from iron_tui.core.events import MICROS_PER_USD, Notice
 from iron_tui.core.ledger_store import CallRow, LedgerStore
 from iron_tui.core.pricing import Pricer
 from iron_tui.core.token_usage import TokenUsage
+
+if TYPE_CHECKING:
+    from iron_tui.core.engine import Engine
 
 INTERRUPTED = "interrupted"
 
@@ -88,3 +96,27 @@ def recover_dead(store: LedgerStore, pricer: Pricer,
         for key, micros in charged.items():
             report.charged[key] = report.charged.get(key, 0) + micros
     return report
+
+
+RECOVERY_INTERVAL_S = 5.0
+
+
+async def recovery_loop(engine: Engine, preload: asyncio.Task[Any],
+                        record: Callable[[RecoveredCall], None]) -> None:
+    """Crash recovery at start, then every few seconds for processes that die while this one runs."""
+    with contextlib.suppress(Exception):
+        await preload  # prices are needed to charge what was relayed
+    while True:
+        store = engine.ledger.store
+        if store is None:
+            return
+        try:
+            report = recover_dead(store, engine.pricer, record)
+        except sqlite3.Error as exc:
+            engine.bus.publish(Notice(engine.clock.now(), "warning", f"crash recovery failed: {exc}"))
+            report = None
+        if report is not None and report.calls:
+            engine.bus.publish(Notice(engine.clock.now(), "warning", (
+                f"recovered {len(report.calls)} call(s) left in flight by an iron-tui that stopped without "
+                f"settling them: charged ${report.total_micros / MICROS_PER_USD:.6f} for what they relayed")))
+        await asyncio.sleep(RECOVERY_INTERVAL_S)

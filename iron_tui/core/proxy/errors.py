@@ -11,7 +11,7 @@ from aiohttp import web
 from iron_tui.core.dialects.client_apis import Shape, error_body
 from iron_tui.core.json_bytes import dumps
 
-__all__ = ["ProxyError", "Shape", "error_body", "error_response", "json_response"]
+__all__ = ["ProxyError", "Shape", "error_body", "error_response", "json_response", "provider_name", "reason"]
 
 
 class ProxyError(Exception):
@@ -58,3 +58,14 @@ def error_response(
 ) -> web.Response:
     return json_response(status, error_body(shape, status, message, type_=type_, code=code, param=param),
                          headers)
+
+
+def provider_name(provider: str) -> str:
+    """How a provider is named in messages."""
+    return {"openai": "OpenAI", "anthropic": "Anthropic"}.get(provider, provider)
+
+
+def reason(exc: BaseException) -> str:
+    """An exception's first line, for a message."""
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:300]

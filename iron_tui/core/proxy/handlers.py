@@ -3,6 +3,8 @@ lists, token counting — are small handlers here."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -17,14 +19,13 @@ from iron_tui.core.keys import KeyUnavailable
 from iron_tui.core.providers import upstream_url
 from iron_tui.core.proxy.auth import unauthorized
 from iron_tui.core.proxy.connections import BodyReadError, read_body
-from iron_tui.core.proxy.errors import error_response, json_response
+from iron_tui.core.proxy.errors import error_response, json_response, provider_name, reason
 from iron_tui.core.proxy.headers import returned_headers, upstream_headers
 from iron_tui.core.proxy.pipeline import Pipeline
-from iron_tui.core.proxy.relay import provider_name, reason
 from iron_tui.core.proxy.routing import provider_for_model
 from iron_tui.core.proxy.scrub import scrub, scrub_headers
 from iron_tui.core.redact import redact_bytes
-from iron_tui.core.upstream import UpstreamError
+from iron_tui.core.upstream import UpstreamConnectError, UpstreamError
 
 if TYPE_CHECKING:
     from iron_tui.core.engine import Engine
@@ -47,6 +48,29 @@ class Proxy:
     @property
     def inflight(self) -> int:
         return self.pipeline.inflight
+
+    async def drain(self, runner: web.AppRunner | None, grace_s: float = 1.0) -> None:
+        """Let in-flight calls finish for a moment, then end the streams still running ourselves, while
+        their connections are open: each upstream read fails with "shutting down", so each client gets
+        an error event in its API's framing and a proper end of its chunked body (aiohttp's own shutdown
+        would just drop the connection). A handler that does not end by itself (a client that stopped
+        reading) is cancelled."""
+        for site in list(runner.sites if runner is not None else []):
+            with contextlib.suppress(Exception):
+                await site.stop()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while self.inflight and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        streams = dict(self.pipeline.relay.streams)
+        for resp in streams:
+            resp.fail(UpstreamConnectError("iron-tui is shutting down"))
+        if streams:
+            _done, pending = await asyncio.wait(streams.values(), timeout=1.0)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=0.5)
 
     def routes(self) -> list[web.RouteDef]:
         llm = [web.post(path, self._llm) for path in API_PATHS]

@@ -11,14 +11,12 @@ and no budget reservation outlives its request.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import orjson
 from aiohttp import web
 
 from iron_tui.core.budget import Reservation
@@ -33,10 +31,17 @@ from iron_tui.core.providers import Route, UnknownModel, upstream_url
 from iron_tui.core.proxy import admission
 from iron_tui.core.proxy.attempts import RetryBudget, attempt, retry_after_seconds, retryable_status
 from iron_tui.core.proxy.auth import Authenticator, unauthorized
-from iron_tui.core.proxy.connections import BodyReadError, read_body
-from iron_tui.core.proxy.errors import ProxyError, error_body, error_response, json_response
+from iron_tui.core.proxy.errors import (
+    ProxyError,
+    error_body,
+    error_response,
+    json_response,
+    provider_name,
+    reason,
+)
 from iron_tui.core.proxy.headers import upstream_headers
-from iron_tui.core.proxy.relay import Relay, provider_name, reason
+from iron_tui.core.proxy.relay import Relay
+from iron_tui.core.proxy.request_body import read_json
 from iron_tui.core.redact import preview, redact_text
 from iron_tui.core.request_numbers import fit_caps_to_model, validate_numbers
 from iron_tui.core.safe_text import clean_name
@@ -97,7 +102,7 @@ class Pipeline:
         who = self.auth.check(request.headers)
         if who is None:
             return unauthorized(shape, hdrs)
-        parsed = await _read_json(request, eng.settings.max_body_bytes, eng.settings.body_timeout, shape, hdrs)
+        parsed = await read_json(request, eng.settings.max_body_bytes, eng.settings.body_timeout, shape, hdrs)
         if isinstance(parsed, web.Response):
             return parsed
         body, raw = parsed
@@ -382,26 +387,3 @@ def _id_minter(rid: str) -> Any:
         return f"{prefix}_{rid.replace('-', '')}{n:02d}"
 
     return new_id
-
-
-async def _read_json(request: web.Request, limit: int, timeout: float, shape: Any,
-                     hdrs: dict[str, str]) -> tuple[dict[str, Any], bytes] | web.Response:
-    try:
-        # In one piece when it came with the headers; else within `timeout` (body_timeout) of them.
-        raw = await read_body(request, limit=limit, timeout=timeout)
-    except BodyReadError as exc:
-        return error_response(shape, exc.status, exc.message, code=exc.code, headers=hdrs)
-    try:
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            body = json.loads(raw)  # slower, but its error names the line and column
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        where = (f" at line {exc.lineno} column {exc.colno} (char {exc.pos})"
-                 if isinstance(exc, json.JSONDecodeError) else "")
-        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else (
-            "nested too deeply" if isinstance(exc, RecursionError) else str(exc))
-        return error_response(shape, 400, f"malformed JSON body: {msg}{where}", code="invalid_json", headers=hdrs)
-    if not isinstance(body, dict):
-        return error_response(shape, 400, "request body must be a JSON object", headers=hdrs)
-    return body, raw
