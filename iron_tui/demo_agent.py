@@ -244,6 +244,20 @@ class Tour:
             cost = self.note_cost(raw.headers)
             say(f"  → section {i} by {model}: {cost} (reported so far ${self.spent:.5f} of ${self.budget:.2f})")
 
+    def fit_to_budget(self) -> None:
+        if self.budget is None:
+            return
+        self.next(f"A request that asks for more than the budget has left ({OPENAI_MODEL}, max_tokens=16000): "
+                  "iron-tui lowers its output cap to what the budget pays for, and forwards it")
+        raw = self.openai.with_options(max_retries=0).chat.completions.with_raw_response.create(
+            model=OPENAI_MODEL, max_tokens=16000,
+            messages=[{"role": "user", "content": "Write a long appendix. [[sim:words=20000]]"}],
+        )
+        reply = raw.parse()
+        cap = raw.headers.get("x-iron-max-tokens")
+        say(f"  → capped by budget to {cap} output tokens (x-iron-max-tokens); finish_reason "
+            f"{reply.choices[0].finish_reason!r}; {self.note_cost(raw.headers)}")
+
     def over_budget(self) -> None:
         import openai
 
@@ -276,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     say("agent started; the SDKs only know the local proxy URL and a local token, no provider key")
     steps = (tour.openai_chat, tour.openai_stream, tour.claude_via_openai, tour.anthropic_native,
              tour.tool_round_trip, tour.local_model, tour.fallback, tour.upstream_error, tour.long_reports,
-             tour.over_budget)
+             tour.fit_to_budget, tour.over_budget)
     failed = 0
     for step in steps:
         try:

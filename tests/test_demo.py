@@ -59,6 +59,9 @@ def check_story(out: str) -> None:
     assert re.search(r" openai gpt-4o-mini 429 .* error: Rate limit", out)
     assert "caught openai.RateLimitError (HTTP 429)" in out
     assert re.search(r" 402 .* error: Iron Cage insufficient budget", out)
+    # A request fitted to what is left of the budget: forwarded with a lowered cap.
+    assert re.search(r" openai gpt-4o-mini 200 .*capped by budget: max_tokens=\d+", out)
+    assert re.search(r"capped by budget to \d+ output tokens \(x-iron-max-tokens\); finish_reason 'length'", out)
     # A local model (no key, $0), and a fallback from an overloaded model to it.
     assert re.search(r" local qwen2\.5-coder 200 .*\$0\.000000 \[as=local/qwen2\.5-coder", out)
     assert re.search(r" local qwen2\.5-coder 200 .*\[as=gpt-4\.1 .*tries: openai/gpt-4\.1 503, .*"
