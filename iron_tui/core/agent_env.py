@@ -116,6 +116,7 @@ def child_environment(
             OPENAI_BASE_URL=base_url + "/v1",
             OPENAI_API_BASE=base_url + "/v1",  # pre-1.0 openai and LangChain read this name
             ANTHROPIC_BASE_URL=base_url,  # the Anthropic SDK appends /v1 itself
+            ANTHROPIC_API_BASE=base_url,  # LiteLLM (and so aider) reads this name first
             IRON_PROXY_URL=base_url,
         )
         _bypass_http_proxy(env, base_url)

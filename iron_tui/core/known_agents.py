@@ -51,6 +51,17 @@ KNOWN_AGENTS: tuple[KnownAgent, ...] = (
         description="Anthropic's coding agent, non-interactive (claude -p); Claude models natively, "
                     "any other model through the Messages translation (claude -p --model gpt-…)",
     ),
+    KnownAgent(
+        name="Aider",
+        program="aider",
+        # One message, no prompts (no terminal), no git commits of its own; it reaches models through
+        # LiteLLM, which reads the OPENAI_API_BASE / ANTHROPIC_API_BASE the launch sets
+        # (tests/test_compat_litellm.py drives LiteLLM that way).
+        command=("aider", "--yes-always", "--no-auto-commits", "--message"),
+        takes_task=True,
+        description="A pair-programming agent, one message at a time (aider --message); any model "
+                    "iron-tui routes, e.g. --model anthropic/claude-sonnet-4-5",
+    ),
 )
 
 
