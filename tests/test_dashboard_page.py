@@ -34,6 +34,10 @@ from iron_tui.core.events import (
     SyncStatus,
 )
 from iron_tui.core.feed import Feed, snapshot_state
+from iron_tui.core.health import ProviderHealth
+from iron_tui.core.ledger_store import CallRow
+from iron_tui.core.recovery import RecoveredCall, interrupted_record
+from iron_tui.core.token_usage import TokenUsage
 
 CHROMIUM = "/usr/bin/chromium"
 TOKEN = "dash-test-token-91c2"
@@ -184,6 +188,10 @@ PAGE_STATE = """JSON.stringify({
   conn: document.getElementById('conn').textContent,
   login: document.getElementById('login').hasAttribute('data-show'),
   hash: location.hash,
+  syncSub: document.getElementById('sync-sub').textContent,
+  worst: document.getElementById('providers-card').dataset.worst || null,
+  providers: Array.from(document.querySelectorAll('#providers .prov')).map(
+    p => ({name: p.dataset.provider, state: p.dataset.state, text: p.textContent})),
 })"""
 
 
@@ -218,6 +226,30 @@ async def test_request_published_on_the_bus_shows_in_the_page(tmp_path: Path) ->
         assert (provider, status, latency, tokens, cost) == ("openai", "200", "812 ms", "1,200 / 350", "$0.001234")
         assert shown["spend"] == "$1.500000 of $5.000000" and shown["bar"] == "30%"
         assert shown["sync"] == "retrying" and shown["agent"] == "running"
+        assert shown["providers"] == [] and shown["worst"] is None and "dead" not in shown["syncSub"]
+
+        # A provider going down (the engine's own health record publishing), dead letters, and a call
+        # a killed iron-tui left in flight (as crash recovery reports it).
+        health = ProviderHealth(clock=FixedClock(T0), publish=srv.bus.publish, cooldown_s=30.0)
+        health.record("openai", ok=True, latency_ms=420.0)
+        health.record("openai", ok=False, hard=False, error="upstream 429")  # degraded
+        for _ in range(3):
+            health.record("groq", ok=False, error="Groq is unreachable at https://api.groq.com/openai/v1")
+        srv.bus.publish(SyncStatus(T0 + 3, state="ok", pending=0, sent=9, dead_letters=2))
+        row = CallRow("req_dead", "2026-01-01", 50_000, T0, "openai", "gpt-4o-mini", "openai.chat")
+        dead = interrupted_record(RecoveredCall("gone", row, TokenUsage(1000, 500), 650))
+        srv.bus.publish(RequestFinished(T0 + 3, request=dead.summary()))
+        shown = state_of(await page.wait_for(PAGE_STATE, lambda v: json.loads(v)["worst"] == "down"
+                                             and "dead" in json.loads(v)["syncSub"] and "req_dead" in v))
+        groq = shown["providers"][0]  # a provider that is down leads, and turns the card red
+        assert groq["name"] == "groq" and groq["state"] == "down", shown["providers"]
+        assert re.search(r"^✖groqdown · retry in (30|29|28) s · 100% errlast error: Groq is unreachable", groq["text"])
+        assert shown["providers"][1]["text"] == "◐openaidegraded · 50% err · 420 mslast error: upstream 429"
+        assert "9 sent" in shown["syncSub"] and "2 dead letters" in shown["syncSub"]
+        interrupted = shown["rows"][0]
+        assert interrupted["id"] == "req_dead" and "interrupted" in interrupted["cells"][1]
+        assert "interrupted: the iron-tui relaying this call stopped" in interrupted["cells"][1]
+        assert interrupted["cells"][3] == "err" and interrupted["cells"][6] == "~$0.000650"
 
 
 async def test_rejected_token_asks_for_another(tmp_path: Path) -> None:
@@ -351,11 +383,57 @@ async def check_number_forms(page: Page) -> None:
 
     micros = [0, 1, 1530, 2286, 55_500, 20_000, 999_999, 5_000_000, 1_234_500_000]
     durations = [0.4, 420.0, 999.4, 999.6, 2300.0, 59_994.0, 185_000.0]
+    waits = [0.0, 0.2, 1.0, 23.4, 59.5, 60.0, 185.0]
+    rates = [0.0, 0.004, 0.005, 0.125, 0.135, 0.6, 1.0]  # error rates (rounded half to even, as Python does)
     got = json.loads(await page.eval(
         f"JSON.stringify({{m: {micros}.map(window.ironFormat.money), d: {durations}.map(window.ironFormat.ms),"
+        f"w: {waits}.map(window.ironFormat.wait), p: {rates}.map((r) => window.ironFormat.pct(r, 1)),"
         "c: [window.ironFormat.cost({cost_usd: 0.0009, cost_estimated: true}),"
         "    window.ironFormat.cost({cost_usd: null, priced: false})]})"))
     assert got["m"] == [units.money(m) for m in micros]
     assert got["d"] == [units.duration_ms(d) for d in durations]
+    assert got["w"] == [units.wait_s(w) for w in waits]
+    assert got["p"] == [units.percent(r, 1) for r in rates]
     assert got["c"] == [units.call_cost({"cost_usd": 0.0009, "cost_estimated": True}),
                         units.call_cost({"cost_usd": None, "priced": False})]
+
+
+async def test_fallbacks_aliases_and_provider_health_on_real_traffic(make_engine: Any, sim: Any,
+                                                                     tmp_path: Path) -> None:
+    import openai
+
+    engine = await make_engine(retries={"attempts": 1, "cooldown": 60}, models={"fast": "gpt-4o-mini"},
+                               fallbacks={"gpt-4o": ["claude-3-5-haiku-latest"]})
+    client = openai.AsyncOpenAI(base_url=engine.openai_base_url, api_key=engine.token, max_retries=0)
+    try:
+        r = await client.chat.completions.with_raw_response.create(
+            model="fast", messages=[{"role": "user", "content": "quick one"}])
+        alias_id = r.headers["x-iron-request-id"]
+        sim.faults.push(status=500, times=3, provider="openai")  # three in a row: openai goes down
+        for _ in range(3):
+            r = await client.chat.completions.with_raw_response.create(
+                model="gpt-4o", max_tokens=20, messages=[{"role": "user", "content": "and now?"}])
+        fallback_id = r.headers["x-iron-request-id"]
+    finally:
+        await client.close()
+    async with chromium_page(f"{engine.base_url}/dashboard#token={engine.token}", tmp_path) as page:
+        await page.call("Emulation.setDeviceMetricsOverride", width=1280, height=900, deviceScaleFactor=1, mobile=False)
+        shown = state_of(await page.wait_for(PAGE_STATE, lambda v: len(json.loads(v)["rows"]) == 4
+                                             and json.loads(v)["worst"] == "down"))
+        by_name = {p["name"]: p for p in shown["providers"]}
+        assert by_name["openai"]["state"] == "down" and "retry in" in by_name["openai"]["text"]
+        assert by_name["anthropic"]["state"] == "ok" and " ms" in by_name["anthropic"]["text"]
+        rows = {r["id"]: r["cells"] for r in shown["rows"]}
+        assert rows[fallback_id][1].startswith("claude-3-5-haiku-latest") and "fallback" in rows[fallback_id][1]
+        assert rows[alias_id][1].startswith("gpt-4o-mini") and "alias" in rows[alias_id][1]
+
+        # The fallback's detail: asked for gpt-4o, each try in the Cost view.
+        await page.eval(f"document.querySelector('tr[data-id=\"{fallback_id}\"]').click()")
+        title = await page.wait_for("document.getElementById('detail-title').textContent",
+                                    lambda v: "(asked: gpt-4o)" in v)  # loaded
+        assert title.startswith(f"{fallback_id} · claude-3-5-haiku-latest (asked: gpt-4o) · 200")
+        await page.eval("document.querySelector('#detail-tabs button[data-tab=\"cost\"]').click()")
+        detail = layout(await page.wait_for(LAYOUT, lambda v: "try 2" in json.loads(v)["detail"]))["detail"]
+        assert re.search(r"asked for\s+gpt-4o \(a fallback served it\)", detail), detail
+        assert re.search(r"try 1\s+openai gpt-4o · 500 · ", detail)
+        assert re.search(r"try 2\s+anthropic claude-3-5-haiku-latest · 200 · .* · served", detail)

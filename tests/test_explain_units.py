@@ -45,6 +45,12 @@ def test_tokens_and_counts() -> None:
     assert units.percent(1, 3) == "33%" and units.percent(1, 1000) == "<1%" and units.percent(1, 0) == "–"
 
 
+def test_countdowns_round_up_to_whole_seconds() -> None:
+    # "retry in 1 s" until the probe is due, never "retry in 0 s" while there is still a wait
+    assert [units.wait_s(s) for s in (0.0, 0.2, 1.0, 23.4, 59.5, 60.0, 185.0)] == \
+        ["0 s", "1 s", "1 s", "24 s", "1m 00s", "1m 00s", "3m 05s"]
+
+
 def test_tokens_per_second() -> None:
     assert tokens_per_second({"output_tokens": 100, "latency_ms": 2000.0, "stream": False}) == 50.0
     # A stream generates after its first token.

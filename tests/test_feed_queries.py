@@ -76,6 +76,10 @@ async def test_detail_query_and_stats_over_the_feed(make_engine: EngineFactory, 
         assert by["anthropic"]["latency_p50"] is not None and stats["calls"] == 3 and stats["errors"] == 1
         assert sum(stats["series"]["requests"]) == 3
         assert stats["forecast"]["remaining_usd"] is None  # no limit
+        # Provider health as of now (PROVIDER_HEALTH is only sent when a state changes).
+        health = {p["provider"]: p for p in stats["providers"]}
+        assert health["openai"]["state"] == "degraded" and health["openai"]["error_rate"] == 0.5  # the 429
+        assert health["anthropic"]["state"] == "ok" and health["anthropic"]["latency_ms"] is not None
         # A bug-free question of an unknown kind is ignored; the connection stays usable.
         await ws.send_json({"type": "WHATEVER"})
         pong = await ask(ws, {"type": "PING"}, "PONG")

@@ -5,16 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import openai
 import pytest
 from pydantic import SecretStr
-from textual.content import Content
-from textual.pilot import Pilot
 from textual.widgets import Button, RichLog, Static, TabbedContent, TextArea
 
 from iron_tui.core.engine import Engine
@@ -23,8 +18,8 @@ from iron_tui.tui.app import IronApp, create_app
 from iron_tui.tui.screens.detail import RequestDetailScreen
 from iron_tui.tui.screens.dialogs import BudgetDialog, ConfirmDialog, TextDialog
 from iron_tui.tui.widgets.diff import DiffView
-from iron_tui.tui.widgets.requests import RequestsTable
 from tests.conftest import EngineFactory
+from tests.tui_support import oai, table, text_of, until
 
 AGENTS = Path(__file__).parent / "agents"
 SIZE = (120, 40)
@@ -35,27 +30,6 @@ def app_for(engine: Engine, tmp_path: Path, **kw: Any) -> IronApp:
     app = create_app(engine, user_theme_dir=tmp_path / "user-themes", **kw)
     app.animation_level = "none"
     return app
-
-
-async def until(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or cond}")
-        await pilot.pause(0.02)
-
-
-def table(app: IronApp) -> RequestsTable:
-    return app.dashboard.query_one(RequestsTable)
-
-
-def text_of(widget: Static) -> str:
-    content = widget.content
-    return content.plain if isinstance(content, Content) else str(content)
-
-
-def oai(engine: Engine) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=engine.openai_base_url, api_key=engine.token, max_retries=0)
 
 
 async def test_agent_buttons_start_stop_restart_a_real_process(make_engine: EngineFactory, tmp_path: Path) -> None:

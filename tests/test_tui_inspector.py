@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 from rich.cells import cell_len
-from textual.pilot import Pilot
 from textual.widgets import Footer, Static, TabbedContent, TextArea
 from textual.widgets._footer import FooterKey
 from textual.widgets._tabbed_content import ContentTab
@@ -25,7 +22,7 @@ from iron_tui.core.engine import Engine
 from iron_tui.core.events import AgentOutput, RequestFinished, RequestRecord, RequestStarted
 from iron_tui.core.history import History
 from iron_tui.sim import ProviderSim
-from iron_tui.tui.app import IronApp, create_app
+from iron_tui.tui.app import IronApp
 from iron_tui.tui.keys import KEYS, bound_keys
 from iron_tui.tui.screens.detail import RequestDetailScreen
 from iron_tui.tui.screens.dialogs import ConfirmDialog, ExportDialog, TextDialog
@@ -36,45 +33,10 @@ from iron_tui.tui.screens.totals import TotalsScreen
 from iron_tui.tui.widgets.panels import AgentLog
 from iron_tui.tui.widgets.requests import RequestsTable
 from tests.conftest import EngineFactory
+from tests.tui_support import app_for, oai, open_detail, screen_text, table, text_of, until
 
 SIZE = (120, 36)
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def app_for(engine: Engine, tmp_path: Path, **kw: Any) -> IronApp:
-    kw.setdefault("start_engine", False)
-    app = create_app(engine, user_theme_dir=tmp_path / "user-themes", **kw)
-    app.animation_level = "none"
-    app.flush_interval = 0.01
-    return app
-
-
-async def open_detail(pilot: Pilot[Any], app: IronApp, request_id: str, tab: str | None = None) -> Any:
-    app.dashboard.open_detail(request_id, tab)
-    await until(pilot, lambda: isinstance(app.screen, RequestDetailScreen) and app.screen.is_mounted
-                and bool(app.screen.query("#detail-title")), what="detail screen")
-    await pilot.pause(0.05)
-    return app.screen
-
-
-async def until(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout  # a hang guard only
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or cond}")
-        await pilot.pause(0.02)
-
-
-def table(app: IronApp) -> RequestsTable:
-    return app.dashboard.query_one(RequestsTable)
-
-
-def text_of(widget: Static) -> str:
-    return widget.content.plain if hasattr(widget.content, "plain") else str(widget.content)
-
-
-def screen_text(screen: Any) -> str:
-    return "\n".join(text_of(s) for s in screen.query(Static))
 
 
 def rec(rid: str, engine: Engine, **kw: Any) -> RequestRecord:
@@ -93,10 +55,6 @@ def publish(engine: Engine, *records: RequestRecord) -> None:
         if r.state != "pending":
             engine.bus.publish(RequestFinished(engine.clock.now(), r.summary()))
             engine.history.finished(r, r.summary())  # written to disk as the engine does
-
-
-def oai(engine: Engine) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=engine.openai_base_url, api_key=engine.token, max_retries=0)
 
 
 # --- defect 4: the selection stays put under load ----------------------------------------------

@@ -17,11 +17,14 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
+from iron_tui.core.known_agents import KNOWN_AGENTS
+from iron_tui.tui.screens.dialogs import TaskDialog
 from tests.tui_support import (
     SIZES,
     publish_agent_crash,
     publish_agent_long_lines,
     publish_agent_running,
+    publish_provider_states,
     publish_spend,
     publish_sync_offline,
     publish_traffic,
@@ -72,6 +75,26 @@ def open_call(request_id: str, *then: str) -> Step:
     return step
 
 
+def provider_states() -> Step:
+    async def step(pilot: Pilot[Any], engine: Any, clock: Any) -> None:
+        publish_provider_states(engine, clock)
+        publish_agent_running(engine, clock, lines=3)
+        await settle(pilot)
+
+    return step
+
+
+def task_dialog() -> Step:
+    async def step(pilot: Pilot[Any], engine: Any, clock: Any) -> None:
+        claude = next(a for a in KNOWN_AGENTS if a.program == "claude")
+        pilot.app.push_screen(TaskDialog(claude))
+        await settle(pilot)
+        await pilot.press(*"add a test for the parser")
+        await settle(pilot)
+
+    return step
+
+
 def long_lines() -> Step:
     async def step(pilot: Pilot[Any], engine: Any, clock: Any) -> None:
         publish_agent_long_lines(engine, clock)
@@ -101,6 +124,8 @@ SCENARIOS: dict[str, list[Step]] = {
     "history": [traffic(agent=False), keys("H")],
     "help": [keys("question_mark")],
     "quit-asks": [traffic(agent=False), keys("q")],
+    # Provider health (a strip: Groq down with its countdown), dead letters, fallback ↪ / alias ≈ / interrupted !.
+    "provider-down": [provider_states()],
 }
 # … and smaller states at one size.
 ONE_SIZE: dict[str, list[Step]] = {
@@ -109,6 +134,9 @@ ONE_SIZE: dict[str, list[Step]] = {
     "filter-error": [traffic(), keys("slash", *"(is:error")],
     "conversation-stream": [traffic(agent=False), open_call("req_000004")],
     "token": [keys("y")],
+    "cost-fallback": [provider_states(), open_call("req_000010", "4")],
+    "error-interrupted": [provider_states(), open_call("req_000012")],
+    "known-agent-task": [task_dialog()],
 }
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+import openai
 from textual.pilot import Pilot
+from textual.widgets import Static
 
 from iron_tui.config import Settings
 from iron_tui.core.clock import FixedClock, SequentialIds
@@ -15,6 +19,7 @@ from iron_tui.core.engine import Engine
 from iron_tui.core.events import (
     AgentOutput,
     AgentStateChanged,
+    Attempt,
     CostAlert,
     RequestFinished,
     RequestRecord,
@@ -22,7 +27,12 @@ from iron_tui.core.events import (
     SpendChanged,
     SyncStatus,
 )
+from iron_tui.core.ledger_store import CallRow
+from iron_tui.core.recovery import RecoveredCall, interrupted_record
+from iron_tui.core.token_usage import TokenUsage
 from iron_tui.tui.app import IronApp, create_app
+from iron_tui.tui.screens.detail import RequestDetailScreen
+from iron_tui.tui.widgets.requests import RequestsTable
 
 DISPLAY_URL = "http://127.0.0.1:8478/v1"
 SIZES = [(80, 24), (120, 36), (200, 60)]
@@ -30,7 +40,8 @@ TOKEN = "iron-snapshot-token-0001"
 
 
 def snapshot_app(tmp_path: Path, *, theme: str = "iron", budget: float | None = None,
-                 user_theme_dir: Path | None = None, **settings: Any) -> tuple[IronApp, Engine, FixedClock]:
+                 user_theme_dir: Path | None = None, known_agents: Any = (),
+                 **settings: Any) -> tuple[IronApp, Engine, FixedClock]:
     """A dashboard on a real (not yet started) engine with a fixed clock and ids; the app starts it."""
     clock = FixedClock()
     values: dict[str, Any] = {
@@ -48,7 +59,7 @@ def snapshot_app(tmp_path: Path, *, theme: str = "iron", budget: float | None = 
     engine = Engine(Settings(**{k: v for k, v in values.items() if v is not None}), clock=clock,
                     ids=SequentialIds())
     app = create_app(engine, clock=clock, theme=theme, user_theme_dir=user_theme_dir or tmp_path / "themes",
-                     display_url=DISPLAY_URL)
+                     display_url=DISPLAY_URL, known_agents=known_agents)  # (): not what is on this PATH
     app.animation_level = "none"
     app.flush_interval = 0.01
     return app, engine, clock
@@ -167,6 +178,40 @@ def publish_traffic(engine: Engine, clock: FixedClock, *, in_flight: bool = True
     return records
 
 
+def fallback_alias_interrupted(clock: FixedClock) -> list[RequestRecord]:
+    """A call served by a fallback (OpenAI 503, then Claude), one named by an alias, and one a killed
+    iron-tui left in flight, as crash recovery reports it."""
+    t = clock.now()
+    tries = (Attempt(t, 180.0, "openai", "gpt-4o", 503, "503", "upstream 503: overloaded", 500.0),
+             Attempt(t + 0.7, 640.0, "anthropic", "claude-3-5-haiku-latest", 200))
+    fallback = _rec(10, clock, model="claude-3-5-haiku-latest", provider="anthropic", translated=True,
+                    client_model="gpt-4o", attempts=tries, latency_ms=1320.0, cost_micros=1100)
+    alias = _rec(11, clock, client_model="fast", latency_ms=380.0)
+    dead = CallRow("req_000012", "2026-01-01", 50_000, t, "openai", "gpt-4o-mini", "openai.chat", input_tokens=1000)
+    interrupted = interrupted_record(RecoveredCall("gone", dead, TokenUsage(1000, 750), 600))
+    return [fallback, alias, interrupted]
+
+
+def publish_provider_states(engine: Engine, clock: FixedClock) -> None:
+    """Traffic with a fallback, an alias and an interrupted call; OpenAI ok, Anthropic degraded (a 429),
+    Groq down for 24 more seconds; two events dead-lettered by the control server."""
+    publish_traffic(engine, clock)
+    for rec in fallback_alias_interrupted(clock):
+        engine.history.add(rec)
+        engine.bus.publish(RequestFinished(clock.now(), rec.summary()))
+        clock.advance(3)
+    health = engine.health
+    for _ in range(4):
+        health.record("openai", ok=True, latency_ms=420.0)
+    health.record("anthropic", ok=True, latency_ms=640.0)
+    health.record("anthropic", ok=False, hard=False, error="upstream 429: rate limited")
+    for _ in range(3):
+        health.record("groq", ok=False, error="Groq is unreachable at https://api.groq.com/openai/v1")
+    clock.advance(6)
+    engine.bus.publish(SyncStatus(clock.now(), "ok", sent=40, rejected=2, last_success=clock.now() - 4,
+                                  dead_letters=2))
+
+
 def publish_spend(engine: Engine, clock: FixedClock, spent: int, limit: int, alert: str | None) -> None:
     engine.bus.publish(SpendChanged(clock.now(), spent, 0, limit))
     if alert is not None:
@@ -206,3 +251,46 @@ def publish_agent_long_lines(engine: Engine, clock: FixedClock) -> None:
     ]
     for i, text in enumerate(lines):
         engine.bus.publish(AgentOutput(clock.now(), "agent_00000001", "stdout", text, seq=20 + i))
+
+
+# --- Pilot helpers (apps on a running engine) ---------------------------------------------------
+
+
+def app_for(engine: Engine, tmp_path: Path, **kw: Any) -> IronApp:
+    kw.setdefault("start_engine", False)
+    app = create_app(engine, user_theme_dir=tmp_path / "user-themes", **kw)
+    app.animation_level = "none"
+    app.flush_interval = 0.01
+    return app
+
+
+async def open_detail(pilot: Pilot[Any], app: IronApp, request_id: str, tab: str | None = None) -> Any:
+    app.dashboard.open_detail(request_id, tab)
+    await until(pilot, lambda: isinstance(app.screen, RequestDetailScreen) and app.screen.is_mounted
+                and bool(app.screen.query("#detail-title")), what="detail screen")
+    await pilot.pause(0.05)
+    return app.screen
+
+
+async def until(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout  # a hang guard only
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or cond}")
+        await pilot.pause(0.02)
+
+
+def table(app: IronApp) -> RequestsTable:
+    return app.dashboard.query_one(RequestsTable)
+
+
+def text_of(widget: Static) -> str:
+    return widget.content.plain if hasattr(widget.content, "plain") else str(widget.content)
+
+
+def screen_text(screen: Any) -> str:
+    return "\n".join(text_of(s) for s in screen.query(Static))
+
+
+def oai(engine: Engine) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=engine.openai_base_url, api_key=engine.token, max_retries=0)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from iron_tui.core.analytics import completed_event, failed_event
-from iron_tui.core.events import MICROS_PER_USD, RequestRecord
+from iron_tui.core.events import RequestRecord
 from iron_tui.core.providers import BUILTIN
-from iron_tui.core.recovery import INTERRUPTED, RecoveredCall
+from iron_tui.core.recovery import INTERRUPTED, RecoveredCall, interrupted_message
 
 
 def record_event(rec: RequestRecord, ic_token: str, event_id: str, timestamp_ms: int) -> dict[str, Any]:
@@ -36,7 +36,4 @@ def interrupted_event(call: RecoveredCall, ic_token: str, event_id: str, timesta
     row = call.row
     return failed_event(
         ic_token=ic_token, event_id=event_id, timestamp_ms=timestamp_ms, model=row.model, provider=row.provider,
-        agent_id=row.agent_id, error_code=INTERRUPTED,
-        error_message=(f"interrupted: the iron-tui relaying this call stopped before it settled; charged "
-                       f"${call.charge_micros / MICROS_PER_USD:.6f} for {call.usage.input_tokens} input and "
-                       f"{call.usage.output_tokens} relayed output tokens (estimated)"))
+        agent_id=row.agent_id, error_code=INTERRUPTED, error_message=interrupted_message(call))

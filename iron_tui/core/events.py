@@ -96,6 +96,7 @@ class RequestRecord:
     client_model: str | None = None  # the name the client sent, when an alias or NAME/ prefix changed it
     traceparent: str | None = None  # the client's W3C trace context, continued by tracing
     event_id: str | None = None  # its analytics event's id, fixed at admission (crash recovery reuses it)
+    interrupted: bool = False  # settled by crash recovery: the iron-tui relaying it died (core/recovery.py)
 
     def __post_init__(self) -> None:
         # Names the client chose reach log lines, the dashboard, the feed and stored rows: keys
@@ -111,7 +112,7 @@ class RequestRecord:
         latency = self.latency_ms
         ttft = self.ttft_ms
         cost = self.cost_micros
-        return {
+        summary = {
             "id": self.id,
             "started_at": iso_utc(self.started_at),
             "model": self.model,
@@ -137,6 +138,9 @@ class RequestRecord:
             "client_model": self.client_model,
             "attempts": [a.wire() for a in self.attempts] if self.attempts else [],
         }
+        if self.interrupted:  # only then: the usual summary keeps its documented shape
+            summary["interrupted"] = True
+        return summary
 
 
 def _round3(x: float) -> float:

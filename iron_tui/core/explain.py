@@ -121,6 +121,9 @@ _OWN: dict[str, tuple[str, str]] = {
     "client_disconnected": ("the agent hung up before the answer was complete",
                             "nothing to fix in iron-tui: the agent cancelled or timed out"),
     "shutdown": ("iron-tui shut down while the call was running", "the agent may retry it"),
+    "interrupted": ("the iron-tui relaying this call stopped (crashed or was killed) before it finished",
+                    "nothing to redo here: it was charged what it relayed and reported once, marked "
+                    "interrupted; the agent saw its connection drop and may have retried"),
     "invalid_json": ("the agent sent a body that is not valid JSON", "fix the agent's request"),
     "model_not_found": ("iron-tui could not tell which provider serves the model",
                         "use a claude*, gpt*, o1*/o3*/o4* model name or the /openai/ or /anthropic/ prefix"),

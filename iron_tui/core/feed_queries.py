@@ -3,7 +3,8 @@ same core modules the TUI uses, so the page and the terminal show the same thing
 
     GET_REQUEST {id}            → REQUEST_DETAIL  conversation, side-by-side rows, cost, error, bodies
     QUERY {filter, limit}       → QUERY_RESULT    the calls in memory matching a filter expression
-    GET_STATS {by}              → STATS           totals with p50/p95, rate series, budget forecast
+    GET_STATS {by}              → STATS           totals with p50/p95, rate series, budget forecast,
+                                                  provider health
 
 `prepare` runs on the event loop and only takes a snapshot of what it needs (a list of records); the
 function it returns does the work and runs in a worker thread (`asyncio.to_thread`), so a filter that
@@ -46,7 +47,8 @@ def prepare(engine: Any, msg: dict[str, Any]) -> Callable[[], dict[str, Any]] | 
         spent, limit = engine.ledger.status()
         by: str = msg["by"] if msg.get("by") in GROUPINGS else "model"
         now = engine.clock.now()
-        return lambda: stats(records, by, spent, limit, now)
+        providers = engine.health.snapshot()  # on the loop: the health record is not thread-safe
+        return lambda: stats(records, by, spent, limit, now, providers)
     return None
 
 
@@ -127,7 +129,10 @@ def query(records: list[Any], text: str, limit: int) -> dict[str, Any]:
             "requests": hits}
 
 
-def stats(records: list[Any], by: str, spent: int, limit: int | None, now: float) -> dict[str, Any]:
+def stats(records: list[Any], by: str, spent: int, limit: int | None, now: float,
+          providers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Totals per `by`, the rate and latency series, the budget forecast, and the providers' health now
+    (PROVIDER_HEALTH only says when a state changes; this keeps error rates and latencies fresh)."""
     acc = TotalsAccumulator()
     for rec in reversed(records):  # oldest first
         if rec.state == "pending":
@@ -150,6 +155,7 @@ def stats(records: list[Any], by: str, spent: int, limit: int | None, now: float
                    "requests": acc.rate_series(now, SERIES_BUCKETS),
                    "latency_p50_ms": acc.latency_series(now, SERIES_BUCKETS)},
         "forecast": in_usd(asdict(f)),
+        "providers": providers or [],
     }
 
 

@@ -291,6 +291,24 @@ def tries(r: dict[str, Any]) -> int:
     return attempts if isinstance(attempts, int) and not isinstance(attempts, bool) and attempts > 1 else 1
 
 
+def fell_back(r: dict[str, Any]) -> bool:
+    """Served by a fallback: a try went to another provider or model than the one that answered."""
+    attempts = r.get("attempts")
+    if not isinstance(attempts, list):
+        return False
+    served = (r.get("provider"), r.get("model"))
+    return any(isinstance(a, dict) and (a.get("provider"), a.get("model")) != served for a in attempts)
+
+
+def aliased(r: dict[str, Any]) -> bool:
+    """The client named another model (a `[models]` alias) than the one that served the call; a
+    `NAME/model` address (the provider column says it) and a fallback (`fell_back`) are not aliases."""
+    asked = r.get("client_model")
+    if not isinstance(asked, str) or not asked or fell_back(r):
+        return False
+    return asked != f"{r.get('provider')}/{r.get('model')}"
+
+
 def _positive(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 

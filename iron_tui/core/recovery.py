@@ -27,11 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from iron_tui.core.dialects.client_apis import NATIVE_PATHS
 from iron_tui.core.estimate import estimate_output_tokens_from_text
-from iron_tui.core.events import MICROS_PER_USD, Notice
+from iron_tui.core.events import MICROS_PER_USD, Notice, RequestFinished, RequestRecord
 from iron_tui.core.ledger_store import CallRow, LedgerStore
 from iron_tui.core.pricing import Pricer
 from iron_tui.core.token_usage import TokenUsage
+from iron_tui.core.units import money, tokens
 
 if TYPE_CHECKING:
     from iron_tui.core.engine import Engine
@@ -45,6 +47,7 @@ class RecoveredCall:
     row: CallRow
     usage: TokenUsage
     charge_micros: int  # what was charged (0 for an unpriced model)
+    priced: bool = True
 
 
 @dataclass(slots=True)
@@ -64,11 +67,31 @@ def interrupted_usage(row: CallRow) -> TokenUsage:
     return TokenUsage(input_tokens=max(0, row.input_tokens), output_tokens=output)
 
 
-def interrupted_charge(row: CallRow, usage: TokenUsage, pricer: Pricer) -> int:
+def interrupted_charge(row: CallRow, usage: TokenUsage, pricer: Pricer) -> int | None:
+    """What to charge (None: the model is unpriced, nothing is charged)."""
     cost = pricer.cost(row.provider, row.model, usage)
     if cost is None:
-        return 0
+        return None
     return min(cost, row.reserved_micros) if row.reserved_micros > 0 else cost
+
+
+def interrupted_message(call: RecoveredCall) -> str:
+    return (f"interrupted: the iron-tui relaying this call stopped before it settled; charged "
+            f"{money(call.charge_micros)} for {tokens(call.usage.input_tokens)} input and "
+            f"{tokens(call.usage.output_tokens)} relayed output tokens (estimated)")
+
+
+def interrupted_record(call: RecoveredCall) -> RequestRecord:
+    """The call as the dashboard, the feed and the history show it: failed, marked interrupted, charged
+    what recovery charged (its bodies and timings died with the process)."""
+    row = call.row
+    return RequestRecord(
+        id=row.id, started_at=row.started_at, method="POST", path=NATIVE_PATHS.get(row.api, ""), api=row.api,
+        model=row.model, provider=row.provider, agent_id=row.agent_id, state="error",  # type: ignore[arg-type]
+        input_tokens=call.usage.input_tokens, output_tokens=call.usage.output_tokens,
+        cost_micros=call.charge_micros if call.priced else None, priced=call.priced, cost_estimated=True,
+        reserved_micros=row.reserved_micros, error=interrupted_message(call), error_code=INTERRUPTED,
+        event_id=row.event_id, interrupted=True)
 
 
 def recover_dead(store: LedgerStore, pricer: Pricer,
@@ -84,7 +107,8 @@ def recover_dead(store: LedgerStore, pricer: Pricer,
             recovered = []
             for row in store.calls_of(holder):
                 usage = interrupted_usage(row)
-                recovered.append(RecoveredCall(holder, row, usage, interrupted_charge(row, usage, pricer)))
+                charge = interrupted_charge(row, usage, pricer)
+                recovered.append(RecoveredCall(holder, row, usage, charge or 0, charge is not None))
             if record is not None:
                 for call in recovered:
                     record(call)
@@ -116,7 +140,20 @@ async def recovery_loop(engine: Engine, preload: asyncio.Task[Any],
             engine.bus.publish(Notice(engine.clock.now(), "warning", f"crash recovery failed: {exc}"))
             report = None
         if report is not None and report.calls:
+            show_interrupted(engine, report.calls)
             engine.bus.publish(Notice(engine.clock.now(), "warning", (
                 f"recovered {len(report.calls)} call(s) left in flight by an iron-tui that stopped without "
                 f"settling them: charged ${report.total_micros / MICROS_PER_USD:.6f} for what they relayed")))
         await asyncio.sleep(RECOVERY_INTERVAL_S)
+
+
+def show_interrupted(engine: Engine, calls: list[RecoveredCall]) -> None:
+    """Recovered calls join this process's history and bus as finished, failed, interrupted calls, so the
+    dashboard, the feed, headless lines and the history browser show what the crash cost. Not metrics
+    or traces: those count the calls this process served (the analytics event is stored by `record`)."""
+    for call in calls:
+        rec = interrupted_record(call)
+        summary = rec.summary()
+        engine.history.add(rec)
+        engine.history.finished(rec, summary)
+        engine.bus.publish(RequestFinished(engine.clock.now(), summary))

@@ -6,12 +6,15 @@ reads the same everywhere:
 
 - money: always six decimals (the engine counts whole microdollars, so this is exact) and thousands
   separators: `$0.001530`, `$0.020000`, `$1,234.500000`; right-aligned columns line up on the point.
-- durations: `420 ms` below a second, `2.30 s` below a minute, `3m 05s` beyond.
+- durations: `420 ms` below a second, `2.30 s` below a minute, `3m 05s` beyond; countdowns in whole
+  seconds (`24 s`, `3m 05s`).
 - tokens: exact with separators (`15,000`) or short for narrow columns (`15.0k`, `1.2M`).
 - counts: `1 request`, `2 requests`, `12,345 requests` (no cap).
 """
 
 from __future__ import annotations
+
+import math
 
 MICROS_PER_USD = 1_000_000
 
@@ -52,6 +55,12 @@ def duration_ms(ms: float | None, *, none: str = "") -> str:
         return f"{ms / 1000:.2f} s"
     total = round(ms / 1000)
     return f"{total // 60}m {total % 60:02d}s"
+
+
+def wait_s(seconds: float) -> str:
+    """A countdown in whole seconds, rounded up (`24 s`, `3m 05s`): "retry in 24 s"."""
+    total = max(0, math.ceil(seconds - 1e-9))
+    return f"{total} s" if total < 60 else f"{total // 60}m {total % 60:02d}s"
 
 
 def tokens(n: int | None, *, none: str = "") -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,13 +23,14 @@ from textual.content import Content
 from textual.screen import Screen
 
 from iron_tui.config import mask_secret
-from iron_tui.core.agent import AgentError
+from iron_tui.core.agent import AgentError, AgentPreset
 from iron_tui.core.bus import Subscription
 from iron_tui.core.clock import Clock
 from iron_tui.core.engine import Engine
 from iron_tui.core.events import RequestFinished
 from iron_tui.core.export import ExportError, replayable_body, write_har, write_jsonl
 from iron_tui.core.history_query import HistoryReader
+from iron_tui.core.known_agents import KnownAgent, available_agents
 from iron_tui.core.replay import ReplayError, ReplayResult, budget_check, replay
 from iron_tui.core.units import count
 from iron_tui.tui import prefs
@@ -73,9 +74,12 @@ class IronApp(App[int]):
         display_url: str | None = None,
         flush_interval: float = FLUSH_INTERVAL,
         prefs_path: Path | None = None,
+        known_agents: Sequence[KnownAgent] | None = None,
     ) -> None:
         super().__init__()
         self.engine = engine
+        # Claude Code, Codex CLI...: those on PATH now (the agent panel offers them next to the presets)
+        self.known_agents = list(available_agents() if known_agents is None else known_agents)
         self.clock: Clock = clock or engine.clock
         self.display_url = display_url
         self.flush_interval = flush_interval
@@ -205,11 +209,11 @@ class IronApp(App[int]):
 
     # --- agent commands (workers: the supervisor awaits process start and stop) -------------------
 
-    def agent_command(self, op: str, preset: str | list[str] | None = None) -> None:
+    def agent_command(self, op: str, preset: AgentPreset | str | list[str] | None = None) -> None:
         self._agent_worker(op, preset)
 
     @work(group="agent", exit_on_error=False)
-    async def _agent_worker(self, op: str, preset: str | list[str] | None) -> None:
+    async def _agent_worker(self, op: str, preset: AgentPreset | str | list[str] | None) -> None:
         agent = self.engine.agent
         try:
             if op == "start":
@@ -368,6 +372,7 @@ def create_app(
     start_engine: bool = True,
     display_url: str | None = None,
     prefs_path: Path | None = None,
+    known_agents: Sequence[KnownAgent] | None = None,
 ) -> IronApp:
     """Build the dashboard for `engine`.
 
@@ -376,7 +381,8 @@ def create_app(
     default). user_theme_dir: where user theme files are (defaults to `<config dir>/themes`).
     start_engine: the app starts the engine on mount and stops it on exit; pass False for an engine
     the caller runs. display_url: shown instead of the real proxy URL. prefs_path: where the chosen
-    theme is remembered (defaults to `tui-prefs.json` in the engine's data dir).
+    theme is remembered (defaults to `tui-prefs.json` in the engine's data dir). known_agents: the
+    known agents the agent panel offers (defaults to those whose program is on PATH).
     """
     if prefs_path is None and engine.data_dir is not None:
         prefs_path = Path(engine.data_dir) / prefs.FILE_NAME
@@ -388,4 +394,5 @@ def create_app(
         start_engine=start_engine,
         display_url=display_url,
         prefs_path=prefs_path,
+        known_agents=known_agents,
     )

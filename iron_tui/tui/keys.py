@@ -21,7 +21,8 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str, tuple[str, ...]], ...]], ...] = (
         ("b", "edit the budget live (empty = unlimited)", ("b",)),
         ("p", "pause / resume the live list", ("p",)),
         ("c / u", "clear the list and its totals / undo the clear (the budget is not touched)", ("c", "u")),
-        ("s / x / r", "start / stop / restart the agent", ("s", "x", "r")),
+        ("s / x / r", "start / stop / restart the agent (a known agent, e.g. Claude Code…, asks for its task first)",
+         ("s", "x", "r")),
     )),
     ("Request detail", (
         ("q / Esc", "back to the list", ("q", "escape")),

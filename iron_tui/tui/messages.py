@@ -42,6 +42,15 @@ class SyncUpdated(Message):
         return isinstance(message, SyncUpdated)
 
 
+class HealthUpdated(Message):
+    """Providers whose health state changed (PROVIDER_HEALTH wire forms, in order). The strip shows the
+    engine's current view; these say when to repaint and what to announce."""
+
+    def __init__(self, changes: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.changes = changes
+
+
 class AgentActivity(Message):
     """Agent state transitions and output lines, in the order they happened."""
 

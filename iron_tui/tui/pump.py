@@ -12,12 +12,20 @@ from iron_tui.core.events import (
     CostAlert,
     Event,
     Notice,
+    ProviderHealthChanged,
     RequestFinished,
     RequestStarted,
     SpendChanged,
     SyncStatus,
 )
-from iron_tui.tui.messages import AgentActivity, Alerted, RequestsUpdated, SpendUpdated, SyncUpdated
+from iron_tui.tui.messages import (
+    AgentActivity,
+    Alerted,
+    HealthUpdated,
+    RequestsUpdated,
+    SpendUpdated,
+    SyncUpdated,
+)
 
 MAX_OUTPUT_LINES = 500  # per batch; the supervisor keeps the full buffer, the log shows what fits
 
@@ -29,6 +37,7 @@ def batch_messages(batch: list[Event]) -> list[Message]:
     sync: SyncStatus | None = None
     agent: list[AgentStateChanged | AgentOutput] = []
     alerts: list[CostAlert | Notice] = []
+    health: list[dict[str, Any]] = []
     for ev in batch:
         if isinstance(ev, RequestFinished):
             rows[ev.request["id"]] = ev.request
@@ -43,6 +52,8 @@ def batch_messages(batch: list[Event]) -> list[Message]:
             agent.append(ev)
         elif isinstance(ev, CostAlert | Notice):
             alerts.append(ev)
+        elif isinstance(ev, ProviderHealthChanged):
+            health.append(ev.data)
     out: list[Message] = []
     if rows:
         out.append(RequestsUpdated(list(rows.values()), finished))
@@ -53,6 +64,8 @@ def batch_messages(batch: list[Event]) -> list[Message]:
     if agent:
         agent, skipped = _cap_output(agent)
         out.append(AgentActivity(agent, skipped))
+    if health:
+        out.append(HealthUpdated(health))
     if alerts:
         out.append(Alerted(alerts))
     return out

@@ -87,9 +87,12 @@ class RequestDetailScreen(Screen[None]):
     def _title(self) -> Content:
         s = self.summary
         status = "[b $text-error]$status[/]" if is_failed(s) else "[b $text-success]$status[/]"
+        model = safe_line(str(s.get("model")))
+        if s.get("client_model"):  # an alias, NAME/ or a fallback served it: say what was asked for
+            model += f" (asked: {safe_line(str(s['client_model']))})"
         return Content.from_markup(
             f"[b]$id[/]  $model  [$foreground-muted]$route[/]  {status}  $lat  $cost",
-            id=s["id"], model=safe_line(str(s.get("model"))), route=safe_line(route_text(s, self.record)),
+            id=s["id"], model=model, route=safe_line(route_text(s, self.record)),
             status=status_text(s), lat=duration_ms(s.get("latency_ms")), cost=call_cost(s),
         )
 

@@ -13,7 +13,7 @@ from textual.widgets import Static
 
 from iron_tui.core.conversation import CallView
 from iron_tui.core.explain import CostBreakdown, ErrorExplanation
-from iron_tui.core.filter_expr import status_text
+from iron_tui.core.filter_expr import aliased, fell_back, status_text
 from iron_tui.core.stats import first_token_ms
 from iron_tui.core.textdiff import json_lines, side_by_side
 from iron_tui.core.transcript import transcript_lines
@@ -141,6 +141,7 @@ def cost_content(summary: dict[str, Any], record: Any, b: CostBreakdown) -> Cont
         ("started", f"{clock_time(started)}  ({started})"),
         ("api", f"{summary.get('api', '')}  {summary.get('path', '')}"),
         ("model", str(summary.get("model"))),
+        *_asked_for(summary),
         ("route", route_text(summary, record)),
         ("agent", str(summary.get("agent_id") or "–")),
         ("status", status_text(summary)),
@@ -153,7 +154,9 @@ def cost_content(summary: dict[str, Any], record: Any, b: CostBreakdown) -> Cont
     # Retries and fallbacks (issue 16): each upstream try.
     for i, a in enumerate(getattr(record, "attempts", None) or (), 1):
         what = f"{a.provider} {a.model} · {a.status if a.status is not None else 'no answer'} · "
-        what += f"{duration_ms(a.duration_ms)}" + (f" · {a.error_type}" if a.error_type else " · served")
+        what += f"{duration_ms(a.duration_ms)} · " + ((a.error or a.error_type) if a.error_type else "served")
+        if a.waited_ms:
+            what += f" · waited {duration_ms(a.waited_ms)}"
         rows.append((f"try {i}", what))
     for key, label in (("interrupted", "interrupted"), ("thinking_tokens", "thinking tokens")):
         if summary.get(key):  # not in the summary yet: drawn when it lands
@@ -161,6 +164,15 @@ def cost_content(summary: dict[str, Any], record: Any, b: CostBreakdown) -> Cont
     width = max(len(k) for k, _ in rows)
     return Content("\n").join(
         Content.from_markup("[$foreground-muted]$k[/]  $v", k=k.ljust(width), v=safe_text(v)) for k, v in rows)
+
+
+def _asked_for(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """The name the client sent, when another model served the call (an alias, NAME/, a fallback)."""
+    asked = summary.get("client_model")
+    if not asked:
+        return []
+    why = "a fallback served it" if fell_back(summary) else "an alias" if aliased(summary) else "NAME/model"
+    return [("asked for", f"{asked}  ({why})")]
 
 
 # --- error ----------------------------------------------------------------------------------------
@@ -173,7 +185,9 @@ def error_pane(summary: dict[str, Any], record: Any, e: ErrorExplanation | None)
         parts.append(Static(Content.from_markup("[$text-success]no error[/]" if summary.get("state") != "pending"
                                                 else "[$foreground-muted]in flight[/]")))
     else:
-        who = "the provider answered with an error" if e.origin == "provider" else "iron-tui answered this itself"
+        who = ("the provider answered with an error" if e.origin == "provider"
+               else "settled by crash recovery when iron-tui next started" if e.code == "interrupted"
+               else "iron-tui answered this itself")
         rows = [
             Content.from_markup("[b $text-error]$h[/]", h=safe_text(e.headline)),
             muted(who),

@@ -1,10 +1,11 @@
-"""Small modal dialogs: budget, confirmations (quit, replay), a text to copy, export, and the help screen."""
+"""Small modal dialogs: budget, a known agent's task, confirmations (quit, replay), a text to copy, export, help."""
 
 from __future__ import annotations
 
 import math
+import shlex
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -14,8 +15,15 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Input, Select, Static, TextArea
 
+from iron_tui.core.known_agents import KnownAgent
+from iron_tui.core.units import money
 from iron_tui.tui.keys import FILTER_HELP, KEYS
+from iron_tui.tui.safe import safe_line
+from iron_tui.tui.widgets.providers import STATE_MARKS
 from iron_tui.tui.widgets.requests import FLAG_MARKS
+
+if TYPE_CHECKING:
+    from iron_tui.tui.app import IronApp
 
 UNCHANGED = object()
 OSC52_NOTE = ("Sent to your terminal's clipboard (OSC 52). Terminals that do not allow it ignore it — tmux "
@@ -67,6 +75,67 @@ class BudgetDialog(ModalScreen[float | object | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(UNCHANGED)
+
+
+def edit_budget(app: IronApp) -> None:
+    """`b`: the budget dialog, applied live to the engine's ledger."""
+    engine = app.engine
+    limit = engine.ledger.limit
+
+    def apply(value: float | object | None) -> None:
+        if value is UNCHANGED:
+            return
+        usd_limit = value if isinstance(value, float) else None
+        engine.set_budget(usd_limit)
+        app.notify("budget removed: spending is unlimited" if usd_limit is None
+                   else f"budget set to {money(round(usd_limit * 1_000_000))}", title="Budget")
+
+    app.push_screen(BudgetDialog(None if limit is None else limit / 1_000_000, money(engine.ledger.spent)), apply)
+
+
+class TaskDialog(ModalScreen[str | None]):
+    """The task for a known agent (`claude -p TASK`, `codex exec TASK`); dismisses with it, or None."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, agent: KnownAgent) -> None:
+        super().__init__()
+        self.agent = agent
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog") as box:
+            box.border_title = f"Start {self.agent.name}"
+            yield Static(Content.from_markup("[$foreground-muted]$d[/]", d=self.agent.description), classes="note")
+            yield Input(placeholder="the task, e.g. fix the failing test in tests/test_io.py", id="task-input")
+            yield Static(id="task-command", classes="note")
+            yield Static(id="task-error", classes="error")
+            yield Static(Content.from_markup(
+                "[$foreground-muted]Runs through the proxy like any agent (keys stay here; iron-tui adds the "
+                "flags that keep it on the proxy). Enter starts · Esc cancels[/]"), classes="note")
+
+    def on_mount(self) -> None:
+        self._show_command("")
+        self.query_one("#task-input", Input).focus()
+
+    @on(Input.Changed, "#task-input")
+    def _changed(self, event: Input.Changed) -> None:
+        self._show_command(event.value)
+
+    def _show_command(self, task: str) -> None:
+        argv = self.agent.preset(task.strip() or "TASK").command
+        shown = shlex.join(argv) if isinstance(argv, list) else argv
+        self.query_one("#task-command", Static).update(Content.from_markup("[b]$ $c[/]", c=safe_line(shown)))
+
+    @on(Input.Submitted, "#task-input")
+    def _submit(self, event: Input.Submitted) -> None:
+        task = event.value.strip()
+        if not task:
+            self.query_one("#task-error", Static).update(f"{self.agent.name} needs a task to run")
+            return
+        self.dismiss(task)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -191,6 +260,9 @@ class HelpScreen(ModalScreen[None]):
             parts.append(Content(""))
         parts.append(Content.from_markup("[b $text-primary]Flags[/]"))
         parts.extend(Content.from_markup("  [b $accent]$m[/]  $v", m=m, v=v) for m, v in FLAG_MARKS)
+        parts.append(Content(""))
+        parts.append(Content.from_markup("[b $text-primary]Providers and sync[/]"))
+        parts.extend(Content.from_markup("  [b $accent]$m[/]  $v", m=m, v=v) for m, v in STATE_MARKS)
         parts.append(Content(""))
         parts.append(Content(FILTER_HELP))
         with Vertical(classes="dialog help") as box:

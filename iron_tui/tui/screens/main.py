@@ -7,8 +7,6 @@ and rate-limited, so each handler does one repaint per batch however busy the pr
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on
@@ -30,14 +28,18 @@ from iron_tui.tui.messages import (
     AgentCommandFailed,
     Alerted,
     CallUpdated,
+    HealthUpdated,
     RequestsUpdated,
     SpendUpdated,
     SyncUpdated,
 )
 from iron_tui.tui.model import MatchCache, RequestStore, Sort
-from iron_tui.tui.screens.dialogs import UNCHANGED, BudgetDialog
+from iron_tui.tui.screens.agent_start import agent_action
+from iron_tui.tui.screens.dialogs import edit_budget
+from iron_tui.tui.screens.session_export import export_session, text_of
 from iron_tui.tui.widgets.filterbar import FilterBar
 from iron_tui.tui.widgets.panels import AgentPanel, HeaderInfo, SpendPanel, StatusHeader, SyncPanel
+from iron_tui.tui.widgets.providers import ProviderStrip
 from iron_tui.tui.widgets.requests import WIDE_MIN_WIDTH, RequestsTable
 
 if TYPE_CHECKING:
@@ -46,12 +48,6 @@ if TYPE_CHECKING:
 NARROW_BELOW = 100  # columns; below this secondary columns and panels are hidden
 DISPLAY_ROWS = 5000  # rows handed to the table per refresh (it draws only the visible ones)
 SPEND_BUCKETS = 30
-
-
-def _text_of(rec: Any) -> Callable[[], str]:
-    """A recorded call's bodies as one text, for free-text filters (built only when asked)."""
-    return lambda: "\n".join(b for b in (rec.request_body, rec.translated_request, rec.upstream_response,
-                                         rec.translated_response) if b)
 
 
 def layout_kind(width: int) -> str:
@@ -110,10 +106,13 @@ class MainScreen(Screen[None]):
             bar.display = False
             yield bar
             yield RequestsTable(id="requests")
+            strip = ProviderStrip(id="providers")
+            strip.display = False  # until a provider has been tried
+            yield strip
             with Horizontal(id="panels"):
                 yield SpendPanel(id="spend")
                 yield SyncPanel(id="sync")
-                yield AgentPanel([p.name for p in engine.agent.presets], id="agent")
+                yield AgentPanel([p.name for p in engine.agent.presets], self.iron.known_agents, id="agent")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -145,6 +144,7 @@ class MainScreen(Screen[None]):
     def _tick(self) -> None:
         self._show_header()
         self._show_sync()
+        self._show_providers()
         now = self.iron.clock.now()
         series = self.totals.spend_series(now, SPEND_BUCKETS)
         self.query_one(SpendPanel).show_series([float(v) for v in series], BUCKET_S)
@@ -212,6 +212,11 @@ class MainScreen(Screen[None]):
         self._show_sync()
         self._show_header()
 
+    @on(HealthUpdated)
+    def _health(self, msg: HealthUpdated) -> None:
+        self._show_providers()
+        self.query_one(ProviderStrip).announce(msg.changes)
+
     @on(AgentActivity)
     def _agent_activity(self, msg: AgentActivity) -> None:
         panel = self.query_one(AgentPanel)
@@ -242,7 +247,7 @@ class MainScreen(Screen[None]):
 
     def _bodies(self, request_id: str) -> str:
         rec = self.iron.engine.history.get(request_id)
-        return "" if rec is None else _text_of(rec)()
+        return "" if rec is None else text_of(rec)()
 
     def _refresh_requests(self) -> None:
         table = self.query_one(RequestsTable)
@@ -286,6 +291,9 @@ class MainScreen(Screen[None]):
         self.query_one(SyncPanel).show(self.sync, self.iron.clock.now())
         self.query_one(SpendPanel).show_sync_line(self.sync)
 
+    def _show_providers(self) -> None:
+        self.query_one(ProviderStrip).show(self.iron.engine.health.snapshot())
+
     def _show_spend(self) -> None:
         spent, reserved, limit, period = self.spend
         self.query_one(SpendPanel).show_spend(spent, reserved, limit, period)
@@ -305,6 +313,7 @@ class MainScreen(Screen[None]):
             self.kind = kind
             self._refresh_requests()
         self.call_after_refresh(self._show_models)  # the model lines fit the panel's new width
+        self._show_providers()
 
     # --- the list -------------------------------------------------------------------------------------
 
@@ -388,20 +397,7 @@ class MainScreen(Screen[None]):
         self.app.push_screen(HistoryScreen())
 
     def action_budget(self) -> None:
-        engine = self.iron.engine
-        limit = engine.ledger.limit
-
-        def apply(value: float | object | None) -> None:
-            if value is UNCHANGED:
-                return
-            usd_limit = value if isinstance(value, float) else None
-            engine.set_budget(usd_limit)
-            self.notify("budget removed: spending is unlimited" if usd_limit is None
-                        else f"budget set to {money(round(usd_limit * 1_000_000))}", title="Budget")
-
-        self.app.push_screen(
-            BudgetDialog(None if limit is None else limit / 1_000_000, money(engine.ledger.spent)), apply
-        )
+        edit_budget(self.iron)
 
     def action_pause(self) -> None:
         self.paused = not self.paused
@@ -438,39 +434,11 @@ class MainScreen(Screen[None]):
         self.notify(f"restored: {count(len(self.store), 'request')}", timeout=3)
 
     def action_agent(self, op: str) -> None:
-        self.iron.agent_command(op, self.query_one(AgentPanel).selected_preset)
+        agent_action(self.iron, self.query_one(AgentPanel).selected_preset, op)
 
-    @on(Button.Pressed, "#agent-start")
-    def _start_pressed(self) -> None:
-        self.action_agent("start")
-
-    @on(Button.Pressed, "#agent-stop")
-    def _stop_pressed(self) -> None:
-        self.action_agent("stop")
-
-    @on(Button.Pressed, "#agent-restart")
-    def _restart_pressed(self) -> None:
-        self.action_agent("restart")
-
-    # --- export ---------------------------------------------------------------------------------------
+    @on(Button.Pressed, "#agent-controls Button")
+    def _agent_button(self, event: Button.Pressed) -> None:
+        self.action_agent(str(event.button.id).removeprefix("agent-"))  # agent-start → start
 
     def action_export(self) -> None:
-        flt = self.filter
-        scope = (f"this session's calls matching `{flt.text}`" if flt.active else "every call of this session")
-        stem = time.strftime("iron-tui-%Y%m%d-%H%M%S", time.localtime(self.iron.clock.now()))
-        self.iron.export_calls(lambda: self._session_calls(flt), scope, stem)
-
-    def _session_calls(self, flt: Filter) -> list[tuple[dict[str, Any], Any]]:
-        """This session's finished calls from the on-disk history (a worker thread calls this), with
-        their bodies where still held; free text searches those bodies, as the live filter does."""
-        engine = self.iron.engine
-        engine.history.flush()
-        out = []
-        for summary in self.iron.history_reader.iter_session(engine.session_id):
-            summary.pop("session", None)
-            record = engine.history.get(summary["id"])
-            body = None if record is None else _text_of(record)
-            if flt.matches(summary, body):
-                out.append((summary, record))
-        return out
-
+        export_session(self.iron, self.filter)

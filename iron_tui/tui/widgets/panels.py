@@ -17,6 +17,7 @@ from textual.widget import Widget
 from textual.widgets import Button, RichLog, Select, Static
 
 from iron_tui.core.events import AgentOutput, AgentStateChanged, SyncStatus
+from iron_tui.core.known_agents import KnownAgent
 from iron_tui.core.stats import GroupTotals, alert_level
 from iron_tui.core.units import count, money
 from iron_tui.tui.safe import safe_line
@@ -132,9 +133,11 @@ class SpendPanel(Vertical):
         bar.fraction = 1.0 if not limit else min(1.0, spent / limit)
 
     def show_sync_line(self, status: SyncStatus) -> None:
-        text = f"sync {SYNC_MARK[status.state]} {status.state}"
+        text = Content(f"sync {SYNC_MARK[status.state]} {status.state}")
         if status.pending:
-            text += f" · {status.pending:,} pending"
+            text += Content(f" · {status.pending:,} pending")
+        if status.dead_letters:
+            text += Content.from_markup(" · [b $text-error]$n dead[/]", n=f"{status.dead_letters:,}")
         set_content(self.query_one("#mini-sync", Static), text)
 
     def show_series(self, values: Sequence[float], bucket_s: float) -> None:
@@ -189,15 +192,20 @@ class SyncPanel(Static):
     def show(self, status: SyncStatus, now: float) -> None:
         for state in SYNC_MARK:
             self.set_class(status.state == state, f"-{state}")
+        self.set_class(status.dead_letters > 0, "-dead")
         last = "never" if status.last_success is None else ago(now - status.last_success)
         if status.state == "disabled":
             body = Content.from_markup("[b]– disabled[/]\n[$foreground-muted]no control server[/]")
         else:
             body = Content.from_markup(
-                "[b]$mark $state[/]\npending  $pending\nsent     $sent\nrejected $rejected\nlast ok  $last",
+                "[b]$mark $state[/]\npending  $pending\nsent     $sent\nrejected $rejected\n",
                 mark=SYNC_MARK[status.state], state=status.state, pending=f"{status.pending:,}",
-                sent=f"{status.sent:,}", rejected=f"{status.rejected:,}", last=last,
+                sent=f"{status.sent:,}", rejected=f"{status.rejected:,}",
             )
+            if status.dead_letters:  # events the server will never take: kept aside, the rest flows
+                body += Content.from_markup("[b $text-error]dead     $n[/] [$foreground-muted]never sent[/]\n",
+                                            n=f"{status.dead_letters:,}")
+            body += Content(f"last ok  {last}")
             if status.last_error and status.state != "ok":
                 body = body + Content.from_markup("\n[$text-error]$err[/]",
                                                   err=_clip(safe_line(status.last_error), 60))
@@ -237,18 +245,22 @@ class AgentLog(RichLog):
 
 
 class AgentPanel(Vertical):
-    """Preset selector, Start / Stop / Restart, the agent's state and its live output."""
+    """Preset selector, Start / Stop / Restart, the agent's state and its live output.
+
+    The selector offers the configured presets, then the known agents found on PATH (named with "…":
+    Start asks for their task first)."""
 
     BORDER_TITLE = "Agent"
 
-    def __init__(self, presets: Sequence[str], **kwargs: Any) -> None:
+    def __init__(self, presets: Sequence[str], known: Sequence[KnownAgent] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._presets = list(presets)
+        self._options: list[tuple[str, str | KnownAgent]] = [(p, p) for p in presets]
+        self._options += [(f"{a.name}…", a) for a in known]
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="agent-controls"):
-            yield Select([(p, p) for p in self._presets], prompt="no preset" if not self._presets else "preset",
-                         allow_blank=not self._presets, compact=True, id="agent-preset")
+            yield Select(self._options, prompt="no preset" if not self._options else "preset",
+                         allow_blank=not self._options, compact=True, id="agent-preset")
             yield Button("Start", id="agent-start", variant="success", compact=True)
             yield Button("Stop", id="agent-stop", variant="error", compact=True)
             yield Button("Restart", id="agent-restart", variant="warning", compact=True)
@@ -256,9 +268,9 @@ class AgentPanel(Vertical):
         yield AgentLog(id="agent-log")
 
     @property
-    def selected_preset(self) -> str | None:
+    def selected_preset(self) -> str | KnownAgent | None:
         value = self.query_one("#agent-preset", Select).value
-        return value if isinstance(value, str) else None
+        return value if isinstance(value, str | KnownAgent) else None
 
     def show_state(self, state: str, name: str | None, pid: int | None, exit_code: int | None,
                    reason: str | None, restarts: int, can_restart: bool) -> None:

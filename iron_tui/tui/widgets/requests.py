@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from iron_tui.core.filter_expr import is_failed, status_text, tries
+from iron_tui.core.filter_expr import aliased, fell_back, is_failed, status_text, tries
 from iron_tui.core.stats import first_token_ms
 from iron_tui.core.units import call_cost, duration_ms, tokens_short
 from iron_tui.tui.model import Sort
@@ -56,7 +56,9 @@ CACHE_ROWS = 1200
 # The flags column: what a call went through, one character each (the help screen explains them).
 FLAG_MARKS: tuple[tuple[str, str], ...] = (
     ("↔", "translated between APIs"), ("»", "streamed"), ("⇣", "output capped to fit the budget"),
-    ("↻", "retried"), ("!", "interrupted (settled after a crash)"), ("θ", "with thinking"),
+    ("↻", "retried"), ("↪", "served by a fallback model (the model shown; Cost lists each try)"),
+    ("≈", "the model the client named is an alias of the one shown"),
+    ("!", "interrupted (settled after a crash)"), ("θ", "with thinking"),
 )
 _PARTS = ("header", "cursor", "cursor-error", "marker", "error-row", "error", "ok", "pending", "warn",
           "accent", "hint", "muted")
@@ -70,8 +72,12 @@ def flags_of(r: dict[str, Any]) -> str:
         marks.append("»")
     if r.get("capped") is True or (r.get("capped_max_tokens") or 0) > 0:
         marks.append("⇣")
-    if tries(r) > 1:
+    if fell_back(r):
+        marks.append("↪")
+    elif tries(r) > 1:
         marks.append("↻")
+    if aliased(r):
+        marks.append("≈")
     if r.get("interrupted") is True:
         marks.append("!")
     if (r.get("thinking_tokens") or 0) > 0:
