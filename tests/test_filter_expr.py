@@ -40,6 +40,31 @@ ROWS: list[dict[str, Any]] = [
 ]
 
 
+# Retries, fallbacks, aliases and NAME/model addresses (the ↻ ↪ ≈ flags).
+_TRY = {"provider": "openai", "model": "gpt-4o", "status": 503}
+FALLBACK_ALIAS_ROWS: list[dict[str, Any]] = [
+    {**ROWS[0], "id": "req_h1", "model": "claude-3-5-haiku-latest", "provider": "anthropic", "client_model": "gpt-4o",
+     "attempts": [_TRY, {"provider": "anthropic", "model": "claude-3-5-haiku-latest", "status": 200}]},
+    {**ROWS[0], "id": "req_h2", "model": "gpt-4o", "attempts": [_TRY, {**_TRY, "status": 200}]},
+    {**ROWS[0], "id": "req_h3", "model": "qwen2.5-coder", "provider": "ollama", "client_model": "claude-haiku-4-5"},
+    {**ROWS[0], "id": "req_h4", "model": "qwen2.5-coder", "provider": "ollama", "client_model": "ollama/qwen2.5-coder"},
+    {**ROWS[0], "id": "req_h5", "model": "gpt-4o-mini", "provider": "openai", "client_model": "fast",
+     "attempts": [{"provider": "openai", "model": "gpt-4o-mini"}, {"provider": "openai", "model": "gpt-4o-mini"}]},
+]
+
+
+@pytest.mark.parametrize(("expr", "expected"), [
+    ("is:fallback", ["req_h1"]),
+    ("is:retried", ["req_h1", "req_h2", "req_h5"]),
+    ("is:retried !is:fallback", ["req_h2", "req_h5"]),
+    ("is:alias", ["req_h3", "req_h5"]),  # not the NAME/model address, not the fallback
+])
+def test_fallbacks_retries_and_aliases(db: sqlite3.Connection, expr: str, expected: list[str]) -> None:
+    flt = Filter.parse(expr)
+    assert [r["id"] for r in FALLBACK_ALIAS_ROWS if flt.matches(r)] == expected
+    assert [i for i in sql_ids(db, flt) if i.startswith("req_h")] == expected  # the history browser's SQL too
+
+
 def ids(expr: str, body: dict[str, str] | None = None) -> list[str]:
     flt = Filter.parse(expr)
     return [r["id"] for r in ROWS
@@ -135,7 +160,9 @@ def db() -> sqlite3.Connection:
     conn.execute("CREATE TABLE requests (id TEXT PRIMARY KEY, session TEXT, started_at REAL, summary TEXT)")
     extra = [{**ROWS[0], "id": "req_f6", "model": "GPT-ÄÖ-Ünïcode", "error": "ÜBER limit", "status": True,
               "attempts": 3},
-             {**ROWS[1], "id": "req_g7", "latency_ms": True, "priced": None, "translated": 1}]
+             {**ROWS[1], "id": "req_g7", "latency_ms": True, "priced": None, "translated": 1},
+             *FALLBACK_ALIAS_ROWS,
+             {**ROWS[0], "id": "req_o9", "client_model": 7, "attempts": [3, None, {"model": "gpt-4o-mini"}]}]
     conn.executemany("INSERT INTO requests VALUES (?, '', 0, ?)",
                      [(r["id"], orjson.dumps(r).decode()) for r in ROWS + extra])
     return conn

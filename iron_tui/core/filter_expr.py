@@ -8,7 +8,7 @@ in memory (`Filter.matches`) or in SQLite over the on-disk history (`Filter.sql`
     status:429  status:4  status:4xx  status:err  status:ok  status:pending
     latency>500  latency>=2s  ttft<300ms  cost>0.01  cost>$0.5  tokens>=1k  in>2000  out<10  status>=500
     is:translated is:stream is:error is:ok is:pending is:capped is:unpriced is:estimated
-    is:interrupted is:retried is:thinking is:replay      (also written ~translated, ~error, ...)
+    is:interrupted is:retried is:fallback is:alias is:thinking is:replay   (also ~translated, ~error, ...)
     !x  not x  -x                negation
     a b   a and b   a & b        both (juxtaposition is "and")
     a or b   a | b               either; "and" binds tighter; parentheses group
@@ -38,7 +38,7 @@ TEXT_FIELDS: dict[str, str] = {
 FREE_TEXT_FIELDS = ("id", "model", "provider", "api", "path", "agent_id", "error")
 NUMERIC_FIELDS = ("latency", "ttft", "cost", "tokens", "in", "out", "status", "cache_read", "cache_write")
 FLAGS = ("translated", "stream", "error", "ok", "pending", "capped", "unpriced", "estimated", "interrupted",
-         "retried", "thinking", "replay")
+         "retried", "fallback", "alias", "thinking", "replay")
 _OPS = (">=", "<=", "!=", ">", "<", "=")
 _COMPARE = re.compile(r"^([a-z_]+)(>=|<=|!=|>|<|=)(.+)$")
 _NUMBER = re.compile(r"^\$?([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([a-z]*)$")
@@ -306,7 +306,8 @@ def aliased(r: dict[str, Any]) -> bool:
     asked = r.get("client_model")
     if not isinstance(asked, str) or not asked or fell_back(r):
         return False
-    return asked != f"{r.get('provider')}/{r.get('model')}"
+    provider, model = r.get("provider"), r.get("model")
+    return not (isinstance(provider, str) and isinstance(model, str) and asked == f"{provider}/{model}")
 
 
 def _positive(value: Any) -> bool:
@@ -324,6 +325,8 @@ _FLAG_TESTS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "estimated": lambda r: r.get("cost_estimated") is True,
     "interrupted": lambda r: r.get("interrupted") is True,
     "retried": lambda r: tries(r) > 1,
+    "fallback": fell_back,
+    "alias": aliased,
     "thinking": lambda r: _positive(r.get("thinking_tokens")),
     "replay": lambda r: r.get("agent_id") == "replay",
 }
@@ -410,6 +413,12 @@ def _positive_sql(key: str) -> str:
     return f"(json_type(summary, '$.{key}') IN ('integer', 'real') AND {_J.format(key)} > 0)"
 
 
+# A try that went to another provider or model than the one the summary names (fell_back).
+_FALLBACK_SQL = (
+    "(json_type(summary, '$.attempts') = 'array' AND EXISTS (SELECT 1 FROM json_each(summary, '$.attempts') AS t "
+    "WHERE t.type = 'object' AND (json_extract(t.value, '$.provider') IS NOT json_extract(summary, '$.provider') "
+    "OR json_extract(t.value, '$.model') IS NOT json_extract(summary, '$.model'))))"
+)
 _FLAG_SQL = {
     "translated": _is_true("translated"),
     "stream": _is_true("stream"),
@@ -422,6 +431,11 @@ _FLAG_SQL = {
     "interrupted": _is_true("interrupted"),
     "retried": (f"((json_type(summary, '$.attempts') = 'array' AND json_array_length(summary, '$.attempts') > 1)"
                 f" OR (json_type(summary, '$.attempts') = 'integer' AND {_J.format('attempts')} > 1))"),
+    "fallback": _FALLBACK_SQL,
+    "alias": (f"(json_type(summary, '$.client_model') = 'text' AND length({_J.format('client_model')}) > 0 "
+              f"AND NOT {_FALLBACK_SQL} AND NOT (json_type(summary, '$.provider') = 'text' AND "
+              f"json_type(summary, '$.model') = 'text' AND {_J.format('client_model')} = "
+              f"{_J.format('provider')} || '/' || {_J.format('model')}))"),
     "thinking": _positive_sql("thinking_tokens"),
     "replay": f"{_J.format('agent_id')} = 'replay'",
 }

@@ -64,7 +64,7 @@ FILTER_HELP = (
     "Filters:  text  \"a phrase\"  model:  provider:  api:  agent:  id:  path:  error:  status:429|4xx|err|ok|pending\n"
     "          latency>500 (ms; 2s)  ttft<300  cost>0.01 ($)  tokens>=1k  in>  out<  status>=500\n"
     "          is:translated is:stream is:error is:capped is:unpriced is:estimated is:interrupted is:retried\n"
-    "          is:thinking is:replay      !x / not x / -x    a b = a and b    a or b | (…)"
+    "          is:fallback is:alias is:thinking is:replay      !x / not x / -x    a b = a and b    a or b | (…)"
 )
 
 
