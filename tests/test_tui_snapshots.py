@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from iron_tui.core.known_agents import KNOWN_AGENTS
 from iron_tui.tui.screens.dialogs import TaskDialog
@@ -89,7 +90,7 @@ def task_dialog() -> Step:
         claude = next(a for a in KNOWN_AGENTS if a.program == "claude")
         pilot.app.push_screen(TaskDialog(claude))
         await settle(pilot)
-        await pilot.press(*"add a test for the parser")
+        pilot.app.screen.query_one("#task-input", Input).value = "add a test for the parser"  # typing: Pilot test
         await settle(pilot)
 
     return step
