@@ -149,6 +149,7 @@ async def test_dashboard_ctrl_c_twice(sim: ProviderSim, silent_control: str, tmp
                 await asyncio.sleep(0.05)
     finally:
         loop.remove_reader(fd)
+        screen.extend(_drain(fd))  # what the child wrote last may not have been read yet
         with contextlib.suppress(ProcessLookupError, ChildProcessError):
             if os.waitpid(pid, os.WNOHANG)[0] == 0:
                 os.kill(pid, signal.SIGKILL)
@@ -157,6 +158,15 @@ async def test_dashboard_ctrl_c_twice(sim: ProviderSim, silent_control: str, tmp
     assert os.waitstatus_to_exitcode(status[1]) == 130, bytes(screen[-2000:])
     assert b"forced exit" in screen
     _outbox_intact(tmp_path / "data")
+
+
+def _drain(fd: int) -> bytes:
+    """Everything still buffered in the terminal, without blocking."""
+    os.set_blocking(fd, False)
+    out = bytearray()
+    while chunk := _read(fd):
+        out.extend(chunk)
+    return bytes(out)
 
 
 def _read(fd: int) -> bytes:
