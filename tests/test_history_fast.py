@@ -98,3 +98,16 @@ def test_the_table_keeps_only_the_newest_rows(tmp_path: Path) -> None:
     h2.write([("new", 1000.0, {"id": "new"})])
     assert [r["id"] for r in h2.past(limit=1000)][:1] == ["new"] and len(h2.past(limit=1000)) == 5
     h2.close()
+
+
+def test_a_flush_of_many_batches_keeps_every_row_and_the_last_write_of_an_id(tmp_path: Path) -> None:
+    # Rows go in as JSON arrays of 5,000: a flush after a busy second spans several statements.
+    h = History(size=10, db_path=tmp_path / "h.sqlite3", session="s")
+    rows = [(f"r{i:05d}", float(i), {"id": f"r{i:05d}", "status": 200}) for i in range(12_001)]
+    rows.append(("r00003", 3.0, {"id": "r00003", "status": 502}))  # the same call again, in a later batch
+    assert h.write(rows) == len(rows)
+    past = h.past(limit=20_000)
+    assert len(past) == 12_001
+    assert {r["id"] for r in past} == {f"r{i:05d}" for i in range(12_001)}
+    assert next(r for r in past if r["id"] == "r00003")["status"] == 502
+    h.close()

@@ -55,11 +55,19 @@ class ProviderHealth:
                error: str | None = None) -> None:
         """One attempt's outcome. `hard`: a failure that says the provider is unwell (connect error,
         timeout, 5xx/529), as opposed to a rate limit (429), which only degrades it."""
-        p = self._p.setdefault(provider, _Provider())
+        p = self._p.get(provider)
+        if p is None:
+            p = self._p[provider] = _Provider()
         now = self._clock.monotonic()
         p.calls += 1
         p.outcomes.append((now, ok))
         p.probing = False
+        if ok and p.state == "ok" and not p.down_until:
+            # The hot path: a success while all is well. Nothing can change state (a failure in the
+            # window would have made it degraded already), so only the latency is kept.
+            if latency_ms is not None:
+                p.latency_ms = latency_ms if p.latency_ms is None else 0.8 * p.latency_ms + 0.2 * latency_ms
+            return
         if ok:
             if p.down_until:
                 # Back from down: the failures that put it there describe the outage, not the provider now.

@@ -34,6 +34,12 @@ CREATE INDEX IF NOT EXISTS requests_started ON requests(started_at);
 PERSISTED_ROWS = 100_000
 
 
+# Rows per INSERT statement (a JSON array of [id, started_at, summary]).
+_BATCH = 5000
+_INSERT = ("INSERT OR REPLACE INTO requests(id, session, started_at, summary) SELECT json_extract(value, '$[0]'), ?, "
+           "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?)")
+
+
 # The record fields that hold bodies (previews up to body_preview_bytes each).
 _BODY_FIELDS = ("request_body", "translated_request", "upstream_response", "translated_response")
 
@@ -128,8 +134,12 @@ class History:
         """Write summaries; safe to call from a worker thread (one writer at a time)."""
         if not pending:
             return 0
-        session = self._session
-        rows = [(rid, session, ts, dumps_json(s).decode()) for rid, ts, s in pending]
+        # One statement per batch over a JSON array, not executemany: sqlite3 releases and re-takes the
+        # GIL for every row, and under load each hand-off costs the event loop's thread more than the row
+        # itself (measured: ~20 µs of proxy CPU per call → ~8 µs). Text, not bytes: SQLite ≥ 3.45 reads a
+        # BLOB as JSONB.
+        batches = [dumps_json([[rid, ts, dumps_json(s).decode()] for rid, ts, s in pending[i:i + _BATCH]]).decode()
+                   for i in range(0, len(pending), _BATCH)]
         with self._lock:
             db = self._db
             if db is None:
@@ -138,10 +148,9 @@ class History:
             # open one, so every row was its own commit — 3× the cost of one commit per flush.
             db.execute("BEGIN")
             try:
-                db.executemany(
-                    "INSERT OR REPLACE INTO requests(id, session, started_at, summary) VALUES (?,?,?,?)", rows
-                )
-                self._since_prune += len(rows)
+                for batch in batches:  # json_each keeps the order: a later row for an id wins, as before
+                    db.execute(_INSERT, (self._session, batch))
+                self._since_prune += len(pending)
                 if self._since_prune >= max(1, self.keep // 10):
                     self._since_prune = 0
                     # Keep the newest `keep` rows (by the started_at index): at thousands of calls per
@@ -154,7 +163,7 @@ class History:
                     with contextlib.suppress(sqlite3.Error):
                         db.execute("ROLLBACK")
                 raise
-        return len(rows)
+        return len(pending)
 
     def flush(self) -> int:
         return self.write(self.take_pending())

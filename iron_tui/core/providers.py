@@ -80,6 +80,7 @@ PRESETS: dict[str, ProviderSpec] = {p.name: p for p in (
     _preset("xai", "https://api.x.ai/v1", "XAI_API_KEY", "x-ai", "xAI"),
 )}
 BUILTIN = ("openai", "anthropic")
+_ROUTE_CACHE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,7 @@ class ProviderTable:
         self._fallbacks = {k.lower(): list(v) for k, v in fallbacks.items()}
         self.configured = configured  # providers the user set up (keys or [providers]), for messages
         self._pattern_order = [n for n in specs if specs[n].models]
+        self._cache: dict[tuple[str, str | None], Route] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, builtin_urls: Mapping[str, str]) -> ProviderTable:
@@ -141,6 +143,18 @@ class ProviderTable:
     # --- resolution ------------------------------------------------------------------------------
 
     def resolve(self, model: str, forced: str | None = None) -> Route:
+        # Names repeat call after call and routes are immutable: resolved once (bounded cache).
+        key = (model, forced)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        route = self._resolve(model, forced)
+        if len(self._cache) >= _ROUTE_CACHE:
+            self._cache.clear()
+        self._cache[key] = route
+        return route
+
+    def _resolve(self, model: str, forced: str | None) -> Route:
         if forced is not None:
             return Route(forced, model)
         low = model.lower()
@@ -171,6 +185,8 @@ class ProviderTable:
 
     def fallbacks(self, model: str, route: Route) -> list[str]:
         """The fallback list for the client's name, else for the resolved PROVIDER/model or model."""
+        if not self._fallbacks:
+            return []
         for key in (model, f"{route.provider}/{route.model}", route.model):
             found = self._fallbacks.get(key.lower())
             if found:

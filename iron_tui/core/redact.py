@@ -19,11 +19,15 @@ _SECRETS: set[bytes] = set()
 _UNPREFIXED: tuple[bytes, ...] = ()
 
 
+_ALL: tuple[bytes, ...] = ()  # `_SECRETS` as a tuple, kept in step (read on every call)
+
+
 def register_secret(secret: str) -> None:
-    global _UNPREFIXED
+    global _UNPREFIXED, _ALL
     if len(secret) >= 8:
         _SECRETS.add(secret.encode())
         _UNPREFIXED = tuple(s for s in _SECRETS if _KEY_PREFIX not in s)
+        _ALL = tuple(_SECRETS)
 
 
 def unprefixed_secrets() -> bool:
@@ -33,7 +37,7 @@ def unprefixed_secrets() -> bool:
 
 def registered_secrets() -> tuple[bytes, ...]:
     """The exact secrets registered so far (for the client-path scrubber, `core/proxy/scrub.py`)."""
-    return tuple(_SECRETS)
+    return _ALL
 
 
 def redact_bytes(data: bytes) -> bytes:

@@ -48,7 +48,7 @@ def estimate_api(upstream_api: str, client_api: str, native: bool) -> str:
 
 def choices(upstream_api: str, body: dict[str, Any]) -> int:
     """How many completions one request asks for (`n`, and `best_of` for legacy completions)."""
-    if upstream_api != "openai":
+    if upstream_api != "openai" or ("n" not in body and "best_of" not in body):
         return 1
     n = _int(body.get("n"))
     best_of = _int(body.get("best_of"))

@@ -28,6 +28,10 @@ def scrub_headers(headers: dict[str, str]) -> dict[str, str]:
     secrets = registered_secrets()
     if not secrets:
         return headers
+    # One search over all the values (headers rarely hold one): the per-header pass only when needed.
+    joined = "\n".join(headers.values()).encode("utf-8", "surrogateescape")
+    if not any(joined.find(s) >= 0 for s in secrets):
+        return headers
     out = {}
     for name, value in headers.items():
         raw = value.encode("utf-8", "surrogateescape")
