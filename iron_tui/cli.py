@@ -133,8 +133,10 @@ def _fail(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from iron_tui.core import log_redaction
+    from iron_tui.core.loop import tune_gc
 
     log_redaction.install()  # log records and tracebacks on stderr: keys redacted, terminal-safe
+    tune_gc()
     argv = list(sys.argv[1:] if argv is None else argv)
     agent_argv: list[str] | None = None
     if "--" in argv:
