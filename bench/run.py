@@ -5,6 +5,7 @@
     python bench/run.py --feed-clients 20   # also measure throughput with 20 feed clients connected
     python bench/run.py --telemetry     # also throughput with /metrics + OTLP tracing on vs off
     python bench/run.py --only telemetry    # just that comparison
+    python bench/run.py --only providers    # built-in OpenAI vs a configured provider vs an alias
 
 Three processes on loopback: the provider simulator, `iron-tui --no-ui`, and this load generator.
 Latency: sequential calls in rounds; we report the median of round medians and the p99 of all calls,
@@ -245,6 +246,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     try:
         if args.only == "telemetry":
             return {"telemetry": await telemetry(args, sim_url)}
+        if args.only == "providers":
+            return {"providers": await providers(args, sim_url)}
         cmd = [sys.executable, "-m", "iron_tui", "--no-ui", "--port", "0", "--token", TOKEN,
                "--openai-key", OPENAI_KEY, "--anthropic-key", ANTHROPIC_KEY,
                "--openai-base-url", sim_url, "--anthropic-base-url", sim_url, "--data-dir", args.data_dir,
@@ -309,6 +312,14 @@ async def telemetry(args: argparse.Namespace, sim_url: str) -> dict[str, Any]:
                          seconds=3.0 if args.quick else 8.0, rounds=2 if args.quick else 3)
 
 
+async def providers(args: argparse.Namespace, sim_url: str) -> dict[str, Any]:
+    from providers_bench import compare
+
+    return await compare(start_process, throughput, sim_url, TOKEN,
+                         {"openai": OPENAI_KEY, "anthropic": ANTHROPIC_KEY}, CHAT,
+                         seconds=3.0 if args.quick else 8.0, rounds=2 if args.quick else 3)
+
+
 def report(r: dict[str, Any]) -> str:
     lines = [f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
              f"{platform.system()} {platform.release()}"]
@@ -332,6 +343,10 @@ def report(r: dict[str, Any]) -> str:
         from telemetry_bench import report as telemetry_report
 
         lines += telemetry_report(r["telemetry"])
+    if "providers" in r:
+        from providers_bench import report as providers_report
+
+        lines += providers_report(r["providers"])
     t = r.get("throughput")
     if t is None:
         return "\n".join(lines)
@@ -360,7 +375,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--minimal", action="store_true",
                     help="measure bench/minimal_passthrough.py instead of iron-tui (a reference point)")
-    ap.add_argument("--only", choices=["latency", "throughput", "telemetry"], default=None)
+    ap.add_argument("--only", choices=["latency", "throughput", "telemetry", "providers"], default=None)
     ap.add_argument("--telemetry", action="store_true",
                     help="also compare throughput with /metrics and OTLP tracing on vs off (two iron-tui processes)")
     ap.add_argument("--data-dir", default=None)
