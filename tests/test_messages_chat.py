@@ -282,6 +282,19 @@ def test_stream_and_non_stream_translations_agree(
     assert got.model_dump(exclude={"id"}) == expected.model_dump(exclude={"id"})
 
 
+def test_a_tool_input_beyond_64_bits_stays_exact_streamed_or_not() -> None:
+    # Found by the property above: orjson reads -9223372036854775809 as a float, the SDK (reading the
+    # streamed partial JSON) as the integer it is; both paths now hand the tool the number as written.
+    args = {"": -9223372036854775809, "id": 123456789012345678901234567890, "n": 7}
+    body = completion({"content": None, "tool_calls": [{"id": "call_0", "type": "function", "function": {
+        "name": "Read", "arguments": json.dumps(args)}}]}, "tool_calls")
+    whole = PAIR.response(body, ctx())
+    assert whole["content"][0]["input"] == args and isinstance(whole["content"][0]["input"][""], int)
+    st_ = PAIR.stream(ctx(stream=True))
+    frames = [f for c in completion_to_chunks(body, 4) for f in st_.feed("message", c)]
+    assert anthropic_final_message(frames).content[0].input == args  # type: ignore[union-attr]
+
+
 def test_stream_without_a_usage_chunk_is_closed_at_eof() -> None:
     st_ = PAIR.stream(ctx(stream=True))
     frames = [f for c in [chunk({"role": "assistant", "content": "hi"}), chunk({}, "stop")]

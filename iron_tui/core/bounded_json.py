@@ -10,11 +10,17 @@ a value the pipeline could not serialise afterwards.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
 
-__all__ = ["MAX_NESTING", "dumps_text", "nesting_exceeds", "parse_object"]
+__all__ = ["MAX_NESTING", "dumps_text", "loads_exact", "nesting_exceeds", "parse_object"]
+
+# orjson reads an integer beyond 64 bits as a float, silently (-9223372036854775809 becomes
+# -9.223372036854776e+18), where the SDKs and the stdlib keep it exact: text with a run of 19 or more
+# digits (where int64 ends) is read by the stdlib instead, so a tool's input arrives as the model wrote it.
+_LONG_DIGITS = re.compile(r"\d{19}")
 
 # Far deeper than any real tool input or schema (JSON Schema documents nest a few dozen levels at
 # most), and below orjson's serialisation limit (254) so whatever passes can still be sent upstream.
@@ -41,14 +47,29 @@ def nesting_exceeds(value: object, limit: int = MAX_NESTING) -> bool:
     return False
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_exact(text: str) -> Any:
+    """`text` parsed as JSON with every integer exact (see `_LONG_DIGITS`); ValueError when it is not
+    JSON (NaN and Infinity included, as orjson has it) or nests too deeply for the parser."""
+    if _LONG_DIGITS.search(text) is None:
+        return orjson.loads(text)  # (orjson.JSONDecodeError is a ValueError)
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def parse_object(text: object) -> dict[str, Any] | None:
     """The JSON object in `text` (a str), or None when it is not valid JSON, not an object, or nested
     deeper than MAX_NESTING."""
     if not isinstance(text, str) or not text.strip():
         return None
     try:
-        value = orjson.loads(text)
-    except (orjson.JSONDecodeError, ValueError):
+        value = loads_exact(text)
+    except ValueError:
         return None
     if not isinstance(value, dict) or nesting_exceeds(value):
         return None

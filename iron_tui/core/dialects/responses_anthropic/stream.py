@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
-from iron_tui.core.bounded_json import dumps_text
+from iron_tui.core.bounded_json import dumps_text, loads_exact
 from iron_tui.core.dialects.base import RequestContext, UpstreamFormatError
 from iron_tui.core.dialects.responses.events import EventWriter, OpenItem
 from iron_tui.core.dialects.responses.output import (
@@ -204,8 +202,8 @@ class AnthropicToResponsesStream:
         if entry.kind == "custom":
             raw = "".join(entry.json)
             try:
-                parsed: object = orjson.loads(raw) if raw.strip() else {}
-            except orjson.JSONDecodeError:
+                parsed: object = loads_exact(raw) if raw.strip() else {}
+            except ValueError:
                 parsed = raw
             out = writer.delta(it, custom_input_text(parsed) if not isinstance(parsed, str) else parsed)
         elif entry.kind == "function" and not entry.streamed:

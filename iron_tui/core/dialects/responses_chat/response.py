@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
+from iron_tui.core.bounded_json import loads_exact
 from iron_tui.core.dialects.base import RequestContext, UpstreamFormatError
 from iron_tui.core.dialects.responses.output import (
     count_of,
@@ -55,8 +54,8 @@ def chat_reasoning(obj: dict[str, Any]) -> str:
 
 def custom_input_of(arguments: str) -> str:
     try:
-        parsed = orjson.loads(arguments) if arguments.strip() else {}
-    except orjson.JSONDecodeError:
+        parsed = loads_exact(arguments) if arguments.strip() else {}
+    except ValueError:
         return arguments
     return custom_input_text(parsed)
 
