@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from iron_tui.cli import main
+from iron_tui.cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

@@ -131,12 +131,19 @@ def _fail(message: str) -> int:
     return EXIT_CONFIG
 
 
-def main(argv: list[str] | None = None) -> int:
-    from iron_tui.core import log_redaction
+def run() -> int:
+    """The `iron-tui` command (and `python -m iron_tui`): `main()` in a process of its own, with the
+    collector tuned for it. Tests call `main()` in their own process, whose collector stays as it is."""
     from iron_tui.core.loop import tune_gc
 
-    log_redaction.install()  # log records and tracebacks on stderr: keys redacted, terminal-safe
     tune_gc()
+    return main()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from iron_tui.core import log_redaction
+
+    log_redaction.install()  # log records and tracebacks on stderr: keys redacted, terminal-safe
     argv = list(sys.argv[1:] if argv is None else argv)
     agent_argv: list[str] | None = None
     if "--" in argv:

@@ -156,3 +156,18 @@ def test_port_in_use_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert code == 2
     assert err.count("\n") == 1
     assert f"cannot listen on 127.0.0.1:{port}" in err and "try --port 0" in err
+
+
+def test_the_command_tunes_its_collector_and_main_leaves_a_callers_alone(tmp_path: Path) -> None:
+    import gc
+
+    before = gc.get_threshold()
+    assert main(["config", "path"]) == 0  # in this process, as a script embedding iron-tui would
+    assert gc.get_threshold() == before
+    probe = ("import gc, sys; from iron_tui.cli import run; sys.argv = ['iron-tui', 'config', 'path']; "
+             "code = run(); print(gc.get_threshold()[0], code)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=child_env(tmp_path),
+                         timeout=60, check=True).stdout.split()
+    from iron_tui.core.loop import GC_YOUNG_THRESHOLD
+
+    assert out[-2:] == [str(GC_YOUNG_THRESHOLD), "0"]

@@ -27,8 +27,8 @@ GC_YOUNG_THRESHOLD = 20_000
 
 
 def tune_gc() -> None:
-    """For the `iron-tui` process only: `LlmRouter` runs in its caller's process, whose collector is
-    the caller's business."""
+    """For the `iron-tui` process only (`cli.run`): `LlmRouter` runs in its caller's process, whose
+    collector is the caller's business."""
     import gc
 
     _, older, oldest = gc.get_threshold()
