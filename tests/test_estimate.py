@@ -201,6 +201,25 @@ def test_images_count_a_fixed_bound_not_their_base64_size() -> None:
     assert estimate.ANTHROPIC_IMAGE_TOKENS < input_token_bound(body, "openai.chat") < 36_835
 
 
+@pytest.mark.parametrize("separators", [(",", ":"), (", ", ": ")])
+def test_media_by_url_counts_its_allowance_whatever_the_json_looks_like(separators: tuple[str, str]) -> None:
+    # With the client's bytes (the proxy's fast path), an image by URL — a few bytes for thousands of
+    # tokens — must be found however the JSON is spaced or escaped; a word in the text must not matter.
+    import json as _json
+
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "read file_path and the image file document"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]}
+    raw = _json.dumps(body, separators=separators).encode()
+    escaped = raw.replace(b'"image_url",', b'"\\u0069mage_url",', 1)  # the type, escaped: same JSON
+    assert escaped != raw and _json.loads(escaped) == body
+    for sent in (raw, escaped):
+        assert input_token_bound(body, "openai.chat", sent) >= estimate.OPENAI_IMAGE_TOKENS
+    text_only = {"model": "gpt-4o", "messages": [{"role": "user", "content": "open file_path, an image file"}]}
+    raw = _json.dumps(text_only).encode()
+    assert input_token_bound(text_only, "openai.chat", raw) < estimate.OPENAI_IMAGE_TOKENS
+
+
 def test_unbounded_content_counts_a_large_allowance() -> None:
     plain = {"model": "gpt-4o", "input": "hi"}
     chained = {**plain, "previous_response_id": "resp_123"}
