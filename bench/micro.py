@@ -24,6 +24,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent_body import agent_messages_request
+
 from iron_tui.core.analytics import completed_event
 from iron_tui.core.estimate import input_token_bound
 from iron_tui.core.outbox import Outbox
@@ -42,22 +44,6 @@ def per_call_us(fn: object, n: int, rounds: int = 5) -> float:
     return statistics.median(samples)
 
 
-def _agent_request() -> dict[str, object]:
-    """Shaped like what Claude Code sends: a long system prompt, tools, and tool calls on files."""
-    msgs: list[dict[str, object]] = []
-    for i in range(60):
-        msgs.append({"role": "assistant", "content": [
-            {"type": "text", "text": "Let me look at that file. " * 8},
-            {"type": "tool_use", "id": f"toolu_{i}", "name": "Read", "input": {"file_path": f"/src/app/m{i}.py"}}]})
-        msgs.append({"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": f"toolu_{i}", "content": "    return value  # code\n" * 60}]})
-    tools = [{"name": f"Tool{i}", "description": "Reads a file from the local filesystem. " * 12,
-              "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}}}
-             for i in range(20)]
-    return {"model": "claude-sonnet-4-5", "max_tokens": 32000, "tools": tools, "messages": msgs,
-            "system": [{"type": "text", "text": "You are Claude Code, an interactive CLI tool. " * 120}]}
-
-
 def main() -> None:
     rng = random.Random(1)
     body = {"model": "gpt-4o", "messages": [
@@ -66,7 +52,7 @@ def main() -> None:
     print(f"input bound, 200 messages ({len(str(body)) // 1024} KB): "
           f"{per_call_us(lambda: input_token_bound(body, 'openai.chat'), 20):.0f} µs")
 
-    agent = _agent_request()
+    agent = agent_messages_request()
     raw = orjson.dumps(agent)
     print(f"input bound, agent request from its bytes ({len(raw) // 1024} KB): "
           f"{per_call_us(lambda: input_token_bound(agent, 'anthropic.messages', raw), 50):.0f} µs "

@@ -3,6 +3,7 @@
     python bench/run.py                 # full run (about a minute)
     python bench/run.py --quick         # smaller counts, for a smoke check
     python bench/run.py --feed-clients 20   # also measure throughput with 20 feed clients connected
+(Every full run also measures throughput with ~130 KB agent-shaped requests, bench/agent_body.py.)
     python bench/run.py --telemetry     # also throughput with /metrics + OTLP tracing on vs off
     python bench/run.py --only telemetry    # just that comparison
     python bench/run.py --only providers    # built-in OpenAI vs a configured provider vs an alias
@@ -38,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from agent_body import agent_chat_request  # noqa: E402
 from loadgen import Connection, HTTPStatusError, ProtocolError, encode_request  # noqa: E402
 
 from iron_tui.core.loop import new_event_loop  # noqa: E402
@@ -283,6 +285,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 "direct_machine_busy_pct": d["machine_busy_pct"],
                 "proxy_machine_busy_pct": p["machine_busy_pct"],
             }
+            # An agent's request mid-session (~130 KB: tool calls on files, their results, tool schemas):
+            # what grows with the body (parsing, the input bound, previews, scans) shows here.
+            agent = agent_chat_request()
+            ad = await throughput(sim_url + url, agent, direct_h, 8, secs, {"sim": sim.pid})
+            ap = await throughput(proxy_url + url, agent, proxy_h, 8, secs, {"proxy": proxy.pid, "sim": sim.pid})
+            results["agent_throughput"] = {"kb": len(json.dumps(agent)) // 1024, "direct": ad["rps"],
+                                           "proxy": ap["rps"], "proxy_cpu_us_per_call": ap["cpu_us_per_call"]["proxy"]}
             if args.feed_clients:
                 fc = feed_clients(feed_url, args.feed_clients)
                 try:
@@ -361,6 +370,10 @@ def report(r: dict[str, Any]) -> str:
     lines.append(f"{'':17s}proxy busy {t['proxy'] * t['proxy_cpu_us_per_call'] / 1e4:.0f}% of a core; "
                  f"machine {t['proxy_machine_busy_pct']:.0f}% busy proxied, "
                  f"{t['direct_machine_busy_pct']:.0f}% direct (all cores)")
+    if "agent_throughput" in r:
+        a = r["agent_throughput"]
+        lines.append(f"agent-sized @8    ({a['kb']} KB requests) direct {a['direct']:.0f} req/s | proxy {a['proxy']:.0f} "
+                     f"req/s; proxy CPU {a['proxy_cpu_us_per_call']:.0f} µs per call")
     if "proxy_with_feed" in t:
         lines.append(f"with {t['feed_clients']} feed clients: {t['proxy_with_feed']:.0f} req/s "
                      f"({100 * t['proxy_with_feed'] / t['proxy']:.0f}% of no clients); proxy CPU "
