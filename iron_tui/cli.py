@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from iron_tui import __version__
-from iron_tui.config import ConfigError, Settings, load_settings_with_sources
+from iron_tui.config import ConfigError, Settings
+from iron_tui.config_loading import load_settings_with_sources
 
 EXIT_CONFIG = 2
 

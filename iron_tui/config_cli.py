@@ -24,18 +24,15 @@ from typing import Any, TextIO
 import tomli_w
 from pydantic import ValidationError
 
-from iron_tui.config import (
+from iron_tui.config import SECRET_FIELDS, ConfigError, Settings, mask_secret
+from iron_tui.config_docs import default_value, settings_docs
+from iron_tui.config_loading import (
     CONFIG_ENV,
-    SECRET_FIELDS,
-    ConfigError,
-    Settings,
     default_config_path,
     default_data_dir,
     describe_validation_error,
     load_settings_with_sources,
-    mask_secret,
 )
-from iron_tui.config_docs import default_value, settings_docs
 
 EXIT_CONFIG = 2
 _TABLE_FIELDS = ("agents", "prices")  # TOML tables must follow every plain key

@@ -21,8 +21,6 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
 from iron_tui.config import (
-    CONFIG_ENV,
-    ENV_VARS,
     SECRET_FIELDS,
     AgentPresetConfig,
     PriceConfig,
@@ -30,6 +28,7 @@ from iron_tui.config import (
     RetryConfig,
     Settings,
 )
+from iron_tui.config_loading import CONFIG_ENV, ENV_VARS
 from iron_tui.core.otel.config import ENVIRONMENT as OTEL_ENVIRONMENT
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"

@@ -17,7 +17,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from iron_tui.config import MAX_BUDGET_USD, ConfigError, Settings, default_data_dir, provider_for_key
+from iron_tui.config import MAX_BUDGET_USD, ConfigError, Settings, provider_for_key
+from iron_tui.config_loading import default_data_dir
 from iron_tui.core.engine import Engine
 from iron_tui.core.events import MICROS_PER_USD
 from iron_tui.core.loop import new_event_loop

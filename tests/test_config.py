@@ -12,14 +12,9 @@ from pathlib import Path
 import pytest
 
 from iron_tui.cli import main
-from iron_tui.config import (
-    SECRET_FIELDS,
-    Settings,
-    default_data_dir,
-    load_settings,
-    load_settings_with_sources,
-)
+from iron_tui.config import SECRET_FIELDS, Settings
 from iron_tui.config_cli import config_main
+from iron_tui.config_loading import default_data_dir, load_settings, load_settings_with_sources
 
 ROOT = Path(__file__).resolve().parent.parent
 LONG_KEY = "sk-proj-DEMOsecret0123456789abcdefghijklmnop"

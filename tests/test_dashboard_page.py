@@ -35,7 +35,7 @@ from iron_tui.core.events import (
 )
 from iron_tui.core.feed import Feed, snapshot_state
 from iron_tui.core.health import ProviderHealth
-from iron_tui.core.ledger_store import CallRow
+from iron_tui.core.ledger_schema import CallRow
 from iron_tui.core.recovery import RecoveredCall, interrupted_record
 from iron_tui.core.token_usage import TokenUsage
 

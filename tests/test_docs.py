@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 
 from iron_tui.cli import build_parser
-from iron_tui.config import ENV_VARS, AgentPresetConfig, PriceConfig, ProviderConfig, RetryConfig, Settings
+from iron_tui.config import AgentPresetConfig, PriceConfig, ProviderConfig, RetryConfig, Settings
 from iron_tui.config_docs import render_config_reference
+from iron_tui.config_loading import ENV_VARS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

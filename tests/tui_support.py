@@ -27,7 +27,7 @@ from iron_tui.core.events import (
     SpendChanged,
     SyncStatus,
 )
-from iron_tui.core.ledger_store import CallRow
+from iron_tui.core.ledger_schema import CallRow
 from iron_tui.core.recovery import RecoveredCall, interrupted_record
 from iron_tui.core.token_usage import TokenUsage
 from iron_tui.tui.app import IronApp, create_app

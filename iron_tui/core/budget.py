@@ -47,7 +47,8 @@ from typing import Literal
 from iron_tui.core.budget_refusal import BudgetExceeded, budget_error_body, format_usd
 from iron_tui.core.clock import Clock
 from iron_tui.core.events import CostAlert, Event, Notice, Severity, SpendChanged
-from iron_tui.core.ledger_store import CallRow, LedgerStorageError, LedgerStore
+from iron_tui.core.ledger_schema import CallRow, LedgerStorageError
+from iron_tui.core.ledger_store import LedgerStore
 from iron_tui.core.spend_totals import ModelTotals, ProviderTotals, SpendTotals
 from iron_tui.core.token_usage import TokenUsage
 

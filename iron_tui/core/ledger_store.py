@@ -1,6 +1,6 @@
 """The budget state that every iron-tui sharing a data dir shares, and the crash journal (one SQLite file).
 
-Tables (in `state.sqlite3`):
+Tables (in `state.sqlite3`; the schema is in ledger_schema.py):
 
 * `budget_periods(period_key, spent_micros)`: what was spent per calendar period, by all processes.
 * `budget_slices(holder, period_key, micros)`: the part of the limit each live process has leased into
@@ -34,51 +34,14 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from iron_tui.core.ledger_schema import SCHEMA, CallRow, LedgerStorageError, hold_lock, try_lock
 
 LAZY_FLUSH_S = 0.05  # settlements
 PROGRESS_FLUSH_S = 0.5  # stream progress checkpoints
 _AUTOCHECKPOINT_PAGES = 10_000  # backstop; the engine checkpoints from a worker thread
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS budget_periods (
-    period_key TEXT PRIMARY KEY, spent_micros INTEGER NOT NULL, updated_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS budget_slices (
-    holder TEXT NOT NULL, period_key TEXT NOT NULL, micros INTEGER NOT NULL, updated_at REAL NOT NULL,
-    PRIMARY KEY (holder, period_key));
-CREATE TABLE IF NOT EXISTS calls (
-    holder TEXT NOT NULL, id TEXT NOT NULL, period_key TEXT NOT NULL, reserved_micros INTEGER NOT NULL,
-    started_at REAL NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL, api TEXT NOT NULL,
-    agent_id TEXT, event_id TEXT, input_tokens INTEGER NOT NULL DEFAULT 0,
-    output_tokens INTEGER NOT NULL DEFAULT 0, output_chars INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (holder, id));
-CREATE TABLE IF NOT EXISTS holders (holder TEXT PRIMARY KEY, pid INTEGER NOT NULL, started_at REAL NOT NULL);
-"""
-
-
-class LedgerStorageError(RuntimeError):
-    """The budget database could not be opened (message names the file)."""
-
-
-@dataclass(slots=True)
-class CallRow:
-    """One journal row: an admitted call and what it has relayed so far."""
-
-    id: str
-    period_key: str
-    reserved_micros: int
-    started_at: float
-    provider: str
-    model: str
-    api: str
-    agent_id: str | None = None
-    event_id: str | None = None
-    input_tokens: int = 0  # known from the provider, or iron-tui's estimate at admission
-    output_tokens: int = 0  # reported by the provider so far (0: unknown)
-    output_chars: int = 0  # characters relayed to the client so far
-
 
 # Queued operations: (kind, args). Kinds: admit, finish (progress is coalesced apart).
 _Op = tuple[str, tuple[Any, ...]]
@@ -109,8 +72,8 @@ class LedgerStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
-            self._conn.executescript(_SCHEMA)
-            self._lock_fd = _hold_lock(self.lock_path(self.holder))
+            self._conn.executescript(SCHEMA)
+            self._lock_fd = hold_lock(self.lock_path(self.holder))
             self._conn.execute("INSERT OR REPLACE INTO holders VALUES (?, ?, ?)",
                                (self.holder, os.getpid(), time.time()))
         except (sqlite3.Error, OSError) as exc:
@@ -205,7 +168,7 @@ class LedgerStore:
         """If `holder`'s process is gone, take its lock (so no one else recovers it at the same time)
         and return the lock's file descriptor for `release_dead_holder`; None while it lives."""
         path = self.lock_path(holder)
-        return _try_lock(path)
+        return try_lock(path)
 
     def calls_of(self, holder: str) -> list[CallRow]:
         rows = self._db().execute(
@@ -401,37 +364,3 @@ class LedgerStore:
             self.failed = True
             if self.on_error is not None:
                 self.on_error(exc)
-
-
-def _hold_lock(path: Path) -> int:
-    """Create and exclusively lock this process's lock file; the fd stays open for the process's life."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        import fcntl
-
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except ImportError:  # no flock on this platform: other holders then always look alive
-        pass
-    except OSError:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _try_lock(path: Path) -> int | None:
-    """The fd of `path` locked by us (its holder is dead), or None (it lives, or we cannot tell)."""
-    try:
-        import fcntl
-    except ImportError:
-        return None
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 from iron_tui.core.dialects.client_apis import NATIVE_PATHS
 from iron_tui.core.estimate import estimate_output_tokens_from_text
 from iron_tui.core.events import MICROS_PER_USD, Notice, RequestFinished, RequestRecord
-from iron_tui.core.ledger_store import CallRow, LedgerStore
+from iron_tui.core.ledger_schema import CallRow
+from iron_tui.core.ledger_store import LedgerStore
 from iron_tui.core.pricing import Pricer
 from iron_tui.core.token_usage import TokenUsage
 from iron_tui.core.units import money, tokens
