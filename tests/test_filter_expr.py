@@ -10,7 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iron_tui.core.filter_expr import FLAGS, Filter, FilterError, register_sql_functions
+from iron_tui.core.filter_expr import Filter
+from iron_tui.core.filter_sql import register_sql_functions
+from iron_tui.core.filter_syntax import FLAGS, FilterError
 
 ROWS: list[dict[str, Any]] = [
     {"id": "req_a1", "model": "gpt-4o-mini", "provider": "openai", "api": "openai.chat",

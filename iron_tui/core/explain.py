@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from iron_tui.core.filter_expr import is_failed
+from iron_tui.core.filter_match import is_failed
 from iron_tui.core.proxy.errors import Shape, error_body
 
 MICROS = 1_000_000

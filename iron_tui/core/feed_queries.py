@@ -19,7 +19,8 @@ from typing import Any
 
 from iron_tui.core.conversation import call_view
 from iron_tui.core.explain import cost_breakdown, explain_error
-from iron_tui.core.filter_expr import Filter, FilterError
+from iron_tui.core.filter_expr import Filter
+from iron_tui.core.filter_syntax import FilterError
 from iron_tui.core.stats import BUCKET_S, GROUPINGS, TotalsAccumulator, alert_level, forecast
 from iron_tui.core.textdiff import side_by_side
 from iron_tui.core.transcript import Transcript, transcript_lines

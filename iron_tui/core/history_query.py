@@ -24,7 +24,8 @@ from typing import Any
 
 import orjson
 
-from iron_tui.core.filter_expr import Filter, register_sql_functions
+from iron_tui.core.filter_expr import Filter
+from iron_tui.core.filter_sql import register_sql_functions
 
 Cursor = tuple[float, int]  # (started_at, rowid) of the last row of a page
 

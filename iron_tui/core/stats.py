@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from iron_tui.core.budget import ALERT_THRESHOLDS
-from iron_tui.core.filter_expr import is_failed
+from iron_tui.core.filter_match import is_failed
 
 GroupBy = Literal["model", "provider", "agent"]
 GROUPINGS: tuple[GroupBy, ...] = ("model", "provider", "agent")

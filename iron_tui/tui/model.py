@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from iron_tui.core.filter_expr import Filter, status_text
+from iron_tui.core.filter_expr import Filter
+from iron_tui.core.filter_match import status_text
 from iron_tui.core.stats import alert_level
 
 Row = dict[str, Any]

@@ -17,7 +17,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 from iron_tui.core.conversation import CallView, call_view
 from iron_tui.core.explain import cost_breakdown, explain_error
 from iron_tui.core.export import ExportError, curl_command
-from iron_tui.core.filter_expr import is_failed, status_text
+from iron_tui.core.filter_match import is_failed, status_text
 from iron_tui.core.units import call_cost, duration_ms
 from iron_tui.tui.messages import CallUpdated
 from iron_tui.tui.safe import safe_line

@@ -13,7 +13,7 @@ from textual.widgets import Static
 
 from iron_tui.core.conversation import CallView
 from iron_tui.core.explain import CostBreakdown, ErrorExplanation
-from iron_tui.core.filter_expr import aliased, fell_back, status_text
+from iron_tui.core.filter_match import aliased, fell_back, status_text
 from iron_tui.core.stats import first_token_ms
 from iron_tui.core.textdiff import json_lines, side_by_side
 from iron_tui.core.transcript import transcript_lines

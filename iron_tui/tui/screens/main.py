@@ -13,21 +13,18 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.content import Content
 from textual.events import Resize
 from textual.screen import Screen
 from textual.widgets import Button, Footer
 
-from iron_tui.config import mask_secret
-from iron_tui.core.events import AgentStateChanged, CostAlert, Notice, SyncStatus
+from iron_tui.core.events import AgentStateChanged, SyncStatus
 from iron_tui.core.filter_expr import Filter
 from iron_tui.core.stats import BUCKET_S, TotalsAccumulator
-from iron_tui.core.units import count, money
+from iron_tui.core.units import count
 from iron_tui.tui.messages import (
     AgentActivity,
     AgentCommandFailed,
     Alerted,
-    CallUpdated,
     HealthUpdated,
     RequestsUpdated,
     SpendUpdated,
@@ -35,25 +32,27 @@ from iron_tui.tui.messages import (
 )
 from iron_tui.tui.model import MatchCache, RequestStore, Sort
 from iron_tui.tui.screens.agent_start import agent_action
+from iron_tui.tui.screens.detail_links import open_detail, tell_detail_screens
 from iron_tui.tui.screens.dialogs import edit_budget
+from iron_tui.tui.screens.main_views import (
+    NARROW_BELOW,
+    alert_toasts,
+    empty_list_text,
+    header_info,
+    layout_kind,
+    list_titles,
+)
 from iron_tui.tui.screens.session_export import export_session, text_of
 from iron_tui.tui.widgets.filterbar import FilterBar
-from iron_tui.tui.widgets.panels import AgentPanel, HeaderInfo, SpendPanel, StatusHeader, SyncPanel
+from iron_tui.tui.widgets.panels import AgentPanel, SpendPanel, StatusHeader, SyncPanel
 from iron_tui.tui.widgets.providers import ProviderStrip
 from iron_tui.tui.widgets.requests import WIDE_MIN_WIDTH, RequestsTable
 
 if TYPE_CHECKING:
     from iron_tui.tui.app import IronApp
 
-NARROW_BELOW = 100  # columns; below this secondary columns and panels are hidden
 DISPLAY_ROWS = 5000  # rows handed to the table per refresh (it draws only the visible ones)
 SPEND_BUCKETS = 30
-
-
-def layout_kind(width: int) -> str:
-    if width < NARROW_BELOW:
-        return "narrow"
-    return "wide" if width >= WIDE_MIN_WIDTH else "normal"
 
 
 class MainScreen(Screen[None]):
@@ -156,19 +155,7 @@ class MainScreen(Screen[None]):
             self._refresh_requests()
 
     def _show_header(self) -> None:
-        app = self.iron
-        engine = app.engine
-        feed = getattr(engine, "feed", None)
-        self.query_one(StatusHeader).show(HeaderInfo(
-            mode=engine.mode,
-            url=app.display_url or (engine.openai_base_url if engine.port else "starting…"),
-            token=mask_secret(engine.token) or "",
-            uptime_s=app.clock.now() - engine.started_at,
-            feed_clients=feed.client_count if feed is not None else 0,
-            drops=engine.bus.dropped,
-            paused=self.paused,
-            unseen=self.unseen,
-        ))
+        self.query_one(StatusHeader).show(header_info(self.iron, self.paused, self.unseen))
 
     # --- bus messages -------------------------------------------------------------------------------
 
@@ -185,19 +172,10 @@ class MainScreen(Screen[None]):
             if self._cleared is not None:
                 self._cleared[2].extend(finished)
             self._show_models()
-        self._tell_detail_screens(msg.rows)
+        tell_detail_screens(self.iron, msg.rows)
         if not self.paused:
             self._refresh_requests()
         self._tick()  # the clock moved with the traffic: uptime, spend graph, "ago" times
-
-    def _tell_detail_screens(self, rows: list[dict[str, Any]]) -> None:
-        watched = {getattr(s, "request_id", None): s for s in self.app.screen_stack if hasattr(s, "request_id")}
-        if not watched:
-            return
-        for r in rows:
-            screen = watched.get(r["id"])
-            if screen is not None:
-                screen.post_message(CallUpdated(r))
 
     @on(SpendUpdated)
     def _spend(self, msg: SpendUpdated) -> None:
@@ -230,14 +208,8 @@ class MainScreen(Screen[None]):
 
     @on(Alerted)
     def _alerted(self, msg: Alerted) -> None:
-        for e in msg.events:
-            if isinstance(e, CostAlert):
-                text = (f"Budget {e.severity}: {money(e.spent_micros)} of {money(e.limit_micros)} "
-                        f"spent ({e.percentage:.0f}%)")
-                self.notify(text, title="Budget", severity="warning" if e.severity == "warning" else "error", timeout=10)
-            elif isinstance(e, Notice):
-                severity = {"info": "information", "warning": "warning", "error": "error"}[e.level]
-                self.notify(e.message, severity=severity)  # type: ignore[arg-type]
+        for toast in alert_toasts(msg.events):
+            self.notify(toast.message, title=toast.title, severity=toast.severity, timeout=toast.timeout)
 
     @on(AgentCommandFailed)
     def _agent_failed(self, msg: AgentCommandFailed) -> None:
@@ -253,14 +225,8 @@ class MainScreen(Screen[None]):
         table = self.query_one(RequestsTable)
         rows, matched = self.store.view(self.matcher, self.sort, DISPLAY_ROWS)
         self._matched = matched
-        if self.filter.active and len(self.store):
-            table.empty_text = "no requests match the filter (Esc clears it)"
-        elif self._cleared is not None:
-            table.empty_text = "cleared: u brings the list back"
-        else:
-            engine = self.iron.engine
-            url = self.iron.display_url or (engine.openai_base_url if engine.port else "the proxy")
-            table.empty_text = f"no requests yet: point your agent at {url} (y: the token)"
+        table.empty_text = empty_list_text(self.iron, self.filter.active and len(self.store) > 0,
+                                           self._cleared is not None)
         table.sort = self.sort
         table.show(rows, self.kind, newest_id=self.store.newest_id)
         self.store.pin(None if table.follow else table.selected_id)
@@ -268,22 +234,8 @@ class MainScreen(Screen[None]):
         self.query_one(FilterBar).show_count(matched, len(self.store))
 
     def _show_titles(self, table: RequestsTable, matched: int, shown: int) -> None:
-        mode = ("[$text-success]● follow[/]" if table.follow else "[$text-warning]‖ hold[/] [$foreground-muted]f follows[/]")
-        if self.paused:
-            mode = "[$text-warning]paused[/] [$foreground-muted]p resumes[/]"
-        table.border_title = Content.from_markup(f"Requests  {mode}")
-        parts = []
-        if self.filter.active:
-            parts.append(f"filter: {self.filter.text} · {matched:,} of {len(self.store):,}")
-        else:
-            parts.append(count(self.store.total_seen, "request"))
-            if self.store.total_seen > len(self.store):
-                parts.append(f"last {len(self.store):,} kept (H: all history)")
-        if not self.sort.is_default:
-            parts.append(f"sort: {self.sort.label}")
-        if matched > shown:
-            parts.append(f"first {shown:,} shown")
-        table.border_subtitle = " · ".join(parts)
+        table.border_title, table.border_subtitle = list_titles(table.follow, self.paused, self.filter, self.store,
+                                                                self.sort, matched, shown)
         table.set_class(self.filter.active, "-filtered")
         table.set_class(not table.follow, "-holding")
 
@@ -335,16 +287,7 @@ class MainScreen(Screen[None]):
         self._set_sort(self.sort.by(event.key))
 
     def open_detail(self, request_id: str, tab: str | None = None) -> None:
-        from iron_tui.tui.screens.detail import RequestDetailScreen
-
-        summary = self.store.get(request_id)
-        record = self.iron.engine.history.get(request_id)
-        if summary is None and record is not None:
-            summary = record.summary()
-        if summary is None:
-            self.notify(f"request {request_id} is no longer available", severity="warning")
-            return
-        self.app.push_screen(RequestDetailScreen(summary, record, tab))
+        open_detail(self.iron, self.store, request_id, tab)
 
     def action_filter(self) -> None:
         self.query_one(FilterBar).open(self.filter.text)

@@ -12,7 +12,8 @@ from textual.content import Content
 from textual.message import Message
 from textual.widgets import Input, Static
 
-from iron_tui.core.filter_expr import Filter, FilterError
+from iron_tui.core.filter_expr import Filter
+from iron_tui.core.filter_syntax import FilterError
 from iron_tui.core.units import count
 from iron_tui.tui.widgets.panels import set_content
 

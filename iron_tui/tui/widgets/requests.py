@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from iron_tui.core.filter_expr import aliased, fell_back, is_failed, status_text, tries
+from iron_tui.core.filter_match import aliased, fell_back, is_failed, status_text, tries
 from iron_tui.core.stats import first_token_ms
 from iron_tui.core.units import call_cost, duration_ms, tokens_short
 from iron_tui.tui.model import Sort
