@@ -10,12 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from iron_tui.core.upstream import (
-    UpstreamClient,
-    UpstreamConnectError,
-    UpstreamProtocolError,
-    UpstreamTimeout,
-)
+from iron_tui.core.upstream import UpstreamClient
+from iron_tui.core.upstream_errors import UpstreamConnectError, UpstreamProtocolError, UpstreamTimeout
 from tests.upstream_server import Factory, RawServer, answer_ok, fetch, ok
 
 

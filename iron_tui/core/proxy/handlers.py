@@ -25,7 +25,8 @@ from iron_tui.core.proxy.pipeline import Pipeline
 from iron_tui.core.proxy.routing import provider_for_model
 from iron_tui.core.proxy.scrub import scrub, scrub_headers
 from iron_tui.core.redact import redact_bytes
-from iron_tui.core.upstream import UpstreamConnectError, UpstreamError
+from iron_tui.core.upstream import UpstreamError
+from iron_tui.core.upstream_errors import UpstreamConnectError
 
 if TYPE_CHECKING:
     from iron_tui.core.engine import Engine

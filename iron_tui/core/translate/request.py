@@ -26,13 +26,13 @@ from typing import Any
 
 from iron_tui.core.bounded_json import nesting_exceeds, parse_object
 from iron_tui.core.translate import params
+from iron_tui.core.translate.content import content_blocks, with_cache_control
 from iron_tui.core.translate.errors import TranslationError
-from iron_tui.core.translate.params import JSON_OBJECT_INSTRUCTION, unsupported
+from iron_tui.core.translate.params import JSON_OBJECT_INSTRUCTION
 from iron_tui.core.translate.thinking import constrain_sampling, history_thinking_blocks, thinking_config
 
 __all__ = ["JSON_OBJECT_INSTRUCTION", "TranslatedRequest", "openai_to_anthropic_request"]
 
-_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 PLACEHOLDER_USER_TEXT = "."
 
 
@@ -53,96 +53,6 @@ class _Turn:
         self.results: list[dict[str, Any]] = []
         self.blocks: list[dict[str, Any]] = []
 
-
-def _with_cache_control(block: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
-    cache_control = source.get("cache_control")
-    if cache_control and isinstance(cache_control, dict) and not nesting_exceeds(cache_control, 4):
-        block["cache_control"] = cache_control
-    return block
-
-
-def _image_block(part: dict[str, Any], param: str) -> dict[str, Any]:
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, dict) else image
-    if not isinstance(url, str) or not url:
-        raise TranslationError("image_url part needs a 'url'", param, "invalid_value")
-    if url.startswith("data:"):
-        header, sep, data = url[5:].partition(",")
-        media_type, _, encoding = header.partition(";")
-        if not sep or encoding != "base64":
-            raise TranslationError("image data URIs must be base64-encoded", param, "invalid_value")
-        if media_type not in _IMAGE_TYPES:
-            raise TranslationError(
-                f"image type '{media_type}' is not supported by Claude (use jpeg, png, gif or webp)",
-                param,
-                "unsupported_value",
-            )
-        source: dict[str, Any] = {"type": "base64", "media_type": media_type, "data": data}
-    elif url.startswith(("http://", "https://")):
-        # Anthropic fetches the URL itself; the proxy never downloads anything on a client's behalf.
-        source = {"type": "url", "url": url}
-    else:
-        raise TranslationError("image URLs must be http(s) or base64 data URIs", param, "invalid_value")
-    return _with_cache_control({"type": "image", "source": source}, part)
-
-
-def _file_block(part: dict[str, Any], param: str) -> dict[str, Any]:
-    # OpenAI `file` parts carry either an uploaded file id (unreachable from Anthropic) or inline data.
-    file = part.get("file")
-    data = file.get("file_data") if isinstance(file, dict) else None
-    if isinstance(data, str) and data.startswith("data:application/pdf;base64,"):
-        source = {
-            "type": "base64",
-            "media_type": "application/pdf",
-            "data": data[len("data:application/pdf;base64,") :],
-        }
-        return _with_cache_control({"type": "document", "source": source}, part)
-    raise TranslationError(
-        "only inline PDF file parts (file_data as a base64 data URI) can be sent to Claude",
-        param,
-        "unsupported_value",
-    )
-
-
-def _content_blocks(content: object, param: str, *, allow_media: bool) -> list[dict[str, Any]]:
-    """Anthropic blocks for an OpenAI message `content` (string or list of parts).
-
-    Empty and whitespace-only text is dropped: Anthropic answers 400 "text content blocks must contain
-    non-whitespace text".
-    """
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content.strip() else []
-    if not isinstance(content, list):
-        raise TranslationError("message content must be a string or a list of parts", param, "invalid_type")
-    blocks: list[dict[str, Any]] = []
-    for j, part in enumerate(content):
-        part_param = f"{param}[{j}]"
-        if isinstance(part, str):  # tolerated: some clients send bare strings in the parts list
-            if part.strip():
-                blocks.append({"type": "text", "text": part})
-            continue
-        if not isinstance(part, dict):
-            raise TranslationError("content parts must be objects", part_param, "invalid_type")
-        kind = part.get("type")
-        if kind == "text" or kind == "refusal":
-            text = part.get(kind)
-            if not isinstance(text, str):
-                raise TranslationError(f"{kind} part needs a string '{kind}'", part_param, "invalid_type")
-            if text.strip():
-                blocks.append(_with_cache_control({"type": "text", "text": text}, part))
-        elif kind == "image_url" and allow_media:
-            blocks.append(_image_block(part, part_param))
-        elif kind == "file" and allow_media:
-            blocks.append(_file_block(part, part_param))
-        elif kind == "input_audio":
-            raise unsupported(part_param, "Claude models do not accept audio input")
-        else:
-            raise TranslationError(
-                f"content part type '{kind}' is not supported here", part_param, "unsupported_value"
-            )
-    return blocks
 
 
 def _tool_use_blocks(tool_calls: object, param: str, warnings: list[str]) -> list[dict[str, Any]]:
@@ -187,10 +97,10 @@ def _tool_result(message: dict[str, Any], param: str) -> dict[str, Any]:
         if content.strip():
             result["content"] = content
     else:
-        blocks = _content_blocks(content, f"{param}.content", allow_media=True)
+        blocks = content_blocks(content, f"{param}.content", allow_media=True)
         if blocks:
             result["content"] = blocks
-    return _with_cache_control(result, message)
+    return with_cache_control(result, message)
 
 
 def _convert_messages(
@@ -214,24 +124,24 @@ def _convert_messages(
         role = message.get("role")
         content = message.get("content")
         if role == "system" or role == "developer":
-            blocks = _content_blocks(content, f"{param}.content", allow_media=False)
+            blocks = content_blocks(content, f"{param}.content", allow_media=False)
             if blocks:
-                _with_cache_control(blocks[-1], message)
+                with_cache_control(blocks[-1], message)
                 system.extend(blocks)
         elif role == "user":
-            blocks = _content_blocks(content, f"{param}.content", allow_media=True)
+            blocks = content_blocks(content, f"{param}.content", allow_media=True)
             if blocks:
-                _with_cache_control(blocks[-1], message)
+                with_cache_control(blocks[-1], message)
                 turn_for("user").blocks.extend(blocks)
         elif role == "assistant":
             # Thinking blocks first: Anthropic wants an assistant turn to open with its thinking.
             blocks = history_thinking_blocks(message, param)
-            blocks += _content_blocks(content, f"{param}.content", allow_media=False)
+            blocks += content_blocks(content, f"{param}.content", allow_media=False)
             tool_calls = message.get("tool_calls")
             if tool_calls:
                 blocks.extend(_tool_use_blocks(tool_calls, f"{param}.tool_calls", warnings))
             if blocks and blocks[-1]["type"] not in ("thinking", "redacted_thinking"):
-                _with_cache_control(blocks[-1], message)
+                with_cache_control(blocks[-1], message)
                 turn_for("assistant").blocks.extend(blocks)
         elif role == "tool":
             turn_for("user").results.append(_tool_result(message, param))
@@ -305,7 +215,7 @@ def _tools(tools: object) -> list[dict[str, Any]]:
         description = function.get("description")
         if isinstance(description, str) and description:
             converted["description"] = description
-        out.append(_with_cache_control(converted, tool))
+        out.append(with_cache_control(converted, tool))
     return out
 
 
