@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -40,10 +41,6 @@ FLAGS, STATUS = 3, 4  # columns at 120: time, model, provider, flags, status, la
 def strip_text(app: object) -> str:
     strip = app.dashboard.query_one(ProviderStrip)  # type: ignore[attr-defined]
     return text_of(strip) if strip.display else ""
-
-
-def notes(app: object) -> list[str]:
-    return [n.message for n in app._notifications]  # type: ignore[attr-defined]
 
 
 HEALTH = [
@@ -82,6 +79,15 @@ async def test_provider_health_fallbacks_and_aliases_on_real_traffic(make_engine
                                fallbacks={"gpt-4o": ["claude-3-5-haiku-latest"]})
     app = app_for(engine, tmp_path)
     client = oai(engine)
+    # Every toast, kept: on a busy machine one may expire (4 s) before the test looks for it.
+    toasts: list[str] = []
+    notify = app.notify
+
+    def kept(message: str, *args: Any, **kwargs: Any) -> None:
+        toasts.append(str(message))
+        notify(message, *args, **kwargs)
+
+    app.notify = kept  # type: ignore[method-assign,assignment]
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert not app.dashboard.query_one(ProviderStrip).display, "no provider tried yet: no strip"
@@ -98,7 +104,7 @@ async def test_provider_health_fallbacks_and_aliases_on_real_traffic(make_engine
         assert "probe on the next call" in strip_text(app)  # cool-down 0: the next call probes it
         assert app.dashboard.query_one(ProviderStrip).has_class("-down")
         assert "● anthropic ok" in strip_text(app)
-        assert any(n.startswith("openai is down: ") for n in notes(app)), notes(app)
+        await until(pilot, lambda: any(n.startswith("openai is down: ") for n in toasts), what="the down toast")
         await until(pilot, lambda: table(app).row_count == 4 and "…" not in table(app).row_texts(0))
         row = table(app).row_texts(0)  # newest: a fallback, served by Claude, translated
         assert row[1] == "claude-3-5-haiku-latest" and row[2] == "anthropic" and row[FLAGS] == "↔↪", row
@@ -109,7 +115,7 @@ async def test_provider_health_fallbacks_and_aliases_on_real_traffic(make_engine
         row = table(app).row_texts(0)
         assert row[1] == "gpt-4o-mini" and row[FLAGS] == "≈", row
         await until(pilot, lambda: "● openai ok" in strip_text(app), what="openai back")
-        assert "openai is back" in notes(app)
+        await until(pilot, lambda: "openai is back" in toasts, what="the 'openai is back' toast")
 
         # The fallback's Cost tab: what was asked for and each try.
         fallback_id = table(app).rows[1]["id"]
