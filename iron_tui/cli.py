@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_headless(settings: Settings, agent_argv: list[str] | None) -> int:
-    from iron_tui.core.engine import EngineError
+    from iron_tui.core.engine_lifecycle import EngineError
     from iron_tui.core.loop import new_event_loop
     from iron_tui.headless import run_headless
 

@@ -284,7 +284,7 @@ def run_demo_ui(*, port: int = 0, data_dir: Path, speed: float | None = None, th
 
 
 def demo_main(argv: list[str]) -> int:
-    from iron_tui.core.engine import EngineError
+    from iron_tui.core.engine_lifecycle import EngineError
 
     ns = build_parser().parse_args(argv)
     try:

@@ -33,7 +33,8 @@ from iron_tui.core.events import (
     SpendChanged,
     SyncStatus,
 )
-from iron_tui.core.feed import Feed, snapshot_state
+from iron_tui.core.feed import Feed
+from iron_tui.core.feed_messages import snapshot_state
 from iron_tui.core.health import ProviderHealth
 from iron_tui.core.ledger_schema import CallRow
 from iron_tui.core.recovery import RecoveredCall, interrupted_record

@@ -38,11 +38,10 @@ from iron_tui.core.events import (
     SyncStatus,
     to_wire,
 )
-from iron_tui.core.feed import (
-    Feed,
+from iron_tui.core.feed import Feed, load_feed_schema
+from iron_tui.core.feed_messages import (
     error_message,
     heartbeat_message,
-    load_feed_schema,
     pong_message,
     snapshot_message,
     snapshot_state,

@@ -102,7 +102,7 @@ def test_absurd_amounts_never_break_a_feed_message() -> None:
     from iron_tui.core.budget import BudgetLedger
     from iron_tui.core.clock import FixedClock
     from iron_tui.core.events import RequestRecord, to_wire
-    from iron_tui.core.feed import dumps
+    from iron_tui.core.feed_messages import dumps
 
     published: list = []
     ledger = BudgetLedger(limit_micros=None, publish=published.append, clock=FixedClock(1_700_000_000.0))

@@ -13,21 +13,19 @@ One agent at a time. Lifecycle: idle → starting → running → stopping → e
   relaunched after `restart_backoff * 2**n` seconds, at most `max_restarts` times in a row;
   `restarts` counts them and an explicit `start()`/`restart()` resets it.
 - Exit codes are asyncio's: negative for "killed by signal N". POSIX only (process groups).
+
+The process group itself (exec, signals, exit reasons) is in agent_process.py, output capture in
+agent_output.py, the child's environment and arguments in agent_env.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import logging
 import os
 import secrets
-import signal
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 from iron_tui.core.agent_env import (
     ProxyWiring,
@@ -37,17 +35,21 @@ from iron_tui.core.agent_env import (
     default_cwd,
     describe_command,
 )
-from iron_tui.core.agent_output import LineAssembler
+from iron_tui.core.agent_output import OutputCapture, OutputLine
+from iron_tui.core.agent_process import (
+    exec_agent,
+    exit_reason,
+    group_alive,
+    terminate_group,
+    wait_exit_code,
+    wait_some,
+)
 from iron_tui.core.clock import Clock
-from iron_tui.core.events import AgentOutput, AgentState, AgentStateChanged, Event
-from iron_tui.core.safe_text import clean_text
+from iron_tui.core.events import AgentState, AgentStateChanged, Event
 
 __all__ = ["AgentError", "AgentPreset", "AgentSupervisor", "OutputLine", "ProxyWiring"]
 
 log = logging.getLogger(__name__)
-
-_CHUNK = 64 * 1024
-_POLL = 0.02  # seconds between "is the group gone yet?" checks while stopping
 
 
 class AgentError(Exception):
@@ -62,15 +64,6 @@ class AgentPreset:
     env: dict[str, str] = field(default_factory=dict)
     restart_on_crash: bool = False
     max_restarts: int = 3
-
-
-@dataclass(frozen=True, slots=True)
-class OutputLine:
-    seq: int
-    stream: Literal["stdout", "stderr"]
-    text: str
-    timestamp: float
-    agent_id: str = ""  # which run produced it (the buffer spans restarts)
 
 
 def _default_agent_id() -> str:
@@ -99,7 +92,6 @@ class AgentSupervisor:
         self._wiring = wiring
         self.presets: list[AgentPreset] = list(presets)
         self.grace_seconds = grace_seconds
-        self._max_line_bytes = max_line_bytes
         self._new_id = agent_id_factory or _default_agent_id
         self._restart_backoff = restart_backoff
         self._drain_seconds = drain_seconds  # how long to wait for pipes to close after an exit
@@ -113,9 +105,8 @@ class AgentSupervisor:
         self.reason: str | None = None
         self.restarts = 0
         self.current: AgentPreset | None = None
-        self._output: deque[OutputLine] = deque(maxlen=max(1, buffer_lines))
-        self.dropped_lines = 0
-        self._seq = 0
+        self._capture = OutputCapture(clock=clock, emit=self._emit, buffer_lines=buffer_lines,
+                                      max_line_bytes=max_line_bytes)
 
         self._proc: asyncio.subprocess.Process | None = None
         self._monitor_task: asyncio.Task[None] | None = None
@@ -134,7 +125,12 @@ class AgentSupervisor:
 
     @property
     def output(self) -> Sequence[OutputLine]:
-        return self._output
+        return self._capture.lines
+
+    @property
+    def dropped_lines(self) -> int:
+        """Lines the bounded buffer let go (the bus still carried them)."""
+        return self._capture.dropped_lines
 
     @property
     def wiring(self) -> ProxyWiring | None:
@@ -150,8 +146,7 @@ class AgentSupervisor:
         return self.state in ("starting", "running", "stopping") or self._restart_pending
 
     def clear_output(self) -> None:
-        self._output.clear()
-        self.dropped_lines = 0
+        self._capture.clear()
 
     def child_env(self, agent_id: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         return child_environment(os.environ, self._wiring, agent_id, extra, secrets=self._secrets())
@@ -274,8 +269,8 @@ class AgentSupervisor:
         self.pid = proc.pid
         self._set_state("running")
         readers = [
-            asyncio.create_task(self._read(proc.stdout, "stdout", agent_id)),
-            asyncio.create_task(self._read(proc.stderr, "stderr", agent_id)),
+            asyncio.create_task(self._capture.read(proc.stdout, "stdout", agent_id)),
+            asyncio.create_task(self._capture.read(proc.stderr, "stderr", agent_id)),
         ]
         self._monitor_task = asyncio.create_task(self._monitor(proc, readers, preset))
 
@@ -294,60 +289,21 @@ class AgentSupervisor:
         if cwd is not None and not os.path.isdir(cwd):
             return None, f"working directory not found: {cwd}"
         env = self.child_env(agent_id, preset.env)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=cwd,
-                env=env,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            return None, _spawn_error(argv[0], cwd, exc)
-        except (ValueError, TypeError) as exc:  # e.g. "embedded null byte" in an argument
-            return None, f"cannot start {argv[0]}: {exc}"
-        return proc, ""
+        return await exec_agent(argv, cwd, env)
 
     # --- watching ---------------------------------------------------------------------------------
-
-    async def _read(self, stream: asyncio.StreamReader, name: Literal["stdout", "stderr"], agent_id: str) -> None:
-        lines = LineAssembler(self._max_line_bytes)
-        try:
-            while chunk := await stream.read(_CHUNK):
-                for text in lines.feed(chunk):
-                    self._emit_line(agent_id, name, text)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # a broken pipe must not take the supervisor down
-            log.debug("agent %s: reading %s failed: %s", agent_id, name, exc)
-        finally:
-            for text in lines.flush():  # a last line without a newline still counts
-                self._emit_line(agent_id, name, text)
-
-    def _emit_line(self, agent_id: str, stream: Literal["stdout", "stderr"], text: str) -> None:
-        # Before anything sees the line (buffer, bus, log, feed): an agent may print a key it found, or
-        # escape sequences that would drive the user's terminal.
-        text = clean_text(text, 4 * self._max_line_bytes, keep_tabs=True)
-        self._seq += 1
-        ts = self._clock.now()
-        if len(self._output) == self._output.maxlen:
-            self.dropped_lines += 1
-        self._output.append(OutputLine(self._seq, stream, text, ts, agent_id))
-        self._emit(AgentOutput(timestamp=ts, agent_id=agent_id, stream=stream, line=text, seq=self._seq))
 
     async def _monitor(
         self, proc: asyncio.subprocess.Process, readers: list[asyncio.Task[None]], preset: AgentPreset
     ) -> None:
         waiter = asyncio.ensure_future(proc.wait())
-        code = await _exit_code(proc, waiter)
-        pending = await _wait_some(readers, self._drain_seconds)
-        if not self._stop_requested and _group_alive(proc.pid):
+        code = await wait_exit_code(proc, waiter)
+        pending = await wait_some(readers, self._drain_seconds)
+        if not self._stop_requested and group_alive(proc.pid):
             # The agent is gone but its helpers are not; they go with it (and release our pipes).
             await self._terminate_group(proc, self.grace_seconds, count_kill=False)
         if pending:
-            pending = await _wait_some(pending, self._drain_seconds)
+            pending = await wait_some(pending, self._drain_seconds)
             for task in pending:  # held open by a process outside the group: stop waiting
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -356,7 +312,8 @@ class AgentSupervisor:
         self._proc = None
         self.exit_code = code
         crashed = code != 0 and not self._stop_requested
-        reason = self._exit_reason(code)
+        reason = exit_reason(code, stopped=self._stop_requested, killed_after=self._killed_after,
+                             via_shell=self._via_shell)
         delay: float | None = None
         if (crashed and preset.restart_on_crash and self.restarts < preset.max_restarts and not self._closed
                 and not self._no_restart):
@@ -368,21 +325,6 @@ class AgentSupervisor:
             self._done.set()
         else:
             self._restart_task = asyncio.create_task(self._restart_later(preset, delay))
-
-    def _exit_reason(self, code: int) -> str:
-        if self._stop_requested:
-            if self._killed_after is not None:
-                return f"killed: still running {self._killed_after:g} s after SIGTERM"
-            return "stopped"
-        if code == 0:
-            return "finished (exit code 0)"
-        if code < 0:
-            return f"killed by {_signal_name(-code)}"
-        if self._via_shell and code == 127:
-            return "crashed (exit code 127: command not found)"
-        if self._via_shell and code == 126:
-            return "crashed (exit code 126: command not executable)"
-        return f"crashed (exit code {code})"
 
     async def _restart_later(self, preset: AgentPreset, delay: float) -> None:
         await self._sleep(delay)
@@ -404,16 +346,8 @@ class AgentSupervisor:
     # --- stopping ---------------------------------------------------------------------------------
 
     async def _terminate_group(self, proc: asyncio.subprocess.Process, grace: float, *, count_kill: bool) -> None:
-        pgid = proc.pid
-        _signal_group(pgid, signal.SIGTERM)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(0.0, grace)
-        while (proc.returncode is None or _group_alive(pgid)) and loop.time() < deadline:
-            await asyncio.sleep(_POLL)
-        if proc.returncode is None or _group_alive(pgid):
-            if count_kill and proc.returncode is None:
-                self._killed_after = grace
-            _signal_group(pgid, signal.SIGKILL)
+        if await terminate_group(proc, grace) and count_kill:
+            self._killed_after = grace
 
     # --- events -----------------------------------------------------------------------------------
 
@@ -437,81 +371,3 @@ class AgentSupervisor:
             self._publish(event)
         except Exception:  # a faulty subscriber must not stall the pipes (the agent would block)
             log.exception("publishing an agent event failed")
-
-
-# --- process helpers ----------------------------------------------------------------------------
-
-
-async def _exit_code(proc: asyncio.subprocess.Process, waiter: asyncio.Future[int]) -> int:
-    """The agent's exit code as soon as it exits.
-
-    `Process.wait()` alone is not enough: on Python 3.11 it also waits for the pipes to close,
-    which never happens while a grandchild holds them, so the exit status is polled as well.
-    """
-    while proc.returncode is None and not waiter.done():
-        await asyncio.wait({waiter}, timeout=0.05)
-    return proc.returncode if proc.returncode is not None else waiter.result()
-
-
-async def _wait_some(tasks: Sequence[asyncio.Task[None]], timeout: float) -> list[asyncio.Task[None]]:
-    """Wait up to `timeout` for `tasks`; return those still running."""
-    if not tasks:
-        return []
-    _, pending = await asyncio.wait(tasks, timeout=timeout)
-    return list(pending)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Does any live (non-zombie) process remain in group `pgid`?"""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # killpg also succeeds for zombies, which an init that never reaps (containers) leaves
-    # behind forever; on Linux, look closer so we do not wait out the grace period for nothing.
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return True
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            return True
-    return False
-
-
-def _signal_name(num: int) -> str:
-    try:
-        return signal.Signals(num).name
-    except ValueError:
-        return f"signal {num}"
-
-
-def _spawn_error(program: str, cwd: str | None, exc: OSError) -> str:
-    """A one-line reason for a failed exec, in the user's terms."""
-    path = program if os.path.isabs(program) or cwd is None else os.path.join(cwd, program)
-    if isinstance(exc, FileNotFoundError):
-        if os.sep in program and os.path.exists(path):
-            return f"cannot run {program}: its interpreter (the #! line) was not found"
-        return f"command not found: {program}"
-    if isinstance(exc, PermissionError):
-        if os.path.isdir(path):
-            return f"cannot run {program}: it is a directory"
-        return f"permission denied: {program} is not executable (chmod +x, or run it via its interpreter)"
-    if exc.errno == errno.ENOEXEC:
-        return f"cannot run {program}: not a program (a script needs a #! line)"
-    return f"cannot start {program}: {exc.strerror or exc}"

@@ -4,35 +4,33 @@
         ...  # proxy and feed serve on engine.port; subscribe to engine.bus for live events
 
 Front ends (TUI, headless, LlmRouter) only start it and subscribe; none of them reach inside.
+Starting, wiring and stopping its parts in order is in engine_lifecycle.py; the snapshot in engine_state.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import secrets
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from iron_tui.config import MAX_BUDGET_USD, Settings
-from iron_tui.core import engine_state, feed_queries
-from iron_tui.core.agent import AgentPreset, AgentSupervisor, ProxyWiring
-from iron_tui.core.analytics import AnalyticsSync, Outbox
+from iron_tui.core import engine_lifecycle, engine_state
+from iron_tui.core.agent import AgentPreset, AgentSupervisor
+from iron_tui.core.analytics import AnalyticsSync
 from iron_tui.core.budget import BudgetLedger, LedgerStorageError
 from iron_tui.core.bus import EventBus
 from iron_tui.core.call_events import interrupted_event, record_event
 from iron_tui.core.clock import Clock, IdSource, RandomIds, SystemClock
 from iron_tui.core.control import ControlClient, Lease
+from iron_tui.core.engine_lifecycle import EngineError
 from iron_tui.core.events import (
     MICROS_PER_USD,
     Notice,
     RequestFinished,
     RequestRecord,
-    SyncStatus,
 )
 from iron_tui.core.feed import Feed
 from iron_tui.core.health import ProviderHealth
@@ -42,14 +40,13 @@ from iron_tui.core.lease import LeaseHolder
 from iron_tui.core.ledger_store import LedgerStore
 from iron_tui.core.metrics import Metrics
 from iron_tui.core.model_limits import LimitOverride, ModelLimits
-from iron_tui.core.otel import Tracing, start_tracing
+from iron_tui.core.otel import Tracing
 from iron_tui.core.pricing import PriceOverride, Pricer
 from iron_tui.core.providers import BUILTIN, ProviderTable
 from iron_tui.core.proxy.connections import ConnectionLimits, GuardedRunner
-from iron_tui.core.proxy.guard import RequestGuard, token_weakness
+from iron_tui.core.proxy.guard import RequestGuard
 from iron_tui.core.proxy.handlers import Proxy
-from iron_tui.core.proxy.server import ServeError, serve
-from iron_tui.core.recovery import RecoveredCall, recovery_loop
+from iron_tui.core.recovery import RecoveredCall
 from iron_tui.core.redact import registered_secrets
 from iron_tui.core.responses_store import FILE_NAME as RESPONSES_FILE
 from iron_tui.core.responses_store import ResponsesStore
@@ -57,11 +54,6 @@ from iron_tui.core.safe_text import clean_name, clean_text
 from iron_tui.core.upstream import UpstreamClient
 
 STATE_FILENAME = "state.sqlite3"  # the shared budget ledger and crash journal (ledger_store.py)
-
-
-
-class EngineError(Exception):
-    """The engine could not start (port in use, bad settings); the message is for the user."""
 
 
 class Engine:
@@ -212,110 +204,12 @@ class Engine:
         return self.base_url.replace("http://", "ws://") + "/ws"
 
     async def start(self) -> None:
-        s = self.settings
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=512, limit_per_host=256, keepalive_timeout=30,
-                                           ttl_dns_cache=300),
-            timeout=aiohttp.ClientTimeout(total=None, connect=s.connect_timeout, sock_read=s.upstream_timeout),
-            auto_decompress=True,
-            skip_auto_headers=("User-Agent",),
-        )
-        self.upstream = UpstreamClient(limit=512, limit_per_host=256, connect_timeout=s.connect_timeout,
-                                       read_timeout=s.upstream_timeout, keepalive_timeout=30)
-        try:
-            await self._start_inner()
-        except BaseException:
-            await self._cleanup()
-            raise
-
-    async def _start_inner(self) -> None:
-        s = self.settings
-        ic_token = s.token.get_secret_value() if s.token is not None else None
-        if s.server_url and ic_token:
-            self.control = ControlClient(
-                s.server_url, ic_token, session=self.session, clock=self.clock,
-                cache_ttl_seconds=s.cache_ttl_seconds,
-            )
-            outbox_path = self._db_path("outbox.sqlite3")
-            if outbox_path is None:
-                outbox_path = Path(_tempdir()) / "outbox.sqlite3"
-            self.analytics = AnalyticsSync(
-                Outbox(outbox_path), self.control, publish=self.bus.publish, clock=self.clock,
-                interval_s=s.sync_interval, flush_timeout_s=s.flush_timeout,
-            )
-        base_urls = {"openai": s.openai_base_url, "anthropic": s.anthropic_base_url}
-        self.keys = KeyRing(s.provider_keys(), base_urls, self.control if self.mode == "server" else None,
-                            specs=self.providers.specs, env=os.environ)
-        self.proxy = Proxy(self)
-        # Host/Origin checks, JSON 404/405, wrong-token slow-down (core/proxy/guard.py).
-        self.guard = RequestGuard(self.proxy.pipeline.auth, allow_remote=s.allow_remote,
-                                  allowed_hosts=s.allowed_hosts, allowed_origins=s.allowed_origins)
-        self.feed = Feed(self.bus, token=self.token, snapshot=self.snapshot, clock=self.clock,
-                         heartbeat_s=self._feed_heartbeat_s, guard=self.guard,
-                         query=lambda msg: feed_queries.prepare(self, msg))
-        try:
-            self._runner, self.connection_limits = await serve(self)
-        except ServeError as exc:
-            raise EngineError(str(exc)) from None
-        self.port = self._runner.addresses[0][1]
-        self.guard.bind(s.host, self.port)
-        weak = token_weakness(s.token.get_secret_value()) if s.token is not None else None
-        if weak is not None:
-            self.bus.publish(Notice(self.clock.now(), "warning",
-                                    f"the client token (--token / IC_TOKEN) is easy to guess: {weak}. Use 24 or "
-                                    "more random characters, or leave --token unset for a random one"))
-        self.tracing = start_tracing(s, os.environ, instance_id=self.session_id, report=self._threadsafe_notice())
-        self.agent.set_wiring(ProxyWiring(
-            base_url=self.base_url, token=self.agent_token,
-            otel_traces_endpoint=self.tracing.config.endpoint if self.tracing is not None else None,
-            otel_service_name=(self.tracing.config.service_name if self.tracing is not None else s.otel_service_name)
-            + "-agent",
-        ))
-        await self.feed.start()
-        if self.analytics is not None:
-            await self.analytics.start()
-        else:
-            self.bus.publish(SyncStatus(self.clock.now(), "disabled"))
-        if self.control is not None and self.mode == "server" and s.budget is None:
-            self.leases = LeaseHolder(self.control, self.ledger, clock=self.clock, publish=self.bus.publish,
-                                      spawn=self._spawn)
-            await self.leases.acquire()
-        self._spawn(self._housekeeping())
-        # genai-prices builds its tables lazily (~0.5 s); do it off the loop so the first call doesn't pay.
-        preload = self._spawn(asyncio.to_thread(self.pricer.preload))
-        if self.ledger.store is not None:
-            self._spawn(recovery_loop(self, preload, self._record_interrupted))
+        await engine_lifecycle.start(self)
 
     def _record_interrupted(self, call: RecoveredCall) -> None:
         if self.analytics is not None and self.control is not None:
             self.analytics.record(interrupted_event(call, self.control.ic_token, call.row.event_id or self.ids.event_id(),
                                                     int(self.clock.now() * 1000)))
-
-    async def _housekeeping(self) -> None:
-        ticks = 0
-        while True:
-            await asyncio.sleep(1.0)
-            self.ledger.tick()  # so an idle dashboard still sees a period reset at midnight
-            ticks += 1
-            store = self.ledger.store
-            if store is not None and ticks % 10 == 0:
-                with contextlib.suppress(sqlite3.Error):  # the WAL's fsync, off the loop
-                    await asyncio.to_thread(store.checkpoint)
-            try:
-                # In a thread: a batch insert can take tens of ms and must not stall proxied calls.
-                await asyncio.to_thread(self.history.write, self.history.take_pending())
-            except Exception as exc:  # a full disk must not kill the engine
-                self.bus.publish(Notice(self.clock.now(), "warning", f"history not saved: {exc}"))
-
-    def _threadsafe_notice(self) -> Any:
-        """A `report(level, message)` callable for other threads (the trace exporter): a Notice on the bus."""
-        loop = asyncio.get_running_loop()
-
-        def report(level: str, message: str) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is already closed: nobody to tell
-                loop.call_soon_threadsafe(self.bus.publish, Notice(self.clock.now(), level, message))  # type: ignore[arg-type]
-
-        return report
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -329,52 +223,9 @@ class Engine:
             return
         self._closing = True
         try:
-            await self._cleanup()
+            await engine_lifecycle.shut_down(self)
         finally:
             self._stopped.set()
-
-    async def _cleanup(self) -> None:
-        self.shutting_down = True
-        with contextlib.suppress(Exception):
-            await self.agent.close()
-        if hasattr(self, "feed"):
-            with contextlib.suppress(Exception):
-                await self.feed.close()
-        if self._runner is not None and hasattr(self, "proxy"):
-            await self.proxy.drain(self._runner)
-        if self._runner is not None:
-            # Stops accepting, lets in-flight calls finish (bounded by shutdown_timeout).
-            with contextlib.suppress(Exception):
-                await self._runner.cleanup()
-            self._runner = None
-        if self.tracing is not None:
-            # After the runner: every call has finished and is queued. Bounded: a dead collector
-            # costs at most this long at shutdown.
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(self.tracing.close, 3.0)
-        for t in list(self._tasks):
-            t.cancel()
-        for t in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await t
-        if self.analytics is not None:
-            with contextlib.suppress(Exception):
-                await self.analytics.stop()
-        if self.leases is not None:
-            await self.leases.give_back()
-        if self.analytics is not None:
-            with contextlib.suppress(Exception):
-                self.analytics.close()
-        with contextlib.suppress(Exception):
-            self.history.close()
-        with contextlib.suppress(Exception):
-            self.responses.close()
-        with contextlib.suppress(Exception):
-            self.ledger.close()
-        if hasattr(self, "session"):
-            await self.session.close()
-        if hasattr(self, "upstream"):
-            await self.upstream.close()
 
     # --- what the proxy calls ----------------------------------------------------------------
 
@@ -434,8 +285,3 @@ def _presets(settings: Settings) -> list[AgentPreset]:
         out.insert(0, AgentPreset(name="agent", command=settings.agent))
     return out
 
-
-def _tempdir() -> str:
-    import tempfile
-
-    return tempfile.mkdtemp(prefix="iron-tui-")

@@ -5,188 +5,53 @@ One bus subscription feeds every client. The fan-out task turns each bus event i
 bounded queue; each client has its own writer task. A client whose queue overflows is closed with 1013
 and counted, so a slow or stalled dashboard costs a bounded amount of memory and never slows the proxy.
 Protocol and examples: docs/feed.md; message schema: feed_schema.json (shipped in the package).
+The wire (encoding, the feed's own messages, close codes) is in feed_messages.py, one client's handshake,
+queue and closing in feed_client.py, the /dashboard page in dashboard_page.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import logging
-import re
-from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from importlib import resources
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from aiohttp import WSMsgType, web
 
 from iron_tui.core.bus import EventBus, Subscription
 from iron_tui.core.clock import Clock, iso_utc
-from iron_tui.core.events import AgentStateChanged, Event, SpendChanged, SyncStatus, to_wire, usd
-from iron_tui.core.events import sync_wire as events_sync_wire
+from iron_tui.core.dashboard_page import load_page, page_response
+from iron_tui.core.events import Event, SpendChanged, to_wire
+from iron_tui.core.feed_client import INVALID_TOKEN, FeedClient, authenticate, close_client, close_quietly
+from iron_tui.core.feed_messages import (
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_TRY_AGAIN_LATER,
+    CLOSE_UNAUTHORIZED,
+    dumps,
+    dumps_bytes,
+    error_message,
+    heartbeat_message,
+    pong_message,
+    snapshot_message,
+    text_frame,
+)
+from iron_tui.core.feed_messages import load_feed_schema as load_feed_schema  # documented (docs/feed.md)
 
 if TYPE_CHECKING:
     from iron_tui.core.proxy.guard import RequestGuard
 
 log = logging.getLogger(__name__)
 
-# Close codes (docs/feed.md).
-CLOSE_GOING_AWAY = 1001  # server shutting down
-CLOSE_INTERNAL_ERROR = 1011  # the snapshot could not be built
-CLOSE_TRY_AGAIN_LATER = 1013  # client too slow; reconnect and take a fresh snapshot
-CLOSE_UNAUTHORIZED = 4401  # missing, wrong or late token
-
 _CLIENT_MAX_MSG = 64 * 1024  # clients only ever send AUTH / PING
 _FEED_SUBSCRIPTION_SIZE = 10_000
-
-
-def load_feed_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of every server → client message."""
-    text = resources.files("iron_tui.core").joinpath("feed_schema.json").read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
-
-
-def dumps(message: dict[str, Any]) -> str:
-    """Compact JSON; NaN/Infinity are refused because browsers' JSON.parse rejects them."""
-    return json.dumps(message, separators=(",", ":"), allow_nan=False)
-
-
-def dumps_bytes(message: dict[str, Any]) -> bytes:
-    """`dumps` as UTF-8, fast: every feed message is serialised on the proxy's loop."""
-    try:
-        # orjson writes NaN/Infinity as null, which browsers accept; it is also compact.
-        return orjson.dumps(message)
-    except TypeError:
-        return dumps(message).encode()
-
-
-# --- messages the feed itself builds (the rest come from events.to_wire) ---------------------------
-
-
-def sync_wire(status: SyncStatus | None) -> dict[str, Any]:
-    """The `sync` object of SYNC_STATUS and of the snapshot; `None` means sync is disabled."""
-    if status is None:
-        return {"state": "disabled", "pending": 0, "sent": 0, "rejected": 0, "last_success": None,
-                "next_attempt": None, "last_error": None, "dead_letters": 0}
-    return events_sync_wire(status)
-
-
-def agent_wire(agent: AgentStateChanged | None) -> dict[str, Any]:
-    """The snapshot's `agent` object; `None` means no agent has been started."""
-    if agent is None:
-        return {"agent_id": None, "state": "idle", "name": None, "pid": None, "exit_code": None,
-                "reason": None, "restarts": 0}
-    return {"agent_id": agent.agent_id, "state": agent.state, "name": agent.name, "pid": agent.pid,
-            "exit_code": agent.exit_code, "reason": agent.reason, "restarts": agent.restarts}
-
-
-def snapshot_state(
-    *,
-    mode: str,
-    proxy_url: str,
-    spent_micros: int,
-    limit_micros: int | None,
-    reserved_micros: int = 0,
-    sync: SyncStatus | None = None,
-    agent: AgentStateChanged | None = None,
-    requests: Iterable[dict[str, Any]] = (),
-    version: str | None = None,
-) -> dict[str, Any]:
-    """Build the SNAPSHOT `state` in the documented shape (the engine's `snapshot` callable returns this).
-
-    `requests` are the most recent `RequestRecord.summary()` dicts, newest first.
-    """
-    state: dict[str, Any] = {
-        "mode": mode,
-        "proxy_url": proxy_url,
-        "budget": {"spent_usd": usd(spent_micros), "limit_usd": usd(limit_micros),
-                   "reserved_usd": usd(reserved_micros)},
-        "sync": sync_wire(sync),
-        "agent": agent_wire(agent),
-        "requests": list(requests),
-    }
-    if version is not None:
-        state["version"] = version
-    return state
-
-
-def snapshot_message(timestamp: float, state: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "SNAPSHOT", "timestamp": iso_utc(timestamp), "state": state}
-
-
-def heartbeat_message(timestamp: float) -> dict[str, Any]:
-    return {"type": "HEARTBEAT", "timestamp": iso_utc(timestamp)}
-
-
-def pong_message(timestamp: float) -> dict[str, Any]:
-    return {"type": "PONG", "timestamp": iso_utc(timestamp)}
-
-
-def error_message(timestamp: float, message: str) -> dict[str, Any]:
-    return {"type": "ERROR", "timestamp": iso_utc(timestamp), "message": message}
 
 
 # A client's unsent bytes beyond this mean it is not reading; batching window for its writes.
 _HIGH_WATER = 1 << 20
 _BATCH_S = 0.1
 _FANOUT_EVERY_S = 0.02
-
-
-def _text_frame(text: str | bytes) -> bytes:
-    """One unmasked, unfragmented WebSocket text frame (RFC 6455 section 5.2)."""
-    payload = text.encode("utf-8") if isinstance(text, str) else text
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 1 << 16:
-        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
-    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
-
-
-# --- per-client state ------------------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class _Client:
-    ws: web.WebSocketResponse
-    transport: asyncio.Transport | None
-    maxlen: int
-    # Ready-made WebSocket frames, or several joined into one chunk; `queued` counts the frames.
-    queue: deque[bytes] = field(default_factory=deque)
-    queued: int = 0
-    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
-    urgent: asyncio.Event = field(default_factory=asyncio.Event)
-    writer: asyncio.Task[None] | None = None
-    closer: asyncio.Task[None] | None = None
-    # Bus events published before this client's snapshot but not yet fanned out: the snapshot already
-    # reflects them, so the fan-out skips that many for this client (no duplicates, no gaps).
-    skip: int = 0
-    gone: asyncio.Event = field(default_factory=asyncio.Event)  # the handler stopped reading
-
-    def push(self, chunk: bytes, frames: int = 1) -> bool:
-        """Queue frames; False when the queue is already full (the client is not keeping up).
-
-        A batch may take the queue past its size once: only a queue still full at the next batch
-        means the client's writer is not draining."""
-        if self.queued >= self.maxlen:
-            return False
-        self.queue.append(chunk)
-        self.queued += frames
-        self.wakeup.set()
-        if self.queued * 2 >= self.maxlen:
-            self.urgent.set()  # cut the batching pause short rather than call a busy client slow
-        return True
-
-
-_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
-_BEARER = re.compile(r"^\s*Bearer\s+(\S+)\s*$", re.IGNORECASE)
-_INVALID_TOKEN = "invalid token"
 
 
 class Feed:
@@ -219,7 +84,7 @@ class Feed:
         self._send_timeout_s = send_timeout_s
         # aiohttp pings a quiet peer after idle/2 and drops it if no pong comes within idle/4 more.
         self._ping_s = idle_timeout_s / 2 if idle_timeout_s > 0 else None
-        self._clients: set[_Client] = set()
+        self._clients: set[FeedClient] = set()
         self._unauthenticated: set[web.WebSocketResponse] = set()
         self._sub: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -262,7 +127,7 @@ class Feed:
         for client in tuple(self._clients):
             self._kick(client, CLOSE_GOING_AWAY, "server shutting down")
         for ws in tuple(self._unauthenticated):
-            task = asyncio.create_task(self._close_quietly(ws, CLOSE_GOING_AWAY, "server shutting down"))
+            task = asyncio.create_task(close_quietly(ws, CLOSE_GOING_AWAY, "server shutting down", self._send_timeout_s))
             self._closers.add(task)
             task.add_done_callback(self._closers.discard)
         if self._closers:
@@ -297,28 +162,28 @@ class Feed:
 
         self._unauthenticated.add(ws)
         try:
-            reason = await self._authenticate(ws, request)
+            reason = await authenticate(ws, request, self._token, self._auth_timeout_s)
         finally:
             self._unauthenticated.discard(ws)
         if self._closed:
-            await self._close_quietly(ws, CLOSE_GOING_AWAY, "server shutting down")
+            await close_quietly(ws, CLOSE_GOING_AWAY, "server shutting down", self._send_timeout_s)
             return ws
         if reason is not None:
-            if self._guard is not None and reason == _INVALID_TOKEN:
+            if self._guard is not None and reason == INVALID_TOKEN:
                 await self._guard.peer_failed(request)
-            await self._close_quietly(ws, CLOSE_UNAUTHORIZED, reason)
+            await close_quietly(ws, CLOSE_UNAUTHORIZED, reason, self._send_timeout_s)
             return ws
 
-        client = _Client(ws, request.transport, self._client_queue)
+        client = FeedClient(ws, request.transport, self._client_queue)
         try:
             # Snapshot and registration happen with no await in between, so no live message can fall
             # between the snapshot and the client's first queued event.
             state = self._snapshot()
-            client.push(_text_frame(dumps(snapshot_message(self._clock.now(), state))))
+            client.push(text_frame(dumps(snapshot_message(self._clock.now(), state))))
             client.skip = len(self._sub) if self._sub is not None else 0
         except Exception:
             log.exception("feed: building the snapshot failed")
-            await self._close_quietly(ws, CLOSE_INTERNAL_ERROR, "snapshot unavailable")
+            await close_quietly(ws, CLOSE_INTERNAL_ERROR, "snapshot unavailable", self._send_timeout_s)
             return ws
         self._clients.add(client)
         client.writer = asyncio.create_task(self._write_loop(client), name="feed-writer")
@@ -333,32 +198,7 @@ class Feed:
                 await asyncio.wait([client.closer])  # let the close handshake finish; never cancels it
         return ws
 
-    async def _authenticate(self, ws: web.WebSocketResponse, request: web.Request) -> str | None:
-        """None when the client is authenticated, else the close reason."""
-        header = request.headers.get("Authorization")
-        if header is not None:
-            m = _BEARER.match(header)
-            return None if m and self._token_ok(m.group(1)) else _INVALID_TOKEN
-        try:
-            msg = await ws.receive(timeout=self._auth_timeout_s)
-        except TimeoutError:
-            return "authentication timed out"
-        if msg.type is not WSMsgType.TEXT:
-            return "expected an AUTH message"
-        try:
-            data = json.loads(msg.data)
-        except ValueError:
-            return "expected an AUTH message"
-        if not isinstance(data, dict) or data.get("type") != "AUTH":
-            return "expected an AUTH message"
-        token = data.get("token")
-        return None if isinstance(token, str) and self._token_ok(token) else _INVALID_TOKEN
-
-    def _token_ok(self, given: str) -> bool:
-        # Empty tokens never match, so a misconfigured empty token cannot open the feed.
-        return bool(given) and bool(self._token) and hmac.compare_digest(given.encode("utf-8", "surrogatepass"), self._token)
-
-    async def _read_loop(self, client: _Client) -> None:
+    async def _read_loop(self, client: FeedClient) -> None:
         async for msg in client.ws:
             if msg.type is not WSMsgType.TEXT:
                 if msg.type is WSMsgType.BINARY:
@@ -375,7 +215,7 @@ class Feed:
                 await self._answer(client, data)
             # AUTH after authentication and unknown types are ignored (forward compatibility).
 
-    async def _answer(self, client: _Client, data: dict[str, Any]) -> None:
+    async def _answer(self, client: FeedClient, data: dict[str, Any]) -> None:
         """One question at a time per client (the read loop waits for the answer)."""
         assert self._query is not None
         try:
@@ -389,11 +229,11 @@ class Feed:
             log.exception("feed: answering %s failed", data.get("type"))
             self._reply(client, error_message(self._clock.now(), f"could not answer {str(data.get('type'))[:40]}"))
 
-    def _reply(self, client: _Client, message: dict[str, Any]) -> None:
-        if client in self._clients and not client.push(_text_frame(dumps(message))):
+    def _reply(self, client: FeedClient, message: dict[str, Any]) -> None:
+        if client in self._clients and not client.push(text_frame(dumps(message))):
             self._slow(client)
 
-    async def _write_loop(self, client: _Client) -> None:
+    async def _write_loop(self, client: FeedClient) -> None:
         """Send everything queued as one transport write, at most every `_BATCH_S`.
 
         One write per batch instead of one per message matters: with 20 dashboards and ~5 messages per
@@ -445,12 +285,12 @@ class Feed:
             if not client.push(frame):
                 self._slow(client)
 
-    def _slow(self, client: _Client) -> None:
+    def _slow(self, client: FeedClient) -> None:
         if client in self._clients:
             self.disconnected_slow += 1
             self._kick(client, CLOSE_TRY_AGAIN_LATER, "client too slow; reconnect")
 
-    def _kick(self, client: _Client, code: int, reason: str) -> None:
+    def _kick(self, client: FeedClient, code: int, reason: str) -> None:
         """Drop a client from the fan-out now and close its socket in the background."""
         self._clients.discard(client)
         client.queue.clear()
@@ -458,47 +298,9 @@ class Feed:
         if client.writer is not None and client.writer is not asyncio.current_task():
             client.writer.cancel()  # it may be stuck waiting for the peer to drain
         if client.closer is None:
-            client.closer = asyncio.create_task(self._close_client(client, code, reason), name="feed-close")
+            client.closer = asyncio.create_task(close_client(client, code, reason, self._send_timeout_s), name="feed-close")
             self._closers.add(client.closer)
             client.closer.add_done_callback(self._closers.discard)
-
-    async def _close_client(self, client: _Client, code: int, reason: str) -> None:
-        try:
-            async with asyncio.timeout(self._send_timeout_s):
-                await client.ws.close(code=code, message=reason.encode("utf-8"))
-            return
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                self._abort(client)  # the feed is shutting down: no grace
-                raise
-            # Not cancelled ourselves: aiohttp shares one drain future between all writers of a
-            # connection, and cancelling (or timing out) the stuck writer task cancelled it under us. The
-            # close frame is already queued and aiohttp is now closing the transport gracefully.
-        except Exception:  # timed out, or the peer is already gone
-            pass
-        # The close frame is queued behind data a stalled peer never read. Give it one more grace period
-        # to read it, then drop the connection so the socket cannot linger forever. Cancellation (the feed
-        # shutting down) ends the grace period early.
-        try:
-            async with asyncio.timeout(self._send_timeout_s):
-                await client.gone.wait()
-        except TimeoutError:
-            pass
-        finally:
-            self._abort(client)
-
-    @staticmethod
-    def _abort(client: _Client) -> None:
-        if client.transport is not None:
-            client.transport.abort()
-
-    async def _close_quietly(self, ws: web.WebSocketResponse, code: int, reason: str) -> None:
-        try:
-            async with asyncio.timeout(self._send_timeout_s):
-                await ws.close(code=code, message=reason.encode("utf-8"))
-        except Exception:  # timed out, or the peer is already gone
-            pass
 
     async def _fanout(self, sub: Subscription) -> None:
         while True:
@@ -539,7 +341,7 @@ class Feed:
                 per_event.append([])
                 continue
             try:
-                per_event.append([_text_frame(dumps_bytes(message)) for message in to_wire(event)])
+                per_event.append([text_frame(dumps_bytes(message)) for message in to_wire(event)])
             except Exception:
                 # A malformed event must not stop the feed; it is logged and skipped.
                 log.exception("feed: could not serialise %s", type(event).__name__)
@@ -560,48 +362,12 @@ class Feed:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self._heartbeat_s)
-            self._broadcast(_text_frame(dumps(heartbeat_message(self._clock.now()))))
+            self._broadcast(text_frame(dumps(heartbeat_message(self._clock.now()))))
 
     # --- GET /dashboard ----------------------------------------------------------------------------
 
     async def handle_dashboard(self, request: web.Request) -> web.StreamResponse:
         """The self-contained dashboard page. No auth here: the page asks for the token itself."""
-        body, script_hash = self._load_page()
-        # The Host header is the client's; only a plain host[:port] the guard names itself may go into the
-        # policy (with --allow-remote any Host is served, but 'self' covers the page's own origin).
-        host = request.host if _HOST.fullmatch(request.host) else None
-        if host is not None and self._guard is not None and not self._guard.policy.host_listed(host):
-            host = None
-        ws_src = f" ws://{host} wss://{host}" if host else ""
-        csp = (
-            "default-src 'none'; style-src 'unsafe-inline'; "
-            f"script-src {script_hash}; "
-            f"connect-src 'self'{ws_src}; "
-            "img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-        )
-        return web.Response(
-            body=body,
-            content_type="text/html",
-            charset="utf-8",
-            headers={
-                "Cache-Control": "no-store",
-                "Content-Security-Policy": csp,
-                "Referrer-Policy": "no-referrer",
-                "X-Content-Type-Options": "nosniff",
-            },
-        )
-
-    def _load_page(self) -> tuple[bytes, str]:
         if self._page is None:
-            html = resources.files("iron_tui.core").joinpath("static/dashboard.html").read_text("utf-8")
-            self._page = (html.encode("utf-8"), _inline_script_hash(html))
-        return self._page
-
-
-def _inline_script_hash(html: str) -> str:
-    """CSP hash of the page's single inline <script>, so no other script can run on the page."""
-    m = re.search(r"<script>(.*?)</script>", html, re.DOTALL)
-    if m is None:
-        return "'none'"
-    digest = hashlib.sha256(m.group(1).encode("utf-8")).digest()
-    return "'sha256-" + base64.b64encode(digest).decode("ascii") + "'"
+            self._page = load_page()
+        return page_response(request, self._page, self._guard)
