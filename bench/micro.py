@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent_body import agent_messages_request
 
-from iron_tui.core.analytics import completed_event
+from iron_tui.core.analytics_protocol import completed_event
 from iron_tui.core.estimate import input_token_bound
 from iron_tui.core.outbox import Outbox
 from iron_tui.core.pricing import Pricer, TokenUsage

@@ -214,7 +214,7 @@ def _say(out: TextIO, text: str) -> None:
 
 
 def summary_lines(engine: Any, world: DemoWorld, alerts: list[Any]) -> list[str]:
-    from iron_tui.core.budget import ALERT_THRESHOLDS
+    from iron_tui.core.budget_state import ALERT_THRESHOLDS
 
     records = engine.history.recent()
     by_provider: Counter[str] = Counter(r.provider for r in records)

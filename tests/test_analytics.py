@@ -21,7 +21,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from iron_tui.core.analytics import AnalyticsSync, Outbox, completed_event, failed_event
+from iron_tui.core.analytics import AnalyticsSync, Outbox
+from iron_tui.core.analytics_protocol import completed_event, failed_event
 from iron_tui.core.clock import FixedClock
 from iron_tui.core.control import ControlClient
 from iron_tui.core.events import Event, SyncStatus

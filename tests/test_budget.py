@@ -16,8 +16,8 @@ from iron_tui.core.budget import (
     LedgerStorageError,
     budget_error_body,
     format_usd,
-    period_key,
 )
+from iron_tui.core.budget_state import period_key
 from iron_tui.core.clock import FixedClock
 from iron_tui.core.events import CostAlert, Event, Notice, SpendChanged
 from iron_tui.core.pricing import TokenUsage

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iron_tui.core import pricing
-from iron_tui.core.pricing import PriceOverride, Pricer, TokenUsage
+from iron_tui.core.price_table import PriceOverride
+from iron_tui.core.pricing import Pricer, TokenUsage
 
 
 @pytest.fixture(scope="module")
@@ -260,13 +261,13 @@ def test_strict_flag_is_kept() -> None:
 
 def test_lookups_are_cached_including_misses(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, str]] = []
-    real = pricing._genai_lookup
+    real = pricing.genai_lookup
 
     def counting(provider: str, model: str):  # type: ignore[no-untyped-def]
         calls.append((provider, model))
         return real(provider, model)
 
-    monkeypatch.setattr(pricing, "_genai_lookup", counting)
+    monkeypatch.setattr(pricing, "genai_lookup", counting)  # the name Pricer looks up
     p = Pricer()
     usage = TokenUsage(input_tokens=10, output_tokens=10)
     for _ in range(50):
@@ -284,13 +285,13 @@ def test_prices_are_looked_up_once_per_model_not_per_call(pricer: Pricer, monkey
     import iron_tui.core.pricing as pricing
 
     lookups: list[tuple[str, str]] = []
-    real = pricing._genai_lookup
+    real = pricing.genai_lookup
 
     def counting(provider: str, model: str) -> object:
         lookups.append((provider, model))
         return real(provider, model)
 
-    monkeypatch.setattr(pricing, "_genai_lookup", counting)
+    monkeypatch.setattr(pricing, "genai_lookup", counting)  # the name Pricer looks up
     usage = TokenUsage(input_tokens=1234, output_tokens=567, cache_read_tokens=89, cache_write_tokens=10)
     fresh = Pricer()
     first = fresh.cost("anthropic", "claude-sonnet-4-5-20250929", usage)

@@ -10,14 +10,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iron_tui.core.pricing import PriceOverride, Pricer, TokenUsage, _Entry, _from_genai
+from iron_tui.core.price_table import PriceEntry, PriceOverride, entry_from_genai
+from iron_tui.core.pricing import Pricer, TokenUsage
 
 
 def _ceil(value: Decimal) -> int:
     return int(value.to_integral_value(rounding=ROUND_CEILING))
 
 
-def reference_cost(entry: _Entry, usage: TokenUsage) -> int:
+def reference_cost(entry: PriceEntry, usage: TokenUsage) -> int:
     """`Pricer.cost()` as it was: Decimal rates of the tier the call's total input selects."""
     inp, out, read, write, write_1h = entry.at(usage.total_input_tokens)
     one_hour = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
@@ -25,7 +26,7 @@ def reference_cost(entry: _Entry, usage: TokenUsage) -> int:
                  + (usage.cache_write_tokens - one_hour) * write + one_hour * write_1h)
 
 
-def reference_worst(entry: _Entry, input_bound: int, max_output: int, cache_writes: bool) -> int:
+def reference_worst(entry: PriceEntry, input_bound: int, max_output: int, cache_writes: bool) -> int:
     input_bound, max_output = max(0, input_bound), max(0, max_output)
     vecs = [entry.base] + [vec for above, vec in entry.tiers if input_bound > above]
     in_rate = max(max(v[0], v[2], v[3], v[4]) if cache_writes else max(v[0], v[2]) for v in vecs)
@@ -33,13 +34,13 @@ def reference_worst(entry: _Entry, input_bound: int, max_output: int, cache_writ
     return _ceil(input_bound * in_rate + max_output * out_rate)
 
 
-def every_genai_entry() -> list[tuple[str, _Entry]]:
+def every_genai_entry() -> list[tuple[str, PriceEntry]]:
     from genai_prices import data_snapshot
 
     found = []
     for provider in data_snapshot.get_snapshot().providers:
         for model in provider.models:
-            entry = _from_genai(model.id, model.get_prices(datetime.now(tz=UTC)), model.context_window)
+            entry = entry_from_genai(model.id, model.get_prices(datetime.now(tz=UTC)), model.context_window)
             if entry is not None:
                 found.append((f"{provider.id}/{model.id}", entry))
     return found
@@ -54,14 +55,14 @@ OVERRIDES = {
 }
 
 
-def pricer_with(entries: list[tuple[str, _Entry]]) -> Pricer:
+def pricer_with(entries: list[tuple[str, PriceEntry]]) -> Pricer:
     pricer = Pricer(OVERRIDES)
     for name, entry in entries:
         pricer._cache[("p", name)] = entry
     return pricer
 
 
-def edge_counts(entry: _Entry) -> list[int]:
+def edge_counts(entry: PriceEntry) -> list[int]:
     counts = [0, 1, 7, 999, 123_457, 10**6 + 1, 10**12, 10**18 + 3, 10**26, 10**31 + 7]
     for above, _vec in entry.tiers:
         counts += [above - 1, above, above + 1]
@@ -129,7 +130,7 @@ counts = st.one_of(st.integers(0, 10**7), st.integers(0, 10**30), st.integers(-1
 
 @settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(TIERED), counts, counts, counts, counts, counts)
-def test_random_usage_costs_exactly_the_same(picked: tuple[str, _Entry], a: int, b: int, c: int, d: int,
+def test_random_usage_costs_exactly_the_same(picked: tuple[str, PriceEntry], a: int, b: int, c: int, d: int,
                                              e: int) -> None:
     name, entry = picked
     pricer = pricer_with([picked])

@@ -12,7 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from iron_tui.core.analytics import MAX_NAME_CHARS, AnalyticsSync, Outbox, completed_event, failed_event
+from iron_tui.core.analytics import AnalyticsSync, Outbox
+from iron_tui.core.analytics_protocol import MAX_NAME_CHARS, completed_event, failed_event
 from iron_tui.core.clock import FixedClock
 from iron_tui.core.control import ControlClient, retry_after_seconds
 from iron_tui.core.events import SyncStatus, to_wire

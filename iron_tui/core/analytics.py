@@ -1,5 +1,5 @@
-"""Analytics events, their durable SQLite outbox (`outbox.py`), and the loop that syncs them to the
-control server.
+"""The loop that syncs analytics events (built in `analytics_protocol.py`, kept in the durable SQLite
+outbox of `outbox.py`) to the control server.
 
 Guarantees (the original lost events in four ways; see reference defect 6):
 
@@ -35,91 +35,29 @@ import logging
 import random
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
+from iron_tui.core.analytics_protocol import (
+    HOLD_STATUSES,
+    RETRY_STATUSES,
+    BatchResult,
+    answer_error,
+    rejection_text,
+)
 from iron_tui.core.clock import Clock
 from iron_tui.core.control import NETWORK, TIMEOUT, UNREACHABLE, ControlClient, ControlError
 from iron_tui.core.events import Event, SyncState, SyncStatus
 from iron_tui.core.outbox import DeadLetter, Outbox
 
-__all__ = ["COMPLETED", "FAILED", "OUTBOX_FILENAME", "AnalyticsSync", "DeadLetter", "Outbox", "completed_event",
-           "failed_event"]
+__all__ = ["OUTBOX_FILENAME", "AnalyticsSync", "DeadLetter", "Outbox"]
 
 log = logging.getLogger(__name__)
 
 OUTBOX_FILENAME = "analytics-outbox.sqlite3"
-COMPLETED = "llm_request_completed"
-FAILED = "llm_request_failed"
 MAX_BATCHES_PER_TICK = 10
 OFFLINE_AFTER_FAILURES = 3  # failed POSTs in a row before "retrying" becomes "offline"
-MAX_NAME_CHARS = 256  # model names, agent ids, error codes in an event
-MAX_MESSAGE_CHARS = 2000  # error messages in an event
 MAX_RETRY_AFTER_S = 600.0  # a Retry-After beyond this is not believed
-# Answers about the server or our credentials, not about the event: keep the backlog, hold the sync.
-_HOLD_STATUSES = frozenset({401, 403, 404})
-# Worth trying the same event again later.
-_RETRY_STATUSES = frozenset({408, 425, 429})
-
-
-# --- event shapes (protocol: POST /api/v1/analytics/events) --------------------------------------
-
-
-def _common(ic_token: str, event_id: str, timestamp_ms: int, event_type: str, model: str, provider: str,
-            agent_id: str | None, provider_id: str | int | None) -> dict[str, Any]:
-    event: dict[str, Any] = {
-        "ic_token": ic_token,
-        "event_id": event_id,
-        "timestamp_ms": int(timestamp_ms),
-        "event_type": event_type,
-        "model": _cap(model, MAX_NAME_CHARS),
-        "provider": provider if provider in ("openai", "anthropic") else "unknown",
-    }
-    # Absent optional fields are omitted, never null (the protocol's contract).
-    if agent_id is not None:
-        event["agent_id"] = _cap(agent_id, MAX_NAME_CHARS)
-    if provider_id is not None:
-        event["provider_id"] = provider_id
-    return event
-
-
-def completed_event(*, ic_token: str, event_id: str, timestamp_ms: int, model: str, provider: str,
-                    input_tokens: int, output_tokens: int, cost_micros: int, agent_id: str | None = None,
-                    provider_id: str | int | None = None) -> dict[str, Any]:
-    event = _common(ic_token, event_id, timestamp_ms, COMPLETED, model, provider, agent_id, provider_id)
-    event["input_tokens"] = int(input_tokens)
-    event["output_tokens"] = int(output_tokens)
-    event["cost_micros"] = int(cost_micros)
-    return event
-
-
-def failed_event(*, ic_token: str, event_id: str, timestamp_ms: int, model: str, provider: str,
-                 error_code: str, error_message: str, agent_id: str | None = None,
-                 provider_id: str | int | None = None) -> dict[str, Any]:
-    event = _common(ic_token, event_id, timestamp_ms, FAILED, model, provider, agent_id, provider_id)
-    event["error_code"] = _cap(str(error_code), MAX_NAME_CHARS)
-    event["error_message"] = _cap(str(error_message), MAX_MESSAGE_CHARS)
-    return event
-
-
-def _cap(text: str, limit: int) -> str:
-    """Client-supplied text (a model name, an agent id, an upstream's error) cut so no event is too big
-    for the server to take."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-# --- sync loop -----------------------------------------------------------------------------------
-
-
-@dataclass
-class _BatchResult:
-    delivered: int = 0
-    rejected: int = 0
-    failed: list[int] = field(default_factory=list)  # row ids to retry later
-    retry_after: float = 0.0  # the longest Retry-After the server asked for
-    hold: ControlError | None = None  # stop the whole sync (unreachable, credentials refused)
-    failure: ControlError | None = None  # the last failure, for the status
-    rejection_reason: str | None = None
 
 
 class AnalyticsSync:
@@ -349,12 +287,12 @@ class AnalyticsSync:
         self._update(state="offline" if offline else "retrying", last_error=str(err),
                      next_attempt=self._clock.now() + delay)
 
-    async def _send_batch(self, rows: list[tuple[int, dict[str, Any]]]) -> _BatchResult:
+    async def _send_batch(self, rows: list[tuple[int, dict[str, Any]]]) -> BatchResult:
         """POST a batch's events with bounded concurrency. A failed POST marks its event for retry; only
         a failure of the server itself (unreachable, credentials refused) stops new POSTs."""
         assert self._client is not None
         client = self._client
-        result = _BatchResult()
+        result = BatchResult()
         delivered: list[int] = []
         queue = iter(rows)
 
@@ -374,14 +312,14 @@ class AnalyticsSync:
                     delivered.append(row_id)
                     self._failures = 0
                     continue
-                err = _as_error(status, body)
-                if status in _HOLD_STATUSES:
+                err = answer_error(status, body)
+                if status in HOLD_STATUSES:
                     self._failed(result, row_id, err, retry_after, publish=False)
                     result.hold = err
-                elif status >= 500 or status in _RETRY_STATUSES:
+                elif status >= 500 or status in RETRY_STATUSES:
                     self._failed(result, row_id, err, retry_after)
                 else:  # 400/409/413/422...: a judgement on this event, which will never pass
-                    reason = _reason(status, body)
+                    reason = rejection_text(status, body)
                     self._outbox.dead_letter(row_id, status, reason)
                     self._forget(row_id)
                     log.warning("analytics event %s rejected by the control server: %s",
@@ -403,7 +341,7 @@ class AnalyticsSync:
                          dead_letters=self.status.dead_letters + result.rejected)
         return result
 
-    def _failed(self, result: _BatchResult, row_id: int, err: ControlError, retry_after: float, *,
+    def _failed(self, result: BatchResult, row_id: int, err: ControlError, retry_after: float, *,
                 publish: bool = True) -> None:
         result.failed.append(row_id)
         result.failure = err
@@ -453,16 +391,3 @@ class AnalyticsSync:
             self._pending = self._outbox.pending_count()
         except sqlite3.Error as e:
             log.error("analytics outbox unreadable: %s", e)
-
-
-def _reason(status: int, body: dict[str, Any]) -> str:
-    err, msg = body.get("error"), body.get("message")
-    if err and msg:
-        return f"{status} {err}: {msg}"
-    return f"{status} {err or msg or 'rejected'}"
-
-
-def _as_error(status: int, body: dict[str, Any]) -> ControlError:
-    code = body.get("error")
-    message = body.get("message") or code or "server error"
-    return ControlError(status, str(code) if code else None, str(message), endpoint="/api/v1/analytics/events")

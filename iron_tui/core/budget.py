@@ -1,4 +1,4 @@
-"""The budget ledger: admission by reservation (fitted to what is left), settlement, alerts, periods.
+"""The budget ledger: admission by reservation (fitted to what is left), settlement, shared slices.
 
 Why spend cannot overshoot through concurrency: admission (`admit`, `reserve`) is synchronous — nothing
 awaits between the check and the booking, and the engine is one asyncio thread — and it books the
@@ -28,39 +28,25 @@ Every reservation ends in exactly one `settle` or `release` (both idempotent). A
 (`await durable(res)`); after it settles, `finish(request_id)` — called once the call's analytics event is
 stored — commits its cost and drops its journal row in one transaction.
 
-Periods: the LOCAL calendar of the injected clock (`2026-01-31`, ISO week `2026-W05`, `2026-01`). Reads
-(`spent`, `status()`) report a new period at once; the roll-over itself (state, `SpendChanged`) happens on
-the next admit/settle/release/set_limit or `tick()`. A reservation made before a boundary is charged to
-the period it settles in. Per-model and per-provider totals cover this ledger's lifetime.
+Periods, the read-only state and the alerts are `budget_state.py`'s (`LedgerState`, this ledger's base).
 """
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Literal
 
 from iron_tui.core.budget_refusal import BudgetExceeded, budget_error_body, format_usd
-from iron_tui.core.clock import Clock
-from iron_tui.core.events import CostAlert, Event, Notice, Severity, SpendChanged
+from iron_tui.core.budget_state import LedgerState, Reservation, check_limit, period_key
 from iron_tui.core.ledger_schema import CallRow, LedgerStorageError
-from iron_tui.core.ledger_store import LedgerStore
-from iron_tui.core.spend_totals import ModelTotals, ProviderTotals, SpendTotals
+from iron_tui.core.spend_totals import ModelTotals, ProviderTotals
 from iron_tui.core.token_usage import TokenUsage
 
-__all__ = ["ALERT_THRESHOLDS", "PERIODS", "BudgetExceeded", "BudgetLedger", "CallInfo", "LedgerStorageError",
-           "ModelTotals", "Period", "ProviderTotals", "Reservation", "budget_error_body", "format_usd",
-           "period_key"]
+__all__ = ["BudgetExceeded", "BudgetLedger", "CallInfo", "LedgerStorageError", "ModelTotals",
+           "ProviderTotals", "budget_error_body", "format_usd"]
 
-Period = Literal["session", "day", "week", "month"]
-PERIODS: tuple[Period, ...] = ("session", "day", "week", "month")
-
-# (severity, percent of the limit at which it fires), ascending.
-ALERT_THRESHOLDS: tuple[tuple[Severity, int], ...] = (("warning", 80), ("critical", 95), ("exhausted", 100))
 SLICE_FRACTION = 32  # a leased slice is 1/32 of the limit (or what one call needs, if more)
 IDLE_RETURN_S = 2.0  # a process with no call in flight for this long gives its slice back
 MAX_FITTED_CAP = 2**31 - 1  # the largest cap ever sent (a model with no known maximum output)
@@ -75,136 +61,12 @@ class CallInfo:
     input_tokens: int = 0  # iron-tui's estimate of the input (charged if the process dies)
 
 
-@dataclass(eq=False)
-class Reservation:
-    id: str  # the request id
-    amount: int  # µ$ booked at admission
-    model: str
-    provider: str
-    agent_id: str | None = None
-    settled: bool = False  # True once settled or released
-    capped: int | None = None  # the output cap `admit` lowered the call to (None: not lowered)
-    journaled: bool = False
-    input_tokens: int = 0  # journaled: the input estimate charged if the process dies
-    _seq: int = field(default=0, repr=False)
-
-
-def period_key(period: Period, ts: float) -> str:
-    """The calendar period containing epoch `ts`, in local time."""
-    if period == "session":
-        return "session"
-    d = datetime.fromtimestamp(ts)
-    if period == "day":
-        return f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
-    if period == "week":
-        year, week, _ = d.isocalendar()
-        return f"{year:04d}-W{week:02d}"
-    return f"{d.year:04d}-{d.month:02d}"
-
-
-class BudgetLedger:
+class BudgetLedger(LedgerState):
     """Spent / reserved / limit in integer µ$. `limit_micros=None` means unlimited (never refuses).
 
     `db_path` (a calendar period) or `store` share spend with every process on the same database;
     `store` also journals calls admitted with `call=` (any period). The ledger owns and closes it.
     """
-
-    def __init__(
-        self,
-        *,
-        limit_micros: int | None,
-        publish: Callable[[Event], None],
-        clock: Clock,
-        period: Period = "session",
-        db_path: Path | None = None,
-        store: LedgerStore | None = None,
-        fit: bool = True,
-    ) -> None:
-        if period not in PERIODS:
-            raise ValueError(f"budget period must be one of {', '.join(PERIODS)}, not {period!r}")
-        self._limit = _check_limit(limit_micros)
-        self._publish = publish
-        self._clock = clock
-        self.period: Period = period
-        self.fit = fit
-        if store is None and period != "session" and db_path is not None:
-            store = LedgerStore(db_path)
-        self._store = store
-        if store is not None:
-            store.on_commit = self._on_commit
-            store.on_error = self._storage_failed
-        self._reserved = 0
-        self._active: dict[int, Reservation] = {}
-        # request id → (period key, cost, slice delta) of a settled journaled call, committed by finish()
-        self._unfinished: dict[str, tuple[str, int, int]] = {}
-        self._seq = itertools.count(1)
-        self._totals = SpendTotals()
-        self._key = period_key(period, clock.now())
-        # Spent = _disk_spent + _unflushed. With a store and a calendar period: what every process had
-        # spent at the last read, plus this process's costs not committed yet. Otherwise (a session, no
-        # data dir) _disk_spent is simply this process's spend.
-        self._disk_spent = self._load(self._key)
-        self._unflushed = 0
-        self._slice = 0  # µ$ of the shared limit this process holds (shared mode only)
-        self._last_busy = clock.now()
-        self._alerted: set[Severity] = self._crossed()  # passed at start: not "crossings"
-
-    # -- state ----------------------------------------------------------------------------------
-
-    @property
-    def limit(self) -> int | None:
-        return self._limit
-
-    # Reads have no side effects (LlmRouter reads them from the caller's thread): when the clock has
-    # passed into a new period they already report it, and the next admit/settle/tick() rolls over.
-
-    @property
-    def spent(self) -> int:
-        return 0 if self._stale() else self._disk_spent + self._unflushed
-
-    @property
-    def reserved(self) -> int:
-        return self._reserved
-
-    @property
-    def available(self) -> int | None:
-        """What a new reservation may still book (other processes' slices not counted); None: unlimited."""
-        if self._limit is None:
-            return None
-        return max(0, self._limit - self.spent - self._reserved)
-
-    @property
-    def period_key(self) -> str:
-        return period_key(self.period, self._clock.now())
-
-    @property
-    def active_reservations(self) -> int:
-        return len(self._active)
-
-    @property
-    def shared(self) -> bool:
-        """Admission goes through slices of a total shared with other processes."""
-        return self._store is not None and self.period != "session" and not self._store.failed
-
-    @property
-    def store(self) -> LedgerStore | None:
-        return self._store
-
-    @property
-    def journaling(self) -> bool:
-        return self._store is not None and not self._store.failed
-
-    @property
-    def unpriced_calls(self) -> int:
-        return self._totals.unpriced_calls
-
-    @property
-    def estimated_calls(self) -> int:
-        return self._totals.estimated_calls
-
-    def status(self) -> tuple[int, int | None]:
-        """(spent, limit) in µ$; limit None = unlimited."""
-        return self.spent, self._limit
 
     def tick(self) -> None:
         """Called about once a second by the engine: starts a new period if the clock has entered one,
@@ -321,7 +183,7 @@ class BudgetLedger:
 
     def set_limit(self, limit_micros: int | None) -> None:
         """Change the limit live. Spent is kept; alerts above the new level re-arm, newly passed ones fire."""
-        self._limit = _check_limit(limit_micros)
+        self._limit = check_limit(limit_micros)
         self._roll()
         if self.shared and self._slice > self._reserved:
             self._give_back(self._slice - self._reserved)  # re-leased under the new limit on demand
@@ -413,16 +275,6 @@ class BudgetLedger:
         self._slice -= amount
         self._store.finish(None, self._key, 0, -amount)
 
-    def _on_commit(self, touched: dict[str, tuple[int, int]]) -> None:
-        now = touched.get(self._key)
-        if now is None:
-            return
-        spent_after, ours = now
-        self._unflushed = max(0, self._unflushed - ours)
-        self._disk_spent = spent_after
-        self._changed()
-        self._check_alerts()
-
     def _finish_reservation(self, res: Reservation) -> None:
         res.settled = True
         if self._active.pop(res._seq, None) is not None:
@@ -433,30 +285,6 @@ class BudgetLedger:
         assert self._limit is not None
         return BudgetExceeded(kind, spent=self.spent, reserved=self._reserved, limit=self._limit,
                               estimate=amount, period=self.period, available=room, detail=detail)
-
-    def _crossed(self) -> set[Severity]:
-        if self._limit is None:
-            return set()
-        spent = self.spent
-        return {sev for sev, pct in ALERT_THRESHOLDS if spent * 100 >= pct * self._limit}
-
-    def _check_alerts(self) -> None:
-        spent = self._disk_spent + self._unflushed
-        if self._limit is None or spent * 100 < ALERT_THRESHOLDS[0][1] * self._limit:
-            return  # below the lowest threshold (the usual case), so none can fire
-        for sev, pct in ALERT_THRESHOLDS:  # ascending, so a jump past several fires each once, in order
-            if sev not in self._alerted and spent * 100 >= pct * self._limit:
-                self._alerted.add(sev)
-                self._publish(CostAlert(timestamp=self._clock.now(), severity=sev,
-                                        spent_micros=spent, limit_micros=self._limit))
-
-    def _changed(self) -> None:
-        # Positional: keyword arguments cost a measurable share of this per-call event.
-        self._publish(SpendChanged(self._clock.now(), self._disk_spent + self._unflushed, self._reserved,
-                                   self._limit, None, self.period))
-
-    def _stale(self) -> bool:
-        return self.period != "session" and period_key(self.period, self._clock.now()) != self._key
 
     def _roll(self) -> None:
         if self.period == "session":
@@ -472,25 +300,3 @@ class BudgetLedger:
         self._disk_spent = self._load(key)
         self._alerted = self._crossed()  # re-armed: only what the new period has already passed
         self._changed()
-
-    def _load(self, key: str) -> int:
-        if self._store is None or key == "session":
-            return 0
-        try:
-            return self._store.load_spent(key)
-        except sqlite3.Error as exc:
-            self._storage_failed(exc)
-            return 0
-
-    def _storage_failed(self, exc: sqlite3.Error) -> None:
-        # Spend keeps being enforced in memory (this process only); say so once rather than failing calls.
-        self._publish(Notice(timestamp=self._clock.now(), level="error",
-                             message=f"budget ledger could not save spend ({exc}); tracking in memory"))
-
-
-def _check_limit(limit: int | None) -> int | None:
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise ValueError(f"budget limit must be a non-negative integer of microdollars or None, not {limit!r}")
-    return limit

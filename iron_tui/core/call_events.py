@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from iron_tui.core.analytics import completed_event, failed_event
+from iron_tui.core.analytics_protocol import completed_event, failed_event
 from iron_tui.core.events import RequestRecord
 from iron_tui.core.providers import BUILTIN
 from iron_tui.core.recovery import INTERRUPTED, RecoveredCall, interrupted_message

@@ -41,7 +41,8 @@ from iron_tui.core.ledger_store import LedgerStore
 from iron_tui.core.metrics import Metrics
 from iron_tui.core.model_limits import LimitOverride, ModelLimits
 from iron_tui.core.otel import Tracing
-from iron_tui.core.pricing import PriceOverride, Pricer
+from iron_tui.core.price_table import PriceOverride
+from iron_tui.core.pricing import Pricer
 from iron_tui.core.providers import BUILTIN, ProviderTable
 from iron_tui.core.proxy.connections import ConnectionLimits, GuardedRunner
 from iron_tui.core.proxy.guard import RequestGuard

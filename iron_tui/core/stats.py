@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from iron_tui.core.budget import ALERT_THRESHOLDS
+from iron_tui.core.budget_state import ALERT_THRESHOLDS
 from iron_tui.core.filter_match import is_failed
 
 GroupBy = Literal["model", "provider", "agent"]

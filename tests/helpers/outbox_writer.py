@@ -12,7 +12,8 @@ import time
 import uuid
 from pathlib import Path
 
-from iron_tui.core.analytics import Outbox, completed_event
+from iron_tui.core.analytics import Outbox
+from iron_tui.core.analytics_protocol import completed_event
 
 
 def main() -> None:

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from iron_tui.core.budget import BudgetExceeded, CallInfo, Reservation, budget_error_body, format_usd
+from iron_tui.core.budget import BudgetExceeded, CallInfo, budget_error_body, format_usd
+from iron_tui.core.budget_state import Reservation
 from iron_tui.core.dialects.client_apis import shape_of
 from iron_tui.core.dialects.provider_apis import output_cap, with_output_cap
 from iron_tui.core.estimate import BodyTooDeep, estimate_output_tokens_from_text, input_token_bound

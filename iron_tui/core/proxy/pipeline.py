@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from iron_tui.core.budget import Reservation
+from iron_tui.core.budget_state import Reservation
 from iron_tui.core.dialects import registry
 from iron_tui.core.dialects.base import Pair, RequestContext, Translated, TranslationError
 from iron_tui.core.dialects.client_apis import shape_of

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from iron_tui.core.budget import Reservation
+from iron_tui.core.budget_state import Reservation
 from iron_tui.core.dialects.base import UpstreamFormatError
 from iron_tui.core.dialects.client_apis import client_error_body
 from iron_tui.core.dialects.provider_apis import (

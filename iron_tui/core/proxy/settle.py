@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from iron_tui.core.budget import Reservation
+from iron_tui.core.budget_state import Reservation
 from iron_tui.core.events import RequestRecord
 from iron_tui.core.pricing import TokenUsage
 

@@ -20,7 +20,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from iron_tui.core.budget import Reservation
+from iron_tui.core.budget_state import Reservation
 from iron_tui.core.dialects.base import DONE_EVENT, StreamTranslator, UpstreamFormatError
 from iron_tui.core.dialects.client_apis import client_error_body, client_stream_error
 from iron_tui.core.dialects.provider_apis import ChatAccount, StreamAccount, stream_account
