@@ -8,6 +8,7 @@ from typing import Any
 
 from iron_tui.core.filter_syntax import (
     FREE_TEXT_FIELDS,
+    NUMERIC_SUMMARY_FIELDS,
     TEXT_FIELDS,
     All,
     Compare,
@@ -86,9 +87,7 @@ def _numeric(r: dict[str, Any], key: str) -> float | None:
     if key == "tokens":
         a, b = r.get("input_tokens"), r.get("output_tokens")
         return None if a is None or b is None else a + b
-    value = r.get({"latency": "latency_ms", "ttft": "ttft_ms", "cost": "cost_usd", "in": "input_tokens",
-                   "out": "output_tokens", "status": "status", "cache_read": "cache_read_tokens",
-                   "cache_write": "cache_write_tokens"}[key])
+    value = r.get(NUMERIC_SUMMARY_FIELDS[key])
     return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from iron_tui.core.filter_syntax import (
     FREE_TEXT_FIELDS,
+    NUMERIC_SUMMARY_FIELDS,
     TEXT_FIELDS,
     All,
     Compare,
@@ -19,12 +20,8 @@ from iron_tui.core.filter_syntax import (
 )
 
 _J = "json_extract(summary, '$.{}')"
-_NUMERIC_SQL = {
-    "latency": _J.format("latency_ms"), "ttft": _J.format("ttft_ms"), "cost": _J.format("cost_usd"),
-    "in": _J.format("input_tokens"), "out": _J.format("output_tokens"), "status": _J.format("status"),
-    "cache_read": _J.format("cache_read_tokens"), "cache_write": _J.format("cache_write_tokens"),
-    "tokens": f"({_J.format('input_tokens')} + {_J.format('output_tokens')})",
-}
+_NUMERIC_SQL = {key: _J.format(field) for key, field in NUMERIC_SUMMARY_FIELDS.items()}
+_NUMERIC_SQL["tokens"] = f"({_J.format('input_tokens')} + {_J.format('output_tokens')})"
 _FAILED_SQL = f"({_J.format('state')} = 'error' OR coalesce({_J.format('status')}, 0) >= 400)"
 
 
@@ -98,7 +95,7 @@ def node_sql(node: Node, args: list[Any]) -> str:
         expr = _NUMERIC_SQL[node.key]
         # json_type guards against booleans (JSON true is 1 in SQL, never a number to the in-memory side).
         base = "tokens" if node.key == "tokens" else None
-        guard = "" if base else f"json_type(summary, '$.{_sql_key(node.key)}') IN ('integer', 'real') AND "
+        guard = "" if base else f"json_type(summary, '$.{NUMERIC_SUMMARY_FIELDS[node.key]}') IN ('integer', 'real') AND "
         args.append(node.number)
         return f"({guard}{expr} {node.op} ?)"
     if isinstance(node, Flag):
@@ -107,9 +104,3 @@ def node_sql(node: Node, args: list[Any]) -> str:
         return f"NOT coalesce({node_sql(node.node, args)}, 0)"
     joiner = " AND " if isinstance(node, All) else " OR "
     return "(" + joiner.join(f"coalesce({node_sql(n, args)}, 0)" for n in node.nodes) + ")"
-
-
-def _sql_key(key: str) -> str:
-    return {"latency": "latency_ms", "ttft": "ttft_ms", "cost": "cost_usd", "in": "input_tokens",
-            "out": "output_tokens", "status": "status", "cache_read": "cache_read_tokens",
-            "cache_write": "cache_write_tokens"}[key]

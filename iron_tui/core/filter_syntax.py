@@ -33,6 +33,11 @@ TEXT_FIELDS: dict[str, str] = {
 }
 # Free text looks at these summary fields (plus the status as shown and, when given, the bodies).
 FREE_TEXT_FIELDS = ("id", "model", "provider", "api", "path", "agent_id", "error")
+# Numeric keys → the summary field each compares ("tokens" is input + output), in memory and in SQL.
+NUMERIC_SUMMARY_FIELDS: dict[str, str] = {
+    "latency": "latency_ms", "ttft": "ttft_ms", "cost": "cost_usd", "in": "input_tokens", "out": "output_tokens",
+    "status": "status", "cache_read": "cache_read_tokens", "cache_write": "cache_write_tokens",
+}
 NUMERIC_FIELDS = ("latency", "ttft", "cost", "tokens", "in", "out", "status", "cache_read", "cache_write")
 FLAGS = ("translated", "stream", "error", "ok", "pending", "capped", "unpriced", "estimated", "interrupted",
          "retried", "fallback", "alias", "thinking", "replay")
