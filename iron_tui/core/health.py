@@ -62,11 +62,11 @@ class ProviderHealth:
         p.calls += 1
         p.outcomes.append((now, ok))
         p.probing = False
+        if ok and latency_ms is not None:
+            p.latency_ms = latency_ms if p.latency_ms is None else 0.8 * p.latency_ms + 0.2 * latency_ms
         if ok and p.state == "ok" and not p.down_until:
             # The hot path: a success while all is well. Nothing can change state (a failure in the
             # window would have made it degraded already), so only the latency is kept.
-            if latency_ms is not None:
-                p.latency_ms = latency_ms if p.latency_ms is None else 0.8 * p.latency_ms + 0.2 * latency_ms
             return
         if ok:
             if p.down_until:
@@ -76,8 +76,6 @@ class ProviderHealth:
             p.consecutive = 0
             p.cooldown_factor = 1
             p.down_until = 0.0
-            if latency_ms is not None:
-                p.latency_ms = latency_ms if p.latency_ms is None else 0.8 * p.latency_ms + 0.2 * latency_ms
         else:
             p.failures += 1
             p.last_error = error

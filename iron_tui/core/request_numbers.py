@@ -216,31 +216,8 @@ def fit_caps_to_model(api: str, body: dict[str, Any], max_output: int | None) ->
                  "this call" for key in changed]
 
 
-# The fields each validator looks at: a body holding none of them has nothing to check (the usual
-# chat body is model + messages + a cap), which skips the checks on the hot path.
-_CHECKED: dict[str, frozenset[str]] = {
-    "openai.chat": frozenset({"max_tokens", "max_completion_tokens", "n", "top_logprobs", "seed", "temperature",
-                              "top_p", "presence_penalty", "frequency_penalty", "logit_bias"}),
-    "openai.responses": frozenset({"max_output_tokens", "max_tool_calls", "top_logprobs", "temperature", "top_p"}),
-    "openai.completions": frozenset({"max_tokens", "n", "best_of", "logprobs", "seed", "temperature", "top_p",
-                                     "presence_penalty", "frequency_penalty", "logit_bias"}),
-    "openai.embeddings": frozenset({"dimensions"}),
-}
-
-
 def validate_numbers(api: str, body: Mapping[str, Any], *, max_output: int | None = None) -> None:
     """Check every number of a `api` request body (see the module docstring). Unknown APIs: no check."""
     check = VALIDATORS.get(api)
-    if check is None:
-        return
-    fields = _CHECKED.get(api)
-    if fields is not None:
-        present = body.keys() & fields
-        if not present:
-            return
-        if present == {"max_tokens"} or present == {"max_completion_tokens"}:
-            # Just the cap (most calls): a plain positive int within the model's maximum is fine as is.
-            value = body[next(iter(present))]
-            if type(value) is int and 0 < value <= (max_output if max_output is not None else MAX_COUNT):
-                return
-    check(body, max_output=max_output)
+    if check is not None:
+        check(body, max_output=max_output)
