@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import anthropic
+import openai
 import pytest
 
 from iron_tui.config import Settings
@@ -34,6 +36,22 @@ async def sim() -> AsyncIterator[ProviderSim]:
         yield s
     finally:
         await s.stop()
+
+
+@pytest.fixture
+async def an(sim: ProviderSim) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    """The Anthropic SDK straight at the simulator."""
+    client = anthropic.AsyncAnthropic(base_url=sim.url, api_key=ANTHROPIC_KEY, max_retries=0)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def oa(sim: ProviderSim) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The OpenAI SDK straight at the simulator."""
+    client = openai.AsyncOpenAI(base_url=sim.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
+    yield client
+    await client.close()
 
 
 EngineFactory = Callable[..., Awaitable[Engine]]
@@ -71,3 +89,25 @@ async def make_engine(sim: ProviderSim, tmp_path: Path) -> AsyncIterator[EngineF
 @pytest.fixture
 async def engine(make_engine: EngineFactory) -> Engine:
     return await make_engine()
+
+
+async def calls_with_429(engine: Engine, sim: ProviderSim) -> dict[str, str]:
+    """Through the engine: owls (native) and moles (translated to Claude) succeed, then one provider 429.
+    Returns their request ids by kind: native, translated, limited."""
+    client = openai.AsyncOpenAI(base_url=engine.openai_base_url, api_key=engine.token, max_retries=0)
+    ids = {}
+    try:
+        r = await client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "tell me about owls"}])
+        ids["native"] = r.headers["x-iron-request-id"]
+        r = await client.chat.completions.with_raw_response.create(
+            model="claude-3-5-haiku-latest", max_tokens=50,
+            messages=[{"role": "system", "content": "Be terse."}, {"role": "user", "content": "and moles"}])
+        ids["translated"] = r.headers["x-iron-request-id"]
+        sim.faults.push(status=429)
+        with pytest.raises(openai.RateLimitError) as info:
+            await client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+        ids["limited"] = info.value.response.headers["x-iron-request-id"]
+    finally:
+        await client.close()
+    return ids

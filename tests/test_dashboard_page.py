@@ -39,6 +39,7 @@ from iron_tui.core.health import ProviderHealth
 from iron_tui.core.ledger_schema import CallRow
 from iron_tui.core.recovery import RecoveredCall, interrupted_record
 from iron_tui.core.token_usage import TokenUsage
+from tests.conftest import calls_with_429
 
 CHROMIUM = "/usr/bin/chromium"
 TOKEN = "dash-test-token-91c2"
@@ -310,24 +311,7 @@ def layout(raw: Any) -> dict[str, Any]:
 
 
 async def traffic_for_the_page(engine: Any, sim: Any) -> dict[str, str]:
-    import openai
-
-    client = openai.AsyncOpenAI(base_url=engine.openai_base_url, api_key=engine.token, max_retries=0)
-    ids = {}
-    try:
-        r = await client.chat.completions.with_raw_response.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "tell me about owls"}])
-        ids["native"] = r.headers["x-iron-request-id"]
-        r = await client.chat.completions.with_raw_response.create(
-            model="claude-3-5-haiku-latest", max_tokens=40,
-            messages=[{"role": "system", "content": "Be terse."}, {"role": "user", "content": "and moles"}])
-        ids["translated"] = r.headers["x-iron-request-id"]
-        sim.faults.push(status=429)
-        with pytest.raises(openai.RateLimitError) as info:
-            await client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
-        ids["limited"] = info.value.response.headers["x-iron-request-id"]
-    finally:
-        await client.close()
+    ids = await calls_with_429(engine, sim)
     # 90 % of the budget spent before the page connects: the snapshot must carry the warning.
     engine.set_budget(engine.ledger.spent / 1_000_000 / 0.9)
     return ids

@@ -9,13 +9,11 @@ from typing import Any
 
 import aiohttp
 import openai
-import pytest
 from jsonschema import Draft202012Validator
 
-from iron_tui.core.engine import Engine
 from iron_tui.core.feed import load_feed_schema
 from iron_tui.sim import ProviderSim
-from tests.conftest import EngineFactory
+from tests.conftest import EngineFactory, calls_with_429
 
 VALIDATOR = Draft202012Validator(load_feed_schema(), format_checker=Draft202012Validator.FORMAT_CHECKER)
 
@@ -84,27 +82,6 @@ async def test_detail_query_and_stats_over_the_feed(make_engine: EngineFactory, 
         await ws.send_json({"type": "WHATEVER"})
         pong = await ask(ws, {"type": "PING"}, "PONG")
         assert pong["type"] == "PONG"
-
-
-async def calls_with_429(engine: Engine, sim: ProviderSim) -> dict[str, str]:
-    """Owls and moles succeed; then one provider 429."""
-    client = openai.AsyncOpenAI(base_url=engine.openai_base_url, api_key=engine.token, max_retries=0)
-    ids = {}
-    try:
-        r = await client.chat.completions.with_raw_response.create(
-            model="gpt-4o-mini", messages=[{"role": "user", "content": "tell me about owls"}])
-        ids["native"] = r.headers["x-iron-request-id"]
-        r = await client.chat.completions.with_raw_response.create(
-            model="claude-3-5-haiku-latest", max_tokens=50,
-            messages=[{"role": "system", "content": "Be terse."}, {"role": "user", "content": "and moles"}])
-        ids["translated"] = r.headers["x-iron-request-id"]
-        sim.faults.push(status=429)
-        with pytest.raises(openai.RateLimitError) as info:
-            await client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
-        ids["limited"] = info.value.response.headers["x-iron-request-id"]
-    finally:
-        await client.close()
-    return ids
 
 
 async def test_a_late_client_gets_the_alert_in_force(make_engine: EngineFactory) -> None:

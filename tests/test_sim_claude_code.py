@@ -7,7 +7,6 @@ sent the results in (Claude Code sends them as they finish)."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
@@ -15,7 +14,6 @@ import openai
 import pytest
 
 from iron_tui.sim import ProviderSim
-from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY
 
 _READ = {"type": "object", "properties": {"file_path": {"type": "string"}, "limit": {"type": "integer"}},
          "required": ["file_path"]}
@@ -29,18 +27,6 @@ CHAT_TOOLS: list[Any] = [{"type": "function", "function": {"name": t["name"], "p
 TWO_READS = "read both [[sim:call=Read(/p/a.txt)]] [[sim:call=Read(/p/b.txt)]]"
 
 
-@pytest.fixture
-async def an(sim: ProviderSim) -> AsyncIterator[anthropic.AsyncAnthropic]:
-    client = anthropic.AsyncAnthropic(base_url=sim.url, api_key=ANTHROPIC_KEY, max_retries=0)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def oa(sim: ProviderSim) -> AsyncIterator[openai.AsyncOpenAI]:
-    client = openai.AsyncOpenAI(base_url=sim.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
-    yield client
-    await client.close()
 
 
 async def test_call_directive_uses_the_named_tool_on_both_sims(

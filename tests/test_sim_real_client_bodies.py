@@ -4,7 +4,6 @@ models refuse on the OpenAI sim."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
@@ -13,7 +12,6 @@ import pytest
 
 from iron_tui.sim import ProviderSim
 from iron_tui.sim.anthropic_extras import signature as thinking_signature
-from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY
 
 SYSTEM = [{"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude."},
           {"type": "text", "text": "Tools are listed below.", "cache_control": {"type": "ephemeral"}}]
@@ -21,18 +19,6 @@ TOOLS = [{"name": "Read", "description": "Reads a file", "input_schema": {
     "type": "object", "properties": {"file_path": {"type": "string"}}, "required": ["file_path"]}}]
 
 
-@pytest.fixture
-async def an(sim: ProviderSim) -> AsyncIterator[anthropic.AsyncAnthropic]:
-    client = anthropic.AsyncAnthropic(base_url=sim.url, api_key=ANTHROPIC_KEY, max_retries=0)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def oa(sim: ProviderSim) -> AsyncIterator[openai.AsyncOpenAI]:
-    client = openai.AsyncOpenAI(base_url=sim.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
-    yield client
-    await client.close()
 
 
 async def test_claude_code_body_with_beta_query_thinking_and_mid_conversation_system(
