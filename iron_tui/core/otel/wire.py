@@ -1,6 +1,6 @@
 """What iron-tui hands its span exporter process: finished calls as compact tuples, `marshal`led, in
-length-prefixed frames over a pipe (~0.6 µs per call to pack, against ~8 µs to encode the span in
-process). The first frame is the export configuration.
+length-prefixed frames over a pipe (~0.9 µs per call to pack). The exporter encodes spans from the
+rows as they come, without making records of them again. The first frame is the export configuration.
 
 Only what a span needs crosses: the record's fields, the budget at its finish, the response preview
 (cut to its head and tail unless content capture needs all of it: the response facts live there),
@@ -18,13 +18,17 @@ from iron_tui.core.events import Attempt, RequestRecord
 from iron_tui.core.otel.config import OtlpConfig, Sampler
 
 QueuedCall = tuple[RequestRecord, int, int | None]  # the record, budget spent and limit at its finish
+# One call as it crosses: a flat tuple of the record's fields in `call_rows`' order, then the attempts
+# as tuples, budget spent and limit. The exporter encodes spans from it directly (`spans.py`).
+Row = tuple[Any, ...]
 
 _LENGTH = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
 _PREVIEW_HEAD = 4096  # response model and id are at the start of a response, finish reasons at the end
 
 
-def pack_calls(calls: list[QueuedCall], content: bool) -> bytes:
+def call_rows(calls: list[QueuedCall], content: bool) -> list[Row]:
+    """The calls as rows (what `pack_calls` marshals)."""
     rows = []
     for rec, spent, limit in calls:
         up = rec.upstream_response
@@ -36,33 +40,43 @@ def pack_calls(calls: list[QueuedCall], content: bool) -> bytes:
             rec.output_tokens, rec.cache_read_tokens, rec.cache_write_tokens, rec.cost_micros, rec.priced,
             rec.cost_estimated, rec.error, rec.error_code, rec.traceparent, rec.capped_max_tokens, rec.client_model, up,
             rec.request_body if content else None,
+            # Most calls have no attempts: skip building an empty tuple from a generator (~0.2 µs).
             tuple((a.started_at, a.duration_ms, a.provider, a.model, a.status, a.error_type, a.error, a.waited_ms)
-                  for a in rec.attempts),
+                  for a in rec.attempts) if rec.attempts else (),
             spent, limit,
         ))
-    return marshal.dumps(rows)
+    return rows
 
 
-def unpack_calls(payload: bytes) -> list[QueuedCall]:
-    out: list[QueuedCall] = []
-    for row in marshal.loads(payload):
-        (rid, started_at, api, model, provider, upstream_api, stream, translated, agent_id, state, status,
-         latency_ms, ttft_ms, input_tokens, output_tokens, cache_read, cache_write, cost, priced, estimated,
-         error, error_code, traceparent, capped, client_model, upstream_response, request_body, attempts, spent,
-         limit) = row
-        rec = RequestRecord(id=rid, started_at=started_at, method="POST", path="", api=api, model=model,
-                            provider=provider, stream=stream, translated=translated, agent_id=agent_id)
-        rec.upstream_api, rec.state, rec.status, rec.latency_ms, rec.ttft_ms = upstream_api, state, status, \
-            latency_ms, ttft_ms
-        rec.input_tokens, rec.output_tokens = input_tokens, output_tokens
-        rec.cache_read_tokens, rec.cache_write_tokens = cache_read, cache_write
-        rec.cost_micros, rec.priced, rec.cost_estimated = cost, priced, estimated
-        rec.error, rec.error_code, rec.traceparent, rec.capped_max_tokens = error, error_code, traceparent, capped
-        rec.client_model = client_model
-        rec.upstream_response, rec.request_body = upstream_response, request_body
-        rec.attempts = tuple(Attempt(*a) for a in attempts)
-        out.append((rec, spent, limit))
-    return out
+def pack_calls(calls: list[QueuedCall], content: bool) -> bytes:
+    return marshal.dumps(call_rows(calls, content))
+
+
+def unpack_rows(payload: bytes) -> list[Row]:
+    rows = marshal.loads(payload)
+    if not isinstance(rows, list):
+        raise ValueError("a frame of calls is not a list")
+    return rows
+
+
+def record_from_row(row: Row) -> RequestRecord:
+    """The row as a record again, for the helpers that read one (not per span: ~2 µs)."""
+    (rid, started_at, api, model, provider, upstream_api, stream, translated, agent_id, state, status,
+     latency_ms, ttft_ms, input_tokens, output_tokens, cache_read, cache_write, cost, priced, estimated,
+     error, error_code, traceparent, capped, client_model, upstream_response, request_body, attempts, _spent,
+     _limit) = row
+    rec = RequestRecord(id=rid, started_at=started_at, method="POST", path="", api=api, model=model,
+                        provider=provider, stream=stream, translated=translated, agent_id=agent_id)
+    rec.upstream_api, rec.state, rec.status, rec.latency_ms, rec.ttft_ms = upstream_api, state, status, \
+        latency_ms, ttft_ms
+    rec.input_tokens, rec.output_tokens = input_tokens, output_tokens
+    rec.cache_read_tokens, rec.cache_write_tokens = cache_read, cache_write
+    rec.cost_micros, rec.priced, rec.cost_estimated = cost, priced, estimated
+    rec.error, rec.error_code, rec.traceparent, rec.capped_max_tokens = error, error_code, traceparent, capped
+    rec.client_model = client_model
+    rec.upstream_response, rec.request_body = upstream_response, request_body
+    rec.attempts = tuple(Attempt(*a) for a in attempts)
+    return rec
 
 
 def pack_config(cfg: OtlpConfig, instance_id: str) -> bytes:
