@@ -218,7 +218,7 @@ async def run_headless(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, on_signal)
-    sub = engine.bus.subscribe(maxsize=100_000, name="headless")
+    sub = engine.bus.subscribe(maxsize=100_000, name="headless", kinds=_ANY_LINE)  # only what it prints
     last_sync: tuple[Any, ...] = ()
 
     async def printer() -> None:

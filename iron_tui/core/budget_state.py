@@ -10,6 +10,7 @@ the period it settles in. Per-model and per-provider totals cover this ledger's 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import sqlite3
 from collections.abc import Callable
@@ -103,6 +104,7 @@ class LedgerState:
         self._slice = 0  # µ$ of the shared limit this process holds (shared mode only)
         self._last_busy = clock.now()
         self._alerted: set[Severity] = self._crossed()  # passed at start: not "crossings"
+        self._spend_due = False  # a SpendChanged is scheduled for the end of this loop iteration
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -190,6 +192,21 @@ class LedgerState:
                                         spent_micros=spent, limit_micros=self._limit))
 
     def _changed(self) -> None:
+        # One SpendChanged per event-loop iteration, with the state at its end: every call changes spend
+        # twice (reserve, settle) and under load many calls do so in one iteration, while every consumer
+        # (dashboard, feed) only shows the latest. Without a running loop (a sync caller): at once.
+        if self._spend_due:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._publish_spend()
+            return
+        self._spend_due = True
+        loop.call_soon(self._publish_spend)
+
+    def _publish_spend(self) -> None:
+        self._spend_due = False
         # Positional: keyword arguments cost a measurable share of this per-call event.
         self._publish(SpendChanged(self._clock.now(), self._disk_spent + self._unflushed, self._reserved,
                                    self._limit, None, self.period))

@@ -2,6 +2,10 @@
 
 Subscribers live on the engine's event loop. When a subscriber's queue is full the *oldest* item is
 dropped and counted, so a slow consumer costs memory bounded by its queue and never slows a request.
+
+A subscription may take only some kinds of event (`kinds`, changeable with `listen`): the headless log
+takes what it prints, the feed takes nothing while no client is connected. A publisher can ask
+`wants(kind)` first and skip building an event nobody takes (a request summary per call start).
 """
 
 from __future__ import annotations
@@ -13,9 +17,13 @@ from collections.abc import AsyncIterator, Callable
 from iron_tui.core.events import Event
 
 
+Kinds = tuple[type[Event], ...] | None  # None: every kind
+
+
 class Subscription:
-    def __init__(self, bus: EventBus, maxsize: int, name: str) -> None:
+    def __init__(self, bus: EventBus, maxsize: int, name: str, kinds: Kinds = None) -> None:
         self._bus = bus
+        self.kinds = kinds
         self._items: deque[Event] = deque()
         self._maxsize = maxsize
         self._wakeup = asyncio.Event()
@@ -38,6 +46,14 @@ class Subscription:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def listen(self, kinds: Kinds) -> None:
+        """Take only these kinds of event from now on (None: all; (): none)."""
+        self.kinds = kinds
+        self._bus._retarget()
+
+    def takes(self, kind: type[Event]) -> bool:
+        return self.kinds is None or issubclass(kind, self.kinds)
 
     def drain(self, limit: int | None = None) -> list[Event]:
         """Take up to `limit` queued events without waiting."""
@@ -89,14 +105,14 @@ class EventBus:
         self._subs: list[Subscription] = []
         # What publish() iterates: a fresh tuple whenever the list changes, so a subscriber closed (or
         # added) while an event is delivered does not disturb that delivery, without a copy per event.
-        self._targets: tuple[Subscription, ...] = ()
+        # Per event type: a fresh tuple whenever a subscription comes, goes or changes its kinds.
+        self._targets: dict[type[Event], tuple[Subscription, ...]] = {}
         self.dropped = 0
-        self.published = 0
 
-    def subscribe(self, maxsize: int = 10_000, name: str = "") -> Subscription:
-        sub = Subscription(self, maxsize, name)
+    def subscribe(self, maxsize: int = 10_000, name: str = "", kinds: Kinds = None) -> Subscription:
+        sub = Subscription(self, maxsize, name, kinds)
         self._subs.append(sub)
-        self._targets = tuple(self._subs)
+        self._retarget()
         return sub
 
     def _remove(self, sub: Subscription) -> None:
@@ -104,16 +120,31 @@ class EventBus:
             self._subs.remove(sub)
         except ValueError:
             pass
-        self._targets = tuple(self._subs)
+        self._retarget()
+
+    def _retarget(self) -> None:
+        self._targets = {}
+
+    def _targets_for(self, kind: type[Event]) -> tuple[Subscription, ...]:
+        targets = self._targets.get(kind)
+        if targets is None:
+            targets = self._targets[kind] = tuple(s for s in self._subs if s.takes(kind))
+        return targets
+
+    def wants(self, kind: type[Event]) -> bool:
+        """Whether any subscription takes events of `kind`."""
+        return bool(self._targets_for(kind))
 
     @property
     def subscriber_count(self) -> int:
         return len(self._subs)
 
     def publish(self, event: Event) -> None:
-        """Deliver to every subscriber. Synchronous and O(subscribers); never awaits."""
-        self.published += 1
-        for sub in self._targets:
+        """Deliver to every subscription taking it. Synchronous and O(subscribers); never awaits."""
+        targets = self._targets.get(type(event))
+        if targets is None:
+            targets = self._targets_for(type(event))
+        for sub in targets:
             sub._push(event)
 
     def close(self) -> None:

@@ -108,7 +108,8 @@ class Feed:
         if self._started:
             return
         self._started = True
-        self._sub = self._bus.subscribe(_FEED_SUBSCRIPTION_SIZE, name="feed")
+        # Nothing is taken from the bus while no client is connected (see _listening).
+        self._sub = self._bus.subscribe(_FEED_SUBSCRIPTION_SIZE, name="feed", kinds=())
         self._tasks = [
             asyncio.create_task(self._fanout(self._sub), name="feed-fanout"),
             asyncio.create_task(self._heartbeat(), name="feed-heartbeat"),
@@ -186,11 +187,13 @@ class Feed:
             await close_quietly(ws, CLOSE_INTERNAL_ERROR, "snapshot unavailable", self._send_timeout_s)
             return ws
         self._clients.add(client)
+        self._listening()
         client.writer = asyncio.create_task(self._write_loop(client), name="feed-writer")
         try:
             await self._read_loop(client)
         finally:
             self._clients.discard(client)
+            self._listening()
             client.gone.set()
             if client.writer is not None:
                 client.writer.cancel()
@@ -311,9 +314,18 @@ class Feed:
             if sub.dropped != self._seen_dropped:
                 self._resync(sub)
             self._publish_events(events)
+            self._listening()  # clients dropped as slow or kicked leave by other doors than handle()
             if self._clients:
                 # Let events gather: per-client work is per batch, so fewer, larger batches are cheaper.
                 await asyncio.sleep(_FANOUT_EVERY_S)
+
+    def _listening(self) -> None:
+        """Take every event from the bus while some client is connected, none otherwise: with no client
+        the feed has nothing to send, and publishers skip events nobody takes."""
+        sub = self._sub
+        want = None if self._clients else ()
+        if sub is not None and sub.kinds != want:
+            sub.listen(want)
 
     def _resync(self, sub: Subscription) -> None:
         # The feed itself fell behind the bus, so every client missed events: close them all with 1013

@@ -34,10 +34,16 @@ CREATE INDEX IF NOT EXISTS requests_started ON requests(started_at);
 PERSISTED_ROWS = 100_000
 
 
-# Rows per INSERT statement (a JSON array of [id, started_at, summary]).
-_BATCH = 5000
-_INSERT = ("INSERT OR REPLACE INTO requests(id, session, started_at, summary) SELECT json_extract(value, '$[0]'), ?, "
-           "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?)")
+# Rows per INSERT statement: 4 parameters each, under SQLite's oldest limit of 999 per statement.
+_BATCH = 240
+
+
+def _insert_sql(rows: int) -> str:
+    return ("INSERT OR REPLACE INTO requests(id, session, started_at, summary) VALUES "
+            + ",".join(("(?,?,?,?)",) * rows))
+
+
+_INSERT_FULL = _insert_sql(_BATCH)
 
 
 # The record fields that hold bodies (previews up to body_preview_bytes each).
@@ -134,12 +140,18 @@ class History:
         """Write summaries; safe to call from a worker thread (one writer at a time)."""
         if not pending:
             return 0
-        # One statement per batch over a JSON array, not executemany: sqlite3 releases and re-takes the
-        # GIL for every row, and under load each hand-off costs the event loop's thread more than the row
-        # itself (measured: ~20 µs of proxy CPU per call → ~8 µs). Text, not bytes: SQLite ≥ 3.45 reads a
-        # BLOB as JSONB.
-        batches = [dumps_json([[rid, ts, dumps_json(s).decode()] for rid, ts, s in pending[i:i + _BATCH]]).decode()
-                   for i in range(0, len(pending), _BATCH)]
+        # Many rows per statement, not executemany: sqlite3 releases and re-takes the GIL for every row it
+        # steps, and under load each hand-off costs the event loop's thread more than the row itself.
+        # Multi-row VALUES (rather than one JSON array through json_each) also spares SQLite a JSON parse
+        # per row: measured ~5.4 → ~2.8 µs per row.
+        session = self._session
+        batches: list[tuple[str, list[Any]]] = []
+        for i in range(0, len(pending), _BATCH):
+            chunk = pending[i:i + _BATCH]
+            args: list[Any] = []
+            for rid, ts, summary in chunk:
+                args += (rid, session, ts, dumps_json(summary).decode())
+            batches.append((_INSERT_FULL if len(chunk) == _BATCH else _insert_sql(len(chunk)), args))
         with self._lock:
             db = self._db
             if db is None:
@@ -148,8 +160,8 @@ class History:
             # open one, so every row was its own commit — 3× the cost of one commit per flush.
             db.execute("BEGIN")
             try:
-                for batch in batches:  # json_each keeps the order: a later row for an id wins, as before
-                    db.execute(_INSERT, (self._session, batch))
+                for sql, args in batches:  # in order: a later row for an id wins
+                    db.execute(sql, args)
                 self._since_prune += len(pending)
                 if self._since_prune >= max(1, self.keep // 10):
                     self._since_prune = 0

@@ -238,7 +238,8 @@ class Pipeline:
         await eng.ledger.durable(call.reservation)  # journaled before it goes upstream (crash-proof)
         if not call.started:
             eng.history.add(rec)
-            eng.bus.publish(RequestStarted(rec.started_at, rec.summary()))
+            if eng.bus.wants(RequestStarted):  # a dashboard or feed client: else no summary to build
+                eng.bus.publish(RequestStarted(rec.started_at, rec.summary()))
             call.started = True
         return key, send_body
 
