@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable
 
 from iron_tui.core.events import Event
 
-
 Kinds = tuple[type[Event], ...] | None  # None: every kind
 
 

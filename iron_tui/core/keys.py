@@ -87,6 +87,10 @@ class KeyRing:
     def base_url(self, provider: str) -> str:
         return self._base_urls[provider]
 
+    def cached(self, provider: str) -> ResolvedKey | None:
+        """The key when it is at hand (configured, or fetched and still valid): no await needed."""
+        return self._resolved.get(provider)
+
     async def get(self, provider: str) -> ResolvedKey:
         hit = self._resolved.get(provider)
         if hit is not None:

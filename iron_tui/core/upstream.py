@@ -24,6 +24,7 @@ import contextlib
 import socket
 import ssl
 from collections import deque
+from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -79,9 +80,10 @@ class UpstreamClient:
 
     # --- public ----------------------------------------------------------------------------
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> UpstreamResponse:
-        """Send a POST and return once the answer's status and headers have arrived."""
-        return await self.request("POST", url, body, headers)
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> Coroutine[Any, Any, UpstreamResponse]:
+        """Send a POST and return once the answer's status and headers have arrived. (It returns
+        `request`'s coroutine rather than awaiting it: one coroutine layer fewer per call.)"""
+        return self.request("POST", url, body, headers)
 
     async def request(self, method: str, url: str, body: bytes, headers: dict[str, str]) -> UpstreamResponse:
         if method == "HEAD":
@@ -96,7 +98,11 @@ class UpstreamClient:
         # connection. A connection that dies later may have been billed for: that is an error, never a
         # silent second call.
         for attempt in (0, 1):
-            conn, reused = await self._acquire(origin, fresh=attempt > 0)
+            conn = self._idle(origin) if attempt == 0 else None  # the usual case: no await
+            if conn is not None:
+                reused = True
+            else:
+                conn, reused = await self._acquire(origin, fresh=attempt > 0)
             try:
                 resp = await conn.send(head, body)
             except StaleConnection as exc:
@@ -171,6 +177,21 @@ class UpstreamClient:
             if len(self._bases) < 1024:
                 self._bases[base] = origin
         return origin, target
+
+    def _idle(self, origin: Origin) -> UpstreamConnection | None:
+        """A kept-alive connection taken at once when a slot is free and the newest idle one is good;
+        None: `_acquire` decides (waits for a slot, drops expired connections, connects)."""
+        idle = origin.idle
+        if not idle or self.closed or self._active >= self.limit or origin.active >= self.limit_per_host:
+            return None
+        conn, since = idle[-1]
+        if not conn.usable or asyncio.get_running_loop().time() - since >= self.keepalive_timeout:
+            return None
+        idle.pop()
+        self._active += 1
+        origin.active += 1
+        conn.in_use = True
+        return conn
 
     async def _acquire(self, origin: Origin, *, fresh: bool = False) -> tuple[UpstreamConnection, bool]:
         """A connection for one exchange (counted as in use until released or discarded)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -74,7 +75,9 @@ class Proxy:
                 await asyncio.wait(pending, timeout=0.5)
 
     def routes(self) -> list[web.RouteDef]:
-        llm = [web.post(path, self._llm) for path in API_PATHS]
+        # The pipeline itself is each path's handler (one coroutine layer fewer per call than a wrapper).
+        llm = [web.post(path, functools.partial(self.pipeline.run, client_api=api, forced=None))
+               for path, api in API_PATHS.items()]
         return [
             web.get("/", self.root),
             web.get("/health", self.health),
@@ -105,9 +108,6 @@ class Proxy:
         return error_response("openai", 426, "Responses over WebSocket is not available through iron-tui; "
                               "POST /v1/responses instead", type_="invalid_request_error",
                               code="websocket_not_supported", headers={"connection": "close"})
-
-    async def _llm(self, request: web.Request) -> web.StreamResponse:
-        return await self.pipeline.run(request, API_PATHS[request.path], None)
 
     async def prefixed(self, request: web.Request) -> web.StreamResponse:
         forced, _, tail = request.path.lstrip("/").partition("/")

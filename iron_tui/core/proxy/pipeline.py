@@ -226,16 +226,19 @@ class Pipeline:
         if rec.provider != route.provider or rec.model != model:  # a fallback: keep what was asked
             rec.client_model = rec.client_model or rec.model
         rec.provider, rec.model = route.provider, model  # type: ignore[assignment]
-        try:
-            key = await eng.keys.get(route.provider)
-        except KeyUnavailable as exc:
-            raise ProxyError(exc.status, exc.message, code=exc.code) from None
+        key = eng.keys.cached(route.provider)
+        if key is None:
+            try:
+                key = await eng.keys.get(route.provider)
+            except KeyUnavailable as exc:
+                raise ProxyError(exc.status, exc.message, code=exc.code) from None
         send_body, upstream_obj = self._translate(call, body, raw, route)
         if call.reservation is not None:
             eng.ledger.release(call.reservation)
             call.reservation = None
         call.reservation, send_body = admission.admit(eng, call, upstream_obj, send_body)
-        await eng.ledger.durable(call.reservation)  # journaled before it goes upstream (crash-proof)
+        if call.reservation.journaled:  # on disk before it goes upstream (crash-proof)
+            await eng.ledger.durable(call.reservation)
         if not call.started:
             eng.history.add(rec)
             if eng.bus.wants(RequestStarted):  # a dashboard or feed client: else no summary to build
