@@ -228,6 +228,22 @@ async def test_auth_by_header_gets_snapshot_first_with_state() -> None:
         await wait_until(lambda: h.feed.client_count == 0)
 
 
+async def test_the_feed_takes_events_from_the_bus_only_while_a_client_is_connected() -> None:
+    async with feed_server() as h:
+        # No client: nothing to send, so publishers skip events nobody else takes (a call's start).
+        assert not h.bus.wants(RequestStarted)
+        ws = await h.authed()
+        assert h.bus.wants(RequestStarted)
+        h.bus.publish(RequestStarted(T0 + 1, request=sample_record(id="req_live").summary()))
+        assert (await recv(ws))["request"]["id"] == "req_live"
+        await ws.close()
+        await wait_until(lambda: h.feed.client_count == 0)
+        assert not h.bus.wants(RequestStarted)
+        again = await h.authed()  # and back on for the next client
+        h.bus.publish(RequestStarted(T0 + 2, request=sample_record(id="req_next").summary()))
+        assert (await recv(again))["request"]["id"] == "req_next"
+
+
 async def test_auth_by_first_message() -> None:
     async with feed_server() as h:
         ws = await h.connect(header=False)

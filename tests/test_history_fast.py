@@ -101,7 +101,7 @@ def test_the_table_keeps_only_the_newest_rows(tmp_path: Path) -> None:
 
 
 def test_a_flush_of_many_batches_keeps_every_row_and_the_last_write_of_an_id(tmp_path: Path) -> None:
-    # Rows go in as JSON arrays of 5,000: a flush after a busy second spans several statements.
+    # Rows go in 240 to a statement: a flush after a busy second spans many, the last one partial.
     h = History(size=10, db_path=tmp_path / "h.sqlite3", session="s")
     rows = [(f"r{i:05d}", float(i), {"id": f"r{i:05d}", "status": 200}) for i in range(12_001)]
     rows.append(("r00003", 3.0, {"id": "r00003", "status": 502}))  # the same call again, in a later batch
