@@ -10,11 +10,17 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from hypothesis import settings
 
 from iron_tui.config import Settings
 from iron_tui.core.clock import SequentialIds
 from iron_tui.core.engine import Engine
 from iron_tui.sim import ProviderSim, SimSettings
+
+# Hypothesis would fail an example that takes over 200 ms: a timed assertion, which a loaded CI machine
+# breaks. Speed is measured in bench/, not here.
+settings.register_profile("iron-tui", deadline=None)
+settings.load_profile("iron-tui")
 
 pytest_plugins = ["tests.upstream_server"]  # make_upstream, for the provider-client tests
 
