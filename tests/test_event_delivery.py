@@ -9,7 +9,7 @@ import asyncio
 from iron_tui.core.budget import BudgetLedger
 from iron_tui.core.bus import EventBus
 from iron_tui.core.clock import FixedClock
-from iron_tui.core.events import Event, Notice, RequestFinished, RequestStarted, SpendChanged
+from iron_tui.core.events import CostAlert, Event, Notice, RequestFinished, RequestStarted, SpendChanged
 from iron_tui.core.pricing import TokenUsage
 
 USD = 1_000_000
@@ -67,3 +67,18 @@ def test_without_an_event_loop_every_spend_change_is_published_at_once() -> None
     res = ledger.reserve("req_1", USD, model="gpt-4o", provider="openai")
     ledger.settle(res, 250_000, TokenUsage(input_tokens=10, output_tokens=5))
     assert rec.spend() == [(0, USD), (250_000, 0)]
+
+
+async def test_no_spend_event_is_made_while_nobody_takes_one_and_alerts_still_are() -> None:
+    bus = EventBus()
+    log = bus.subscribe(name="log", kinds=(CostAlert,))  # like the headless log: no SpendChanged
+    ledger = BudgetLedger(limit_micros=USD, publish=bus.publish, clock=FixedClock(), wants=bus.wants)
+    res = ledger.reserve("req_1", 100_000, model="gpt-4o", provider="openai")
+    ledger.settle(res, 900_000, TokenUsage(input_tokens=10, output_tokens=5))
+    await asyncio.sleep(0)
+    assert [type(e) for e in log.drain()] == [CostAlert]  # 90 %: the warning, and nothing else
+    dashboard = bus.subscribe(name="tui")  # someone who shows spend arrives
+    res = ledger.reserve("req_2", 10_000, model="gpt-4o", provider="openai")
+    await asyncio.sleep(0)
+    assert [(e.spent_micros, e.reserved_micros) for e in dashboard.drain() if isinstance(e, SpendChanged)] == [
+        (900_000, 10_000)]

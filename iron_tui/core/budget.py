@@ -66,6 +66,7 @@ class BudgetLedger(LedgerState):
 
     `db_path` (a calendar period) or `store` share spend with every process on the same database;
     `store` also journals calls admitted with `call=` (any period). The ledger owns and closes it.
+    `wants(SpendChanged)` (the bus's): when given and false, spend changes publish nothing.
     """
 
     def tick(self) -> None:

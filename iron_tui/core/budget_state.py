@@ -75,11 +75,15 @@ class LedgerState:
         db_path: Path | None = None,
         store: LedgerStore | None = None,
         fit: bool = True,
+        wants: Callable[[type[Event]], bool] | None = None,
     ) -> None:
         if period not in PERIODS:
             raise ValueError(f"budget period must be one of {', '.join(PERIODS)}, not {period!r}")
         self._limit = check_limit(limit_micros)
         self._publish = publish
+        # Whether anyone takes SpendChanged (the bus's `wants`): with no dashboard and no feed client,
+        # a change of spend is not worth an event (a consumer that comes later reads the state itself).
+        self._wants = wants
         self._clock = clock
         self.period: Period = period
         self.fit = fit
@@ -195,7 +199,7 @@ class LedgerState:
         # One SpendChanged per event-loop iteration, with the state at its end: every call changes spend
         # twice (reserve, settle) and under load many calls do so in one iteration, while every consumer
         # (dashboard, feed) only shows the latest. Without a running loop (a sync caller): at once.
-        if self._spend_due:
+        if self._spend_due or (self._wants is not None and not self._wants(SpendChanged)):
             return
         try:
             loop = asyncio.get_running_loop()

@@ -115,7 +115,7 @@ class Engine:
         try:
             self.ledger = BudgetLedger(
                 limit_micros=limit, publish=self.bus.publish, clock=self.clock, period=settings.budget_period,
-                store=self._ledger_store(), fit=settings.budget_fit,
+                store=self._ledger_store(), fit=settings.budget_fit, wants=self.bus.wants,
             )
         except LedgerStorageError as exc:
             raise EngineError(str(exc)) from None
