@@ -6,7 +6,10 @@ import asyncio
 import json
 
 import aiohttp
+import anthropic
 import openai
+import pytest
+from aiohttp import web
 
 from iron_tui.core.engine import Engine
 from iron_tui.core.proxy.sse import SSEParser
@@ -184,3 +187,40 @@ async def test_a_body_that_arrives_in_parts_is_read_whole_and_capped(make_engine
     big = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 5000}]}).encode()
     status, data = await _post_in_two_parts(engine, big)
     assert status == 413 and json.loads(data)["error"]["code"] == "request_too_large"
+
+
+async def test_an_upstream_error_page_that_is_not_json_reaches_the_sdk_in_its_own_shape(
+        make_engine: EngineFactory) -> None:
+    # A gateway in front of the provider (or a provider having a bad day) answering with an HTML page: the
+    # native path relays the provider's JSON errors as they are, but this one the SDK could not read.
+    async def error_page(request: web.Request) -> web.Response:
+        return web.Response(status=502, text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", error_page)
+    app.router.add_post("/v1/messages", error_page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    try:
+        engine = await make_engine(openai_base_url=url, anthropic_base_url=url)
+        oa = openai.AsyncOpenAI(base_url=engine.openai_base_url, api_key=engine.token, max_retries=0)
+        with pytest.raises(openai.APIStatusError) as oexc:
+            await oa.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+        assert oexc.value.status_code == 502
+        assert isinstance(oexc.value.body, dict) and "502 Bad Gateway" in oexc.value.body["message"]
+        an = anthropic.AsyncAnthropic(base_url=engine.base_url, api_key=engine.token, max_retries=0)
+        with pytest.raises(anthropic.APIStatusError) as aexc:
+            await an.messages.create(model="claude-haiku-4-5", max_tokens=16,
+                                     messages=[{"role": "user", "content": "x"}])
+        assert aexc.value.status_code == 502
+        body = aexc.value.body
+        assert isinstance(body, dict) and body["type"] == "error" and "502 Bad Gateway" in body["error"]["message"]
+        await oa.close()
+        await an.close()
+        assert [(r.status, r.error_code) for r in engine.history.recent(2)] == [(502, "502"), (502, "502")]
+        assert engine.ledger.reserved == 0
+    finally:
+        await runner.cleanup()

@@ -650,3 +650,15 @@ def test_embedding_base64_is_float32_little_endian() -> None:
     raw = base64.b64decode(json.loads(_vector_json("abc", 4, True)))
     floats = struct.unpack("<4f", raw)
     assert list(floats) == pytest.approx(json.loads(_vector_json("abc", 4, False)), abs=1e-6)
+
+
+def test_a_type_or_role_that_is_not_a_string_is_the_providers_400_not_a_crash() -> None:
+    # Found by the end-to-end fuzz: the simulator looked a list up in a set and answered a bare 500.
+    from iron_tui.sim.anthropic_validation import validate_request
+    from iron_tui.sim.openai_validation import scan_chat
+
+    problem, _ = validate_request({"model": "claude-haiku-4-5", "max_tokens": 1,
+                                   "messages": [{"role": "user", "content": [{"type": []}]}]})
+    assert problem is not None and problem.startswith("messages.0.content.0.type: Input tag '[]'")
+    scan = scan_chat([{"role": ["user"], "content": "hi"}])
+    assert scan.error is not None and scan.error[1] == "messages[0].role"

@@ -183,3 +183,43 @@ def test_sse_parser_never_raises_and_splits_do_not_change_events(raw: bytes, cut
     points = sorted({c for c in cuts if c <= len(raw)})
     pieces = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)], strict=True)]
     assert _events(SSEParser(), pieces) == whole
+
+
+_NOT_STRINGS = [[], {}, 1, 1.5, True, ["text"], {"a": 1}]
+
+
+def _typed_somewhere(t: Any) -> list[dict[str, Any]]:
+    """Request bodies with `t` as the `type` of each kind of thing a translator looks a type up for."""
+    hi = [{"role": "user", "content": "hi"}]
+    return [
+        {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": t, "text": "x"}]}]},
+        {"model": "m", "max_tokens": 5, "messages": [*hi, {"role": "assistant", "content": [{"type": t}]}]},
+        {"model": "m", "max_tokens": 5, "messages": hi, "tools": [{"type": t, "name": "f"}]},
+        {"model": "m", "max_tokens": 5, "messages": hi, "tool_choice": {"type": t}},
+        {"model": "m", "max_tokens": 5, "messages": hi, "thinking": {"type": t, "budget_tokens": 2000}},
+        {"model": "m", "messages": hi, "response_format": {"type": t}},
+        {"model": "m", "messages": hi, "tools": [{"type": t, "function": {"name": "f"}}]},
+        {"model": "m", "messages": [*hi, {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "a", "type": t, "function": {"name": "f", "arguments": "{}"}}]}]},
+        {"model": "m", "input": [{"type": t, "role": "user", "content": "hi"}]},
+        {"model": "m", "input": [{"role": "user", "content": [{"type": t, "text": "x"}]}]},
+        {"model": "m", "input": "hi", "tools": [{"type": t, "name": "f"}]},
+        {"model": "m", "input": "hi", "text": {"format": {"type": t}}},
+        {"model": "m", "input": "hi", "tool_choice": {"type": t}},
+        {"model": "m", "input": "hi", "reasoning": {"effort": t}},
+    ]
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=IDS)
+def test_a_type_that_is_not_a_string_is_a_translation_error_never_a_crash(pair: Pair) -> None:
+    # Found by the end-to-end fuzz (test_proxy_fuzz.py): `{"type": []}` in a Messages content block sent to
+    # an OpenAI model was looked up in a set and raised TypeError (a 500).
+    for t in _NOT_STRINGS:
+        for body in _typed_somewhere(t):
+            for stream in (False, True):
+                try:
+                    out = pair.request(body, ctx(stream))
+                except TranslationError as exc:
+                    assert exc.message
+                else:
+                    dumps(out.body)

@@ -207,7 +207,7 @@ def validate_request(body: dict[str, Any], *, count_only: bool = False) -> tuple
                 ), scan
             for j, block in enumerate(content):
                 kind = block.get("type") if isinstance(block, dict) else None
-                if kind not in _BLOCK_TYPES:
+                if not isinstance(kind, str) or kind not in _BLOCK_TYPES:  # (a list is not hashable)
                     return (
                         f"messages.{i}.content.{j}.type: Input tag '{kind}' found using 'type' does not match "
                         f"any of the expected tags: {', '.join(sorted(_BLOCK_TYPES))}"

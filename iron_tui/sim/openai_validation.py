@@ -87,7 +87,7 @@ def scan_chat(messages: list[Any]) -> ChatScan:
             )
             return scan
         role = m.get("role")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:  # (a list is not hashable)
             scan.error = (
                 f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', 'function', "
                 "'tool', and 'developer'.",

@@ -120,10 +120,13 @@ class Relay:
             up_type, message = error_info(parsed, data, status)
             rec.state, rec.error, rec.error_code = "error", redact_text(message), str(status)
             eng.ledger.release(res)
-            if call.native:
-                # An upstream error that echoes the provider key must not hand it to the agent.
+            if call.native and isinstance(parsed, dict):
+                # The provider's own error, as it sent it: except that one echoing the provider key must
+                # not hand it to the agent.
                 return web.Response(status=status, body=redact_bytes(data), headers={
                     **out_headers, "content-type": resp.headers.get("content-type", "application/json")})
+            # A translated call's error, or one that is no JSON object (a gateway's HTML page, plain text,
+            # an empty body): in the client's API shape, which its SDK can read.
             status = status if status >= 400 else 502
             out = dumps_json(client_error_body(call.client_api, status, rec.error, upstream_type=up_type))
             rec.translated_response = preview(out, limit)

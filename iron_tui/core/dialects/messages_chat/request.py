@@ -101,6 +101,14 @@ def _document_parts(block: dict[str, Any], param: str) -> list[dict[str, Any]]:
                f"{param}.source")
 
 
+def _block_type(block: dict[str, Any], param: str) -> str | None:
+    """A content block's `type`: a string, or absent (then no known type matches)."""
+    kind = block.get("type")
+    if kind is not None and not isinstance(kind, str):  # (a list or an object cannot be looked up in a set)
+        raise _bad(f"a content block's 'type' must be a string, not {type(kind).__name__}", f"{param}.type")
+    return kind
+
+
 def _parts(content: object, param: str) -> list[dict[str, Any]]:
     """OpenAI content parts for user-side Anthropic blocks (text, image, document)."""
     if isinstance(content, str):
@@ -110,9 +118,9 @@ def _parts(content: object, param: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for j, block in enumerate(content):
         bparam = f"{param}.{j}"
-        kind = block.get("type") if isinstance(block, dict) else None
         if not isinstance(block, dict):
             raise _bad("content blocks must be objects", bparam)
+        kind = _block_type(block, bparam)
         if kind == "text":
             if not isinstance(block.get("text"), str):
                 raise _bad("text block needs a string 'text'", bparam)
@@ -206,9 +214,9 @@ class _Conversation:
         calls: list[dict[str, Any]] = []
         for j, block in enumerate(content):
             bparam = f"{param}.content.{j}"
-            kind = block.get("type") if isinstance(block, dict) else None
             if not isinstance(block, dict):
                 raise _bad("content blocks must be objects", bparam)
+            kind = _block_type(block, bparam)
             if kind == "text" and isinstance(block.get("text"), str):
                 if block["text"]:
                     texts.append(block["text"])
