@@ -102,9 +102,9 @@ class Subscription:
 class EventBus:
     def __init__(self) -> None:
         self._subs: list[Subscription] = []
-        # What publish() iterates: a fresh tuple whenever the list changes, so a subscriber closed (or
-        # added) while an event is delivered does not disturb that delivery, without a copy per event.
-        # Per event type: a fresh tuple whenever a subscription comes, goes or changes its kinds.
+        # What publish() iterates, per event type: a tuple, made anew whenever a subscription comes, goes
+        # or changes its kinds, so a change while an event is delivered does not disturb that delivery,
+        # without a copy per event.
         self._targets: dict[type[Event], tuple[Subscription, ...]] = {}
         self.dropped = 0
 
