@@ -7,6 +7,7 @@ so the hot path never waits for the disk.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sqlite3
 import sys
@@ -38,12 +39,10 @@ PERSISTED_ROWS = 100_000
 _BATCH = 240
 
 
+@functools.cache  # (at most _BATCH statements: a full batch and the sizes of a flush's last one)
 def _insert_sql(rows: int) -> str:
     return ("INSERT OR REPLACE INTO requests(id, session, started_at, summary) VALUES "
             + ",".join(("(?,?,?,?)",) * rows))
-
-
-_INSERT_FULL = _insert_sql(_BATCH)
 
 
 # The record fields that hold bodies (previews up to body_preview_bytes each).
@@ -151,7 +150,7 @@ class History:
             args: list[Any] = []
             for rid, ts, summary in chunk:
                 args += (rid, session, ts, dumps_json(summary).decode())
-            batches.append((_INSERT_FULL if len(chunk) == _BATCH else _insert_sql(len(chunk)), args))
+            batches.append((_insert_sql(len(chunk)), args))
         with self._lock:
             db = self._db
             if db is None:

@@ -92,7 +92,7 @@ class KeyRing:
         return self._resolved.get(provider)
 
     async def get(self, provider: str) -> ResolvedKey:
-        hit = self._resolved.get(provider)
+        hit = self.cached(provider)
         if hit is not None:
             return hit
         if provider in self._missing:

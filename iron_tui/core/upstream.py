@@ -179,19 +179,30 @@ class UpstreamClient:
         return origin, target
 
     def _idle(self, origin: Origin) -> UpstreamConnection | None:
-        """A kept-alive connection taken at once when a slot is free and the newest idle one is good;
-        None: `_acquire` decides (waits for a slot, drops expired connections, connects)."""
-        idle = origin.idle
-        if not idle or self.closed or self._active >= self.limit or origin.active >= self.limit_per_host:
+        """A kept-alive connection, taken without an await when a slot is free and one is idle;
+        None: `_acquire` decides (waits for a slot, connects)."""
+        if not origin.idle or self.closed or self._active >= self.limit or origin.active >= self.limit_per_host:
             return None
-        conn, since = idle[-1]
-        if not conn.usable or asyncio.get_running_loop().time() - since >= self.keepalive_timeout:
-            return None
-        idle.pop()
-        self._active += 1
-        origin.active += 1
-        conn.in_use = True
+        conn = self._take_idle(origin)
+        if conn is not None:
+            self._active += 1
+            origin.active += 1
         return conn
+
+    def _take_idle(self, origin: Origin) -> UpstreamConnection | None:
+        """The most recently used idle connection that is still good (expired ones are closed on the way)."""
+        idle = origin.idle
+        if not idle:
+            return None
+        now = asyncio.get_running_loop().time()
+        while idle:
+            conn, since = idle.pop()  # the most recently used is the least likely to have expired
+            if conn.usable and now - since < self.keepalive_timeout:
+                conn.in_use = True
+                return conn
+            conn.abort()
+            self._all.discard(conn)
+        return None
 
     async def _acquire(self, origin: Origin, *, fresh: bool = False) -> tuple[UpstreamConnection, bool]:
         """A connection for one exchange (counted as in use until released or discarded)."""
@@ -201,15 +212,8 @@ class UpstreamClient:
             raise UpstreamConnectError("the upstream client was closed")
         self._active += 1
         origin.active += 1
-        now = asyncio.get_running_loop().time()
-        idle = origin.idle
-        while idle and not fresh:
-            conn, since = idle.pop()  # the most recently used is the least likely to have expired
-            if conn.usable and now - since < self.keepalive_timeout:
-                conn.in_use = True
-                return conn, True
-            conn.abort()
-            self._all.discard(conn)
+        if not fresh and (conn := self._take_idle(origin)) is not None:
+            return conn, True
         try:
             conn = await self._connect(origin)
         except BaseException:

@@ -131,12 +131,10 @@ class SpanAttribute:
         self._small_int = [self._int_head[1] + _ONE_BYTE[v] for v in range(128)]
 
     def text(self, value: str) -> bytes:
-        b = value.encode("utf-8", "replace")
+        b = value.encode("utf-8", "replace")  # (utf8()'s body: this runs several times per span)
         if len(b) < len(self._text_head):
             return self._text_head[len(b)] + b
-        anyv = ANY_STRING + varint(len(b)) + b
-        kv = self._key + KV_VALUE + varint(len(anyv)) + anyv
-        return SPAN_ATTRIBUTE + varint(len(kv)) + kv
+        return field(SPAN_ATTRIBUTE, self._key + field(KV_VALUE, field(ANY_STRING, b)))
 
     def integer(self, value: int) -> bytes:
         if 0 <= value < 0x80:
