@@ -127,3 +127,23 @@ def test_a_routed_call_gets_its_cap_fitted_to_the_serving_model() -> None:
     for fits, limit in (({"max_output_tokens": 500}, 1000), ({"max_output_tokens": 5000}, None),
                         ({"max_output_tokens": "lots"}, 1000), ({"max_output_tokens": True}, 0)):
         assert fit_caps_to_model("openai.responses", fits, limit) == (fits, [])  # bad values stay for the check
+
+
+# Every field some validator checks, per API (validate_numbers skips bodies that set none of them).
+_CHECKED = {
+    "openai.chat": ["max_tokens", "max_completion_tokens", "n", "top_logprobs", "seed", "temperature", "top_p",
+                    "presence_penalty", "frequency_penalty", "logit_bias"],
+    "openai.responses": ["max_output_tokens", "max_tool_calls", "top_logprobs", "temperature", "top_p"],
+    "openai.completions": ["max_tokens", "n", "best_of", "logprobs", "seed", "temperature", "top_p",
+                           "presence_penalty", "frequency_penalty", "logit_bias"],
+    "openai.embeddings": ["dimensions"],
+}
+
+
+@pytest.mark.parametrize(("api", "field"), [(api, f) for api, fields in _CHECKED.items() for f in fields])
+def test_a_bad_number_is_caught_alone_and_among_other_fields(api: str, field: str) -> None:
+    """The shortcut for bodies without numbers never skips one that has a bad number."""
+    bad = {"logit_bias": {"42": "lots"}}.get(field, "lots")
+    for body in ({field: bad}, {"model": "m", "messages": [], "stream": True, "tools": [], field: bad}):
+        assert _err(api, body).param.startswith(field)
+    validate_numbers(api, {"model": "m", "messages": [], "stream": True, "tools": [], "metadata": {"n": "x"}})

@@ -17,7 +17,7 @@ from iron_tui.core.events import Notice
 from iron_tui.core.proxy.guard import AuthThrottle, token_weakness
 from iron_tui.sim import ProviderSim
 from tests.conftest import EngineFactory
-from tests.helpers.raw_http import raw_exchange, request_bytes
+from tests.helpers.raw_http import raw_exchange, read_response, request_bytes
 
 CHAT = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).encode()
 
@@ -137,6 +137,27 @@ async def test_head_is_answered_without_a_body(engine: Engine) -> None:
         writer.close()
     assert first.startswith(b"HTTP/1.1 405") and b"application/json" in first and b"Allow: OPTIONS, POST" in first
     assert second.startswith(b"HTTP/1.1 200") and b"application/json" in second
+
+
+async def test_expect_100_continue_is_answered_on_the_llm_routes(engine: Engine, sim: ProviderSim) -> None:
+    """The LLM routes skip the app's router (RequestGuard.route_directly); a client that waits for
+    `100 Continue` before sending its body (curl with a large body) still gets it, then its answer."""
+    host = f"127.0.0.1:{engine.port}"
+    reader, writer = await asyncio.open_connection("127.0.0.1", engine.port)
+    try:
+        head = request_bytes("POST", "/v1/chat/completions", host, {
+            "authorization": f"Bearer {engine.token}", "content-type": "application/json",
+            "Expect": "100-continue", "Content-Length": str(len(CHAT))})
+        writer.write(head.replace(b"Content-Length: 0\r\n", b""))
+        async with asyncio.timeout(30):
+            interim = await reader.readuntil(b"\r\n\r\n")
+            assert interim.startswith(b"HTTP/1.1 100")
+            writer.write(CHAT)
+            final = await read_response(reader)
+    finally:
+        writer.close()
+    assert final.status == 200 and final.json()["object"] == "chat.completion"
+    assert len(engine.history) == 1
 
 
 # --- wrong tokens ------------------------------------------------------------------------------------

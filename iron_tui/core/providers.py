@@ -18,6 +18,7 @@ How a model name the client sent is resolved (`ProviderTable.resolve`), first ma
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -213,6 +214,7 @@ def _is_local(base_url: str) -> bool:
     return is_loopback(host)
 
 
+@functools.lru_cache(maxsize=512)  # the same few per run: no URL parsing per call
 def upstream_url(base: str, path: str, query: str, api: str) -> str:
     """`base` + `path` (+ `?query`) the way each API's SDKs join them.
 

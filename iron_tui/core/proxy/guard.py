@@ -162,6 +162,13 @@ class RequestGuard:
         self._allowed_origins = tuple(allowed_origins)
         self.policy = HostPolicy.build("127.0.0.1", 0, allow_remote=allow_remote)
         self.refused_hosts = 0
+        self.direct: dict[str, Handler] = {}
+
+    def route_directly(self, posts: dict[str, Handler]) -> None:
+        """POST paths whose handler `wrap` calls itself, without the app's router: the LLM routes, which are
+        plain paths with no middleware, so routing them is one dict lookup instead of aiohttp's resolve,
+        match info and handler lookup (6-8 µs of proxy CPU a call, measured with bench/). The app keeps the same routes for every other case."""
+        self.direct = dict(posts)
 
     def bind(self, host: str, port: int) -> None:
         self.policy = HostPolicy.build(host, port, allow_remote=self._allow_remote,
@@ -187,7 +194,12 @@ class RequestGuard:
                 if early is not None:
                     return early
             try:
-                resp = await handler(request)
+                # A request with `Expect:` goes through the app, which answers the 100-continue.
+                direct = self.direct.get(request.path) if request.method == "POST" else None
+                if direct is not None and "Expect" not in request.headers:
+                    resp = await direct(request)
+                else:
+                    resp = await handler(request)
             except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as refused:  # raised by the router
                 return self._route_answer(request, refused)
             if resp.status == 401 and self.auth.check(request.headers) is None:

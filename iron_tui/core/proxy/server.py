@@ -28,6 +28,7 @@ async def serve(engine: Engine) -> tuple[GuardedRunner, ConnectionLimits]:
     app = web.Application(client_max_size=s.max_body_bytes)
     app[ENGINE_KEY] = engine
     app.add_routes(engine.proxy.routes())
+    engine.guard.route_directly(engine.proxy.llm_handlers())
     app.add_routes([web.get("/ws", engine.feed.handle), web.get("/dashboard", engine.feed.handle_dashboard)])
     if s.metrics:
         app.add_routes([metrics_handler(engine)])
