@@ -167,7 +167,8 @@ class RequestGuard:
     def route_directly(self, posts: dict[str, Handler]) -> None:
         """POST paths whose handler `wrap` calls itself, without the app's router: the LLM routes, which are
         plain paths with no middleware, so routing them is one dict lookup instead of aiohttp's resolve,
-        match info and handler lookup (6-8 µs of proxy CPU a call, measured with bench/). The app keeps the same routes for every other case."""
+        match info and handler lookup (6-8 µs of proxy CPU a call, measured with bench/). The app keeps the
+        same routes for every other case."""
         self.direct = dict(posts)
 
     def bind(self, host: str, port: int) -> None:
