@@ -32,6 +32,7 @@ from iron_tui.core.proxy.headers import returned_headers
 from iron_tui.core.proxy.scrub import scrub, scrub_headers
 from iron_tui.core.proxy.settle import charge
 from iron_tui.core.proxy.stream_relay import StreamRelay
+from iron_tui.core.proxy.whole_response import WholeResponse
 from iron_tui.core.redact import preview, redact_bytes, redact_text
 from iron_tui.core.upstream import UpstreamError, UpstreamResponse
 
@@ -97,7 +98,7 @@ class Relay:
     # --- whole answers -----------------------------------------------------------------------------
 
     async def _whole(self, call: Call, resp: UpstreamResponse, res: Reservation,
-                     out_headers: dict[str, str]) -> web.Response:
+                     out_headers: dict[str, str]) -> web.StreamResponse:
         eng = self.engine
         rec = call.rec
         try:
@@ -123,14 +124,14 @@ class Relay:
             if call.native and isinstance(parsed, dict):
                 # The provider's own error, as it sent it: except that one echoing the provider key must
                 # not hand it to the agent.
-                return web.Response(status=status, body=redact_bytes(data), headers={
+                return WholeResponse(status, redact_bytes(data), {
                     **out_headers, "content-type": resp.headers.get("content-type", "application/json")})
             # A translated call's error, or one that is no JSON object (a gateway's HTML page, plain text,
             # an empty body): in the client's API shape, which its SDK can read.
             status = status if status >= 400 else 502
             out = dumps_json(client_error_body(call.client_api, status, rec.error, upstream_type=up_type))
             rec.translated_response = preview(out, limit)
-            return web.Response(status=status, body=out, headers={**out_headers, "content-type": "application/json"})
+            return WholeResponse(status, out, {**out_headers, "content-type": "application/json"})
         usage = usage_of(call.upstream_api, parsed)
         if usage is None:
             # A server that reports no usage still billed the call: charge an estimate, marked so.
@@ -147,11 +148,11 @@ class Relay:
                 msg = f"{provider_name(rec.provider)} answered in a form iron-tui cannot translate: {exc.message}"
                 rec.state, rec.error, rec.error_code, rec.status = "error", redact_text(msg), "upstream_format", 502
                 body = dumps_json(client_error_body(call.client_api, 502, rec.error))
-                return web.Response(status=502, body=body, headers={**out_headers, "content-type": "application/json"})
+                return WholeResponse(502, body, {**out_headers, "content-type": "application/json"})
             rec.translated_response = preview(data, limit)
             if call.client_api == "openai.responses":
                 eng.responses.remember(call.ctx, translated)
         rec.state = "ok"
         out_headers["x-iron-cost-usd"] = "unpriced" if rec.cost_micros is None else f"{rec.cost_micros / 1e6:.6f}"
         out_headers["content-type"] = "application/json"
-        return web.Response(status=status, body=scrub(data), headers=out_headers)
+        return WholeResponse(status, scrub(data), out_headers)
