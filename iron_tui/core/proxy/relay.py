@@ -27,12 +27,12 @@ from iron_tui.core.dialects.provider_apis import (
 from iron_tui.core.estimate import estimate_output_tokens_from_text
 from iron_tui.core.json_bytes import dumps as dumps_json
 from iron_tui.core.pricing import TokenUsage
+from iron_tui.core.proxy.direct_response import WholeResponse
 from iron_tui.core.proxy.errors import ProxyError, provider_name, reason
 from iron_tui.core.proxy.headers import returned_headers
 from iron_tui.core.proxy.scrub import scrub, scrub_headers
 from iron_tui.core.proxy.settle import charge
 from iron_tui.core.proxy.stream_relay import StreamRelay
-from iron_tui.core.proxy.whole_response import WholeResponse
 from iron_tui.core.redact import preview, redact_bytes, redact_text
 from iron_tui.core.upstream import UpstreamError, UpstreamResponse
 

@@ -27,6 +27,7 @@ from iron_tui.core.dialects.provider_apis import ChatAccount, StreamAccount, str
 from iron_tui.core.estimate import estimate_output_tokens_from_text
 from iron_tui.core.events import Notice, RequestRecord
 from iron_tui.core.pricing import TokenUsage
+from iron_tui.core.proxy.direct_response import ChunkedResponse
 from iron_tui.core.proxy.errors import ProxyError, provider_name, reason
 from iron_tui.core.proxy.scrub import StreamScrubber
 from iron_tui.core.proxy.settle import charge
@@ -42,13 +43,6 @@ if TYPE_CHECKING:
 SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no"}
 _USAGE_KEY = re.compile(r'"usage"\s*:\s*\{')
 _CLIENT_GONE = (ConnectionResetError, aiohttp.ClientConnectionResetError)
-
-
-class _SSEResponse(web.StreamResponse):
-    """A stream whose headers leave with its first chunk: one socket write, not two, before the client
-    sees anything (aiohttp ≥ 3.12 honours this; older versions just send the headers at prepare)."""
-
-    _send_headers_immediately = False
 
 
 class _EarlyError(Exception):
@@ -72,7 +66,7 @@ class StreamRelay:
         account = stream_account(call.upstream_api)
         translator = None if call.native else call.pair.stream(call.ctx)
         strip_usage = call.native and not call.tr.include_usage
-        out = _SSEResponse(status=200, headers={**out_headers, **SSE_HEADERS})
+        out = ChunkedResponse(200, {**out_headers, **SSE_HEADERS})  # its head leaves with the first chunk
         scrubber = StreamScrubber()
         up_log = _Capture(limit)
         tr_log = _Capture(limit) if translator is not None else None

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 
-from iron_tui.core.proxy.whole_response import MAX_DIRECT_BYTES, WholeResponse
+from iron_tui.core.proxy.direct_response import MAX_DIRECT_BYTES, ChunkedResponse, WholeResponse
 
 BODY = b'{"id":"chatcmpl-1","object":"chat.completion"}'
 HEADERS = {"x-request-id": "req_1", "x-ratelimit-remaining-requests": "99", "content-type": "application/json"}
@@ -152,7 +153,114 @@ async def fast(request: web.Request) -> web.StreamResponse:
 def test_the_date_header_is_aiohttps_format() -> None:
     from aiohttp.helpers import rfc822_formatted_time
 
-    from iron_tui.core.proxy.whole_response import http_date
+    from iron_tui.core.proxy.direct_response import http_date
 
     assert re.fullmatch(r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT", http_date())
     assert http_date()[:16] == rfc822_formatted_time()[:16]
+
+
+# --- streams -----------------------------------------------------------------------------------------
+
+CHUNKS = [b"data: {\"n\":1}\n\n", b"data: {\"n\":2}\n\n", b"data: [DONE]\n\n"]
+
+
+@pytest.fixture
+async def stream_server() -> AsyncIterator[int]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        headers = {"content-type": "text/event-stream", "cache-control": "no-cache", "x-request-id": "req_1"}
+        if request.match_info["kind"] == "chunked":
+            out: web.StreamResponse = ChunkedResponse(200, headers)
+        else:
+            out = web.StreamResponse(status=200, headers=headers)  # aiohttp chooses chunked (HTTP/1.1)
+        await out.prepare(request)
+        for chunk in CHUNKS:
+            await out.write(chunk)
+        await out.write_eof()
+        return out
+
+    app = web.Application()
+    app.router.add_post("/{kind}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
+
+
+async def _read_stream(port: int, data: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    out = b""
+    try:
+        writer.write(data)
+        async with asyncio.timeout(30):
+            while not out.endswith(b"0\r\n\r\n"):
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                out += chunk
+    finally:
+        writer.close()
+    return out
+
+
+@pytest.mark.parametrize(("version", "extra"), [("1.1", ""), ("1.1", "Connection: close\r\n"), ("1.0", "")])
+async def test_a_stream_reaches_the_client_as_aiohttp_frames_it(stream_server: int, version: str, extra: str) -> None:
+    direct = await _read_stream(stream_server, _request("/chunked", version, extra))
+    plain = await _read_stream(stream_server, _request("/aio", version, extra))
+    assert _normal(direct) == _normal(plain)
+    if version == "1.1":
+        assert b"Transfer-Encoding: chunked" in direct and direct.endswith(b"0\r\n\r\n")
+    assert all(c in direct for c in CHUNKS)
+
+
+async def test_a_stream_waits_for_a_client_that_does_not_read() -> None:
+    """Chunks written faster than the client reads wait for it (memory stays bounded), then all arrive."""
+    chunk = b"z" * 65536
+    count = 256  # 16 MiB: far beyond the socket buffers
+    most_buffered = 0
+    done = asyncio.Event()
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        nonlocal most_buffered
+        out = ChunkedResponse(200, {"content-type": "text/event-stream"})
+        await out.prepare(request)
+        for _ in range(count):
+            await out.write(chunk)
+            assert request.transport is not None
+            most_buffered = max(most_buffered, request.transport.get_write_buffer_size())
+        await out.write_eof()
+        done.set()
+        return out
+
+    app = web.Application()
+    app.router.add_post("/s", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # a small window: the client is slow
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    try:
+        reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(_request("/s"))
+        received = 0
+        async with asyncio.timeout(60):
+            while received < count * len(chunk):
+                data = await reader.read(1 << 16)
+                if not data:
+                    break
+                received += data.count(b"z")
+                await asyncio.sleep(0)  # read slowly: let the writer fill what it may
+            await done.wait()
+        writer.close()
+    finally:
+        await runner.cleanup()
+    assert received == count * len(chunk)
+    # Never more than the high-water mark and one chunk waiting in the process (16 MiB were written).
+    assert most_buffered <= MAX_DIRECT_BYTES + 2 * len(chunk) + 64
