@@ -133,9 +133,9 @@ async def test_child_env_is_wired_and_parent_keys_do_not_leak(make: Factory, mon
     assert env["MY_SETTING"] == "42"
     assert env["SERPAPI_API_KEY"] == "tool-key-kept"  # not an LLM provider key: the agent may need it
     assert "127.0.0.1" in env["NO_PROXY"].split(",")  # a corporate proxy must not intercept local calls
-    # Claude Code reads ANTHROPIC_AUTH_TOKEN for its key: it gets the local token, not the parent's.
-    assert env["ANTHROPIC_AUTH_TOKEN"] == env["OPENAI_API_KEY"]
-    for name in ("GEMINI_API_KEY", "IC_TOKEN"):
+    # One Anthropic credential (the local token): the parent's bearer token is gone, and none replaces
+    # it (the Anthropic SDK and Claude Code would warn about two).
+    for name in ("GEMINI_API_KEY", "IC_TOKEN", "ANTHROPIC_AUTH_TOKEN"):
         assert name not in env
     assert "parent-secret" not in json.dumps(env)
 
@@ -547,7 +547,7 @@ def test_claude_code_stays_on_the_proxy_and_off_the_network() -> None:
     env = child_environment(base, wiring, "a1")
     assert not {"CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY"} & env.keys()
     assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1" and env["AWS_REGION"] == "us-east-1"
-    assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:8478" and env["ANTHROPIC_AUTH_TOKEN"] == "tok.a1"
+    assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:8478" and env["ANTHROPIC_API_KEY"] == "tok.a1"
     # The user's own choice, and a preset's, win.
     assert child_environment({"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "0"}, wiring, "a1")[
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "0"

@@ -68,8 +68,8 @@ async def test_agent_environment_holds_no_credential(make_engine: EngineFactory,
     local = env["OPENAI_API_KEY"]
     assert re.fullmatch(r"iron-agent-[\w-]+\.agent_\w+", local)
     # Codex CLI and Claude Code read these for the key: they get the agent's local token.
-    assert env["CODEX_API_KEY"] == env["ANTHROPIC_AUTH_TOKEN"] == env["ANTHROPIC_API_KEY"] == local
-    for name in ("CLAUDE_CODE_OAUTH_TOKEN", "AZURE_OPENAI_API_KEY", "GEMINI_API_KEY", "AWS_BEARER_TOKEN_BEDROCK",
+    assert env["CODEX_API_KEY"] == env["ANTHROPIC_API_KEY"] == local
+    for name in ("ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "AZURE_OPENAI_API_KEY", "GEMINI_API_KEY", "AWS_BEARER_TOKEN_BEDROCK",
                  "MY_TOOL_SETTING", "SOME_JSON"):
         assert name not in env, name
     dumped = json.dumps(env)

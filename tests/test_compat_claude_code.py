@@ -76,7 +76,7 @@ async def test_claude_code_on_claude_reads_a_file(sim: ProviderSim, tmp_path: Pa
     # provider key, nothing pointing elsewhere.
     env = dict(line.split("=", 1) for line in env_dump.splitlines() if "=" in line)
     assert env["ANTHROPIC_BASE_URL"].startswith("http://127.0.0.1:")
-    assert env["ANTHROPIC_API_KEY"].startswith("iron-agent-") and env["ANTHROPIC_AUTH_TOKEN"] == env["ANTHROPIC_API_KEY"]
+    assert env["ANTHROPIC_API_KEY"].startswith("iron-agent-") and "ANTHROPIC_AUTH_TOKEN" not in env
     assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
     assert ANTHROPIC_KEY not in env_dump and OPENAI_KEY not in env_dump
     assert ANTHROPIC_KEY not in run.text and OPENAI_KEY not in run.text

@@ -81,8 +81,10 @@ _OTHER_SECRETS = (
 PROVIDER_SECRET_VARS: frozenset[str] = frozenset(
     {f"{p}_API_KEY" for p in _PROVIDERS} | set(_OTHER_SECRETS)
 )
-# Tools that read their own variable for the key get the agent's local token there instead.
-_TOKEN_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "CODEX_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+# Tools that read their own variable for the key get the agent's local token there instead. Not
+# ANTHROPIC_AUTH_TOKEN (removed like every credential): with it beside ANTHROPIC_API_KEY the Anthropic
+# SDK warns that both are set and Claude Code reports an auth conflict; both read ANTHROPIC_API_KEY.
+_TOKEN_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "CODEX_API_KEY")
 _MIN_SECRET = 8  # shorter "secrets" would match innocent values (redact.py registers the same)
 
 
