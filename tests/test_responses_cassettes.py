@@ -19,6 +19,10 @@ CASSETTES = Path(__file__).parent / "cassettes" / "openai_responses"
 STREAMS = sorted(CASSETTES.glob("*.sse"))
 WHOLE = sorted(p for p in CASSETTES.glob("*.json") if not p.name.endswith(".request.json"))
 REQUESTS = sorted(CASSETTES.glob("*.request.json"))
+# The function-call exchanges (the web search ones are read by tests/test_openai_web_search.py: no pair
+# translates OpenAI's hosted web search).
+FUNCTION_STREAMS = [p for p in STREAMS if "web_search" not in p.name]
+FUNCTION_REQUESTS = [p for p in REQUESTS if "web_search" not in p.name]
 # Fields real OpenAI events carry that iron-tui leaves out on purpose.
 _OPENAI_ONLY = {"obfuscation"}  # stream-length padding, meaningless once translated
 
@@ -30,7 +34,8 @@ def recorded(path: Path) -> list[dict[str, Any]]:
 
 
 def test_cassettes_are_there() -> None:
-    assert len(STREAMS) == 2 and len(WHOLE) == 2 and len(REQUESTS) == 4
+    assert len(STREAMS) == 3 and len(WHOLE) == 5 and len(REQUESTS) == 8
+    assert len(FUNCTION_STREAMS) == 2 and len(FUNCTION_REQUESTS) == 4
 
 
 def _ours() -> dict[str, dict[str, Any]]:
@@ -62,7 +67,7 @@ def _item_kind(event: dict[str, Any]) -> str:
     return item["type"] if isinstance(item, dict) else ""
 
 
-@pytest.mark.parametrize("path", STREAMS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", FUNCTION_STREAMS, ids=lambda p: p.name)
 def test_our_events_have_the_recorded_shapes(path: Path) -> None:
     ours = _ours()
     for event in recorded(path):
@@ -101,7 +106,7 @@ def test_native_stream_accounting_reads_the_recorded_usage(path: Path) -> None:
     assert usage.total_input_tokens == final["input_tokens"] and usage.output_tokens == final["output_tokens"]
 
 
-@pytest.mark.parametrize("path", REQUESTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", FUNCTION_REQUESTS, ids=lambda p: p.name)
 def test_recorded_client_requests_translate(path: Path) -> None:
     body = orjson.loads(path.read_bytes())
     tr, _ = translate(responses_anthropic.PAIR, {**body, "model": "claude-sonnet-4-6"})

@@ -20,9 +20,12 @@ Why the design looks like this:
   input rate; no cache-write price → cache writes cost the input rate (this is also what genai-prices
   does); no output price (embeddings) → output costs 0. A model with no per-token input price (audio
   by the hour, moderation) is unpriced.
-* Server-side web searches (Anthropic's `usage.server_tool_use.web_search_requests`) are priced per
-  search from genai-prices' `web_searches_kcount`. Not priced: other hosted-tool fees (file search,
-  OpenAI's web search calls, which its usage does not count) and audio/image token modalities.
+* Server-side web searches (`TokenUsage.web_search_requests`: Anthropic's
+  `usage.server_tool_use.web_search_requests`, the `web_search_call` items of an OpenAI Responses answer)
+  are priced per search from genai-prices' `web_searches_kcount` (none there: tokens only). Not priced:
+  the searches of OpenAI's Chat Completions search models (their answers count none, and genai-prices
+  has no per-search price for them), other hosted-tool fees (file search, code interpreter) and
+  audio/image token modalities.
 * Prices are taken as of the first lookup of a pair in this process (genai-prices' data can hold
   dated price changes); the bundled data is never updated from the network.
 

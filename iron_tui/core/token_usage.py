@@ -57,7 +57,9 @@ class TokenUsage:
 
     `cache_write_1h_tokens` is the part of `cache_write_tokens` written with Anthropic's 1-hour TTL
     (priced higher than the default 5-minute writes); it is included in `cache_write_tokens`.
-    `web_search_requests`: server-side web searches the provider ran (billed per search).
+    `web_search_requests`: server-side web searches the provider ran (billed per search): Anthropic's
+    `server_tool_use` count, or the `web_search_call` items of an OpenAI Responses answer (counted by
+    `dialects/provider_apis.py`, since OpenAI's usage has no such field).
     """
 
     input_tokens: int = 0

@@ -2,8 +2,9 @@
 openai SDK send — and refusing, in OpenAI's words, what OpenAI refuses where a client or a translator
 can get it wrong:
 
-- tools: function, custom, namespace (Codex), and the hosted types (accepted, never called); an unknown
-  type is a 400. With tools and a final user turn the reply is tool calls (`[[sim:tools=N]]`, one when
+- tools: function, custom, namespace (Codex), and the hosted types (accepted; only web search is ever
+  "called"); an unknown type is a 400. With a `web_search*` tool and a final user turn the output starts
+  with `web_search_call` items, as OpenAI records them (one, or `[[sim:searches=N]]`). With tools and a final user turn the reply is tool calls (`[[sim:tools=N]]`, one when
   `parallel_tool_calls` is false); after a tool output, text ("Simulated reply to tool result: …").
 - every function/custom call in the input needs its output and every output its call;
 - reasoning (models gpt-5*, o*): a reasoning item first, with a summary when `reasoning.summary` is set
@@ -143,7 +144,7 @@ def _scan(body: dict[str, Any], items: list[Any]) -> tuple[int, str, str]:
 
 
 def build_response(body: dict[str, Any], state: ResponsesState, rid: str, n: int, words: int, prompt_text: str,
-                   tools_wanted: int | None, usage: bool) -> dict[str, Any]:
+                   tools_wanted: int | None, usage: bool, *, searches: int | None = None) -> dict[str, Any]:
     """The response object for `body` (raises Refusal for what OpenAI refuses)."""
     model = body["model"]
     if body.get("reasoning") and isinstance(body["reasoning"], dict) and body["reasoning"].get("effort") \
@@ -177,6 +178,8 @@ def build_response(body: dict[str, Any], state: ResponsesState, rid: str, n: int
                        "summary": [{"type": "summary_text", "text": summary}] if reasoning.get("summary") else [],
                        "encrypted_content": _ENC + str(n) if "reasoning.encrypted_content" in include else None})
     choice = body.get("tool_choice")
+    if last_kind == "user" and choice != "none":
+        output.extend(_web_search_calls(body, n, prompt_text, searches))
     reply: TextReply | None = None
     if tools and last_kind == "user" and choice != "none":
         wanted = 1 if body.get("parallel_tool_calls") is False else max(tools_wanted or 1, 1)
@@ -203,7 +206,7 @@ def build_response(body: dict[str, Any], state: ResponsesState, rid: str, n: int
                        "status": "incomplete" if reply.finish == "length" else "completed",
                        "content": [{"type": "output_text", "text": reply.text, "annotations": [], "logprobs": []}]})
     out_tokens = reasoning_tokens + (reply.tokens if reply else sum(
-        tokens_for_chars(len(json.dumps(c))) for c in output if c["type"] != "reasoning"))
+        tokens_for_chars(len(json.dumps(c))) for c in output if c["type"] not in ("reasoning", "web_search_call")))
     incomplete = reply is not None and reply.finish == "length"
     input_tokens = tokens_for_chars(chars)
     resp = {
@@ -226,6 +229,26 @@ def build_response(body: dict[str, Any], state: ResponsesState, rid: str, n: int
     return resp
 
 
+def _web_search_calls(body: dict[str, Any], n: int, prompt_text: str, searches: int | None) -> list[dict[str, Any]]:
+    """The `web_search_call` items of the searches run for a request with a web search tool (OpenAI's shape,
+    as recorded in tests/cassettes/openai_responses/; `sources` only when `include` asks for them)."""
+    tools = body.get("tools")
+    if not isinstance(tools, list) or not any(
+            isinstance(t, dict) and str(t.get("type")).startswith("web_search") for t in tools):
+        return []
+    query = " ".join(prompt_text.split()[:8]) or "search"
+    include = body.get("include")
+    sources = isinstance(include, list) and "web_search_call.action.sources" in include
+    out: list[dict[str, Any]] = []
+    for k in range(1 if searches is None else max(0, min(searches, 32))):
+        action: dict[str, Any] = {"type": "search", "query": query}
+        if sources:
+            action["sources"] = [{"type": "url", "url": f"https://example.com/sim/{n}/{k}"}]
+        out.append({"id": f"ws_sim{n:018d}{k:02d}", "type": "web_search_call", "status": "completed",
+                    "action": action})
+    return out
+
+
 def response_events(final: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The streamed events for a finished response object: (event name, payload without sequence)."""
     pending = {**final, "status": "in_progress", "output": [], "usage": None, "incomplete_details": None}
@@ -243,6 +266,8 @@ def response_events(final: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
             start["input"] = ""
         elif kind == "reasoning":
             start = {**item, "summary": [], "encrypted_content": None}
+        elif kind == "web_search_call":
+            start = {"id": item["id"], "type": kind, "status": "in_progress"}
         evs.append(("response.output_item.added", {"output_index": i, "item": start}))
         if kind == "message":
             part = item["content"][0]
@@ -260,6 +285,9 @@ def response_events(final: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         elif kind == "custom_tool_call":
             evs.append(("response.custom_tool_call_input.delta", {**ids, "delta": item["input"]}))
             evs.append(("response.custom_tool_call_input.done", {**ids, "input": item["input"]}))
+        elif kind == "web_search_call":
+            evs.extend((f"response.web_search_call.{step}", {"output_index": i, "item_id": item["id"]})
+                       for step in ("in_progress", "searching", "completed"))
         elif kind == "reasoning" and item["summary"]:
             text = item["summary"][0]["text"]
             evs.append(("response.reasoning_summary_part.added",

@@ -194,7 +194,7 @@ class OpenAISim(OpenAIChatSim):
         words = d.words if d.words is not None else self.sim.settings.words
         try:
             final = build_response(body, self.responses_state, f"resp_sim{n:020d}", n, words, prompt, d.tools,
-                                   not d.no_usage)
+                                   not d.no_usage, searches=d.searches)
         except Refusal as exc:
             return self.error(rec, 400, exc.message, param=exc.param, code=exc.code)
         if not stream:

@@ -23,6 +23,7 @@ class Directives:
     midstream_error: bool = False
     prestream_error: bool = False
     tools: int | None = None
+    searches: int | None = None  # web searches a Responses request with a web_search tool runs
     latency_ms: float | None = None
     words: int | None = None
     hang: bool = False
@@ -37,7 +38,7 @@ class Directives:
 
 NO_DIRECTIVES = Directives()
 _FLAGS = ("midstream_error", "prestream_error", "hang", "stall", "disconnect", "no_usage")
-_INTS = ("error", "tools", "words")
+_INTS = ("error", "tools", "searches", "words")
 _FLOATS = ("latency_ms", "slow_stream_ms")
 _ALIASES = {"latency": "latency_ms", "slow_stream": "slow_stream_ms"}
 _CALL = re.compile(r"^([a-zA-Z0-9_-]{1,128})(?:\((.*)\))?$", re.DOTALL)

@@ -9,6 +9,7 @@ every event for the translator anyway).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -16,7 +17,8 @@ import orjson
 
 from iron_tui.core.pricing import TokenUsage
 
-__all__ = ["StreamAccount", "error_info", "output_cap", "stream_account", "usage_of", "with_output_cap"]
+__all__ = ["StreamAccount", "error_info", "output_cap", "stream_account", "usage_of", "web_search_calls",
+           "with_output_cap"]
 
 # Bytes of JSON framing around a streamed Anthropic delta: only used to estimate tokens of a cut stream
 # when the native relay does not parse content deltas.
@@ -82,11 +84,35 @@ def _count(value: Any) -> int | None:
 
 
 def usage_of(api: str, body: dict[str, Any]) -> TokenUsage | None:
-    """Usage reported by a non-stream response of provider dialect `api`; None when it reports none."""
+    """Usage reported by a non-stream response of provider dialect `api`; None when it reports none.
+    A Responses answer's server-side web searches are its `web_search_call` output items."""
     usage = body.get("usage")
     if not isinstance(usage, dict):
         return None
-    return TokenUsage.from_anthropic(usage) if api == "anthropic" else TokenUsage.from_openai(usage)
+    if api == "anthropic":
+        return TokenUsage.from_anthropic(usage)
+    found = TokenUsage.from_openai(usage)
+    if api != "openai-responses":
+        return found
+    searches = len(_search_ids(body.get("output")))
+    return dataclasses.replace(found, web_search_requests=searches) if searches else found
+
+
+def web_search_calls(api: str, body: dict[str, Any]) -> int:
+    """Server-side web searches a non-stream response of dialect `api` ran and OpenAI bills, but does not
+    count in `usage`: the Responses API's `web_search_call` output items, whatever their status (a
+    search that failed was still called). 0 for the other dialects (Anthropic counts its own in usage)."""
+    if api != "openai-responses":
+        return 0
+    return len(_search_ids(body.get("output")))
+
+
+def _search_ids(output: Any) -> list[str | None]:
+    """The id (None when it has none) of each `web_search_call` item of a Responses `output`."""
+    if not isinstance(output, list):
+        return []
+    return [item.get("id") if isinstance(item.get("id"), str) else None for item in output
+            if isinstance(item, dict) and item.get("type") == "web_search_call"]
 
 
 def error_info(parsed: Any, data: bytes, status: int) -> tuple[str | None, str]:
@@ -136,6 +162,11 @@ class StreamAccount:
 
     def usage(self) -> TokenUsage | None:
         raise NotImplementedError
+
+    @property
+    def web_searches(self) -> int:
+        """Server-side web searches seen that the usage does not count (so far, for a cut stream)."""
+        return 0
 
     def _error(self, err: Any, fallback: str) -> None:
         if isinstance(err, dict):
@@ -235,13 +266,18 @@ class ChatAccount(StreamAccount):
 
 
 class ResponsesAccount(StreamAccount):
-    """OpenAI Responses API events."""
+    """OpenAI Responses API events. Web searches (billed per call, absent from `usage`) are the
+    `web_search_call` items: those of the final response's `output`, and — so a stream cut before its end
+    is charged for the searches it ran — each one seen completed on the way (`response.web_search_call.
+    completed`, `response.output_item.done`); counted once per item id."""
 
-    __slots__ = ("next_sequence_number",)
+    __slots__ = ("_final_unnamed", "_searches", "next_sequence_number")
 
     def __init__(self) -> None:
         super().__init__()
         self.next_sequence_number = 0  # for an error frame the relay adds to a native stream
+        self._searches: set[str] = set()  # ids of the web_search_call items seen done
+        self._final_unnamed = 0  # web_search_call items without an id in the final output
 
     def obj(self, ev: str, obj: dict[str, Any]) -> None:
         seq = obj.get("sequence_number")
@@ -252,19 +288,40 @@ class ResponsesAccount(StreamAccount):
             delta = obj.get("delta")
             if isinstance(delta, str):
                 self.text_chars += len(delta)
+        elif kind == "response.web_search_call.completed":
+            self._search_done(obj.get("item_id"))
+        elif kind == "response.output_item.done":
+            item = obj.get("item")
+            if isinstance(item, dict) and item.get("type") == "web_search_call":
+                self._search_done(item.get("id"))
         elif kind in ("response.completed", "response.incomplete", "response.failed"):
             self.finished = True
             response = obj.get("response")
             if isinstance(response, dict):
                 if isinstance(response.get("usage"), dict):
                     self._usage = response["usage"]
+                ids = _search_ids(response.get("output"))
+                self._searches.update(i for i in ids if i is not None)
+                self._final_unnamed = ids.count(None)  # (events without an id cannot be told apart)
                 if kind == "response.failed":
                     self._error(response.get("error"), "response failed")
         elif kind == "error":
             self._error(obj, "stream error")
 
+    def _search_done(self, item_id: Any) -> None:
+        if isinstance(item_id, str):
+            self._searches.add(item_id)
+
+    @property
+    def web_searches(self) -> int:
+        return len(self._searches) + self._final_unnamed
+
     def usage(self) -> TokenUsage | None:
-        return None if self._usage is None else TokenUsage.from_openai(self._usage)
+        if self._usage is None:
+            return None
+        found = TokenUsage.from_openai(self._usage)
+        searches = self.web_searches
+        return dataclasses.replace(found, web_search_requests=searches) if searches else found
 
 
 def stream_account(api: str) -> StreamAccount:

@@ -57,6 +57,10 @@ def choices(upstream_api: str, body: dict[str, Any]) -> int:
 
 
 def web_searches(body: dict[str, Any]) -> int:
+    """The most server-side web searches the request may run, as admission books them: per `web_search*`
+    tool its `max_uses` (Anthropic), else the allowance (an OpenAI Responses `web_search` /
+    `web_search_preview` tool has no per-tool bound); a Responses `max_tool_calls` caps the total (it
+    bounds every built-in tool call of the response)."""
     tools = body.get("tools")
     if not isinstance(tools, list):
         return 0
@@ -65,7 +69,8 @@ def web_searches(body: dict[str, Any]) -> int:
         kind = tool.get("type") if isinstance(tool, dict) else None
         if isinstance(kind, str) and kind.startswith("web_search"):
             total += _int(tool.get("max_uses")) or WEB_SEARCH_ALLOWANCE
-    return total
+    cap = _int(body.get("max_tool_calls")) if total else None
+    return total if cap is None else min(total, cap)
 
 
 def worst_case(engine: Engine, provider: str, model: str, body: dict[str, Any], api: str, upstream_api: str,

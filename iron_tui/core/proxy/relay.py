@@ -23,6 +23,7 @@ from iron_tui.core.dialects.client_apis import client_error_body
 from iron_tui.core.dialects.provider_apis import (
     error_info,
     usage_of,
+    web_search_calls,
 )
 from iron_tui.core.estimate import estimate_output_tokens_from_text
 from iron_tui.core.json_bytes import dumps as dumps_json
@@ -136,7 +137,8 @@ class Relay:
         if usage is None:
             # A server that reports no usage still billed the call: charge an estimate, marked so.
             usage = TokenUsage(input_tokens=estimate_output_tokens_from_text(len(rec.request_body or "")),
-                               output_tokens=estimate_output_tokens_from_text(len(data)))
+                               output_tokens=estimate_output_tokens_from_text(len(data)),
+                               web_search_requests=web_search_calls(call.upstream_api, parsed))
             charge(eng, rec, res, usage, estimated=True)
         else:
             charge(eng, rec, res, usage, estimated=False)

@@ -229,7 +229,7 @@ class StreamRelay:
             # No usage from upstream (cut short, or a server that never reports it): estimate what was
             # generated, never zero, and mark it so it shows as estimated.
             inp = estimate_output_tokens_from_text(len(rec.request_body or ""))
-            usage = TokenUsage(input_tokens=inp, output_tokens=generated)
+            usage = TokenUsage(input_tokens=inp, output_tokens=generated, web_search_requests=account.web_searches)
             estimated = True
         charge(self.engine, rec, res, usage, estimated=estimated)
 
