@@ -3,19 +3,21 @@ official `opentelemetry-proto` messages, every field compared, unusual values in
 
 from __future__ import annotations
 
-import marshal
+import pickle
 import random
 from typing import Any
 
 import pytest
 from google.protobuf.message import Message
+from hypothesis import example, given
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from iron_tui import __version__
 from iron_tui.core.events import Attempt, RequestRecord
-from iron_tui.core.otel import protobuf
+from iron_tui.core.otel import protobuf, response_facts
 from iron_tui.core.otel.config import OtlpConfig, Sampler
 from iron_tui.core.otel.spans import SpanEncoder
 from iron_tui.core.otel.wire import call_rows, pack_calls, record_from_row, unpack_rows
@@ -197,7 +199,13 @@ def test_sampled_out_calls_give_no_request_and_rows_round_trip() -> None:
                  "input_tokens", "output_tokens", "cost_micros", "agent_id", "attempts", "upstream_response"):
         assert getattr(back, name) == getattr(rec, name), name
     with pytest.raises(ValueError):
-        unpack_rows(marshal.dumps({"not": "rows"}))
+        unpack_rows(pickle.dumps({"not": "rows"}))
+    # A frame is plain values: one that names a class or function (which unpickling would call) is
+    # refused, never run.
+    for hostile in (pickle.dumps([rec]), pickle.dumps([(print, 1)]), b"\x80\x05cos\nsystem\n(S'true'\ntR.",
+                    b"not a pickle"):
+        with pytest.raises(ValueError):
+            unpack_rows(hostile)
 
 
 def test_a_batch_holds_every_call_in_order() -> None:
@@ -209,3 +217,36 @@ def test_a_batch_holds_every_call_in_order() -> None:
     assert [dict(attrs(s.attributes))["iron.request_id"][1] for s in spans] == [f"req_{i}" for i in range(600)]
     assert [dict(attrs(s.attributes))["gen_ai.usage.input_tokens"][1] for s in spans] == [i * 1000 for i in range(600)]
     assert len({s.span_id for s in spans}) == len({s.trace_id for s in spans}) == 600
+
+
+_FRAGMENTS = ['"finish_reason"', '"stop_reason"', '_reason"', ":", ": ", '"', "null", "stop", "x_reason", "\\",
+              "tool_use", " ", ",", "{", "}", "data: ", "\n\n", "a" * 41]
+
+
+@given(st.lists(st.sampled_from(_FRAGMENTS), max_size=40))
+@example(['"stop_reason"', ":", '"', "x_reason", '"', ":", '"', "stop", '"'])  # a key inside a value
+@example(['"stop_reason"', ": ", '"', "x_reason", '"', ":", '"', "stop", '"'])
+@example(['"finish_reason"', ":", '"', "stop", '"', ",", '"finish_reason"', ":", "null"])
+def test_a_streams_last_finish_reason_is_the_regexs(parts: list[str]) -> None:
+    """The stream's reason is searched for from the end (fast); it must be what the regex finds."""
+    text = "".join(parts)
+    found = response_facts._FINISH.findall(text)
+    assert response_facts._last_reason(text) == (found[-1] if found else None)
+
+
+def test_response_facts_of_each_shape() -> None:
+    facts = response_facts.response_facts
+    chat = '{"id":"c1","model":"m-1","choices":[{"finish_reason":"stop"},{"finish_reason":"length"}]}'
+    assert facts(chat, 200, "openai", "openai.chat", "openai", False) == ("m-1", "c1", ("stop", "length"))
+    stream = ('data: {"id":"c2","model":"m-2","choices":[{"finish_reason":null}]}\n\n'
+              'data: {"id":"c2","choices":[{"finish_reason": "tool_calls"}]}\n\ndata: {"choices":[],'
+              '"finish_reason":null}\n\ndata: [DONE]\n\n')
+    assert facts(stream, 200, "openai", "openai.chat", "openai", True) == ("m-2", "c2", ("tool_calls",))
+    messages = ('event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","model":"claude-x"}}'
+                '\n\nevent: message_delta\ndata: {"delta":{"stop_reason":"end_turn"}}\n\n')
+    assert facts(messages, 200, "anthropic", "anthropic.messages", "anthropic", True) == (
+        "claude-x", "msg_1", ("end_turn",))
+    responses = 'data: {"type":"response.created","response":{"id":"resp_1","status":"in_progress"}}\n\n' \
+                'data: {"type":"response.completed","response":{"model":"gpt-5"}}\n\n'
+    assert facts(responses, 200, None, "openai.responses", "openai", True) == ("gpt-5", "resp_1", ("completed",))
+    assert facts(chat, 500, "openai", "openai.chat", "openai", False) == (None, None, ())

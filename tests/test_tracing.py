@@ -8,6 +8,8 @@ import json
 import os
 import socket
 import sys
+import threading
+from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,6 +18,10 @@ import openai
 import pytest
 
 from iron_tui.core.engine import Engine
+from iron_tui.core.events import RequestRecord
+from iron_tui.core.otel.config import OtlpConfig
+from iron_tui.core.otel.link import ExporterLink, ExportStats
+from iron_tui.core.otel.wire import QueuedCall
 from iron_tui.core.redact import redact_text
 from iron_tui.sim import ProviderSim
 from iron_tui.sim.collector import CollectorSim, ReceivedSpan
@@ -319,3 +325,31 @@ async def test_an_alias_is_traced_as_the_model_it_resolves_to(make_engine: Engin
     [span] = await collector.wait_for(1)
     assert span.span.name == "chat gpt-4o-mini"
     assert span.attributes["gen_ai.request.model"] == "gpt-4o-mini" and span.attributes["iron.client_model"] == "fast"
+
+
+async def test_full_batches_go_at_once_and_the_rest_waits_for_the_schedule_or_a_flush(
+        collector: CollectorSim) -> None:
+    # Each frame is an HTTP POST for the exporter: woken by a full batch, the hand-over sends full
+    # batches only, and the calls left over wait for the next batch, the schedule delay or a flush.
+    cfg = OtlpConfig(endpoint=collector.url + "/v1/traces", max_batch=4)
+    queue: deque[QueuedCall] = deque()
+    link = ExporterLink(cfg, queue, ExportStats(), threading.Event(), instance_id="i", report=lambda *_: None)
+    for i in range(10):
+        rec = RequestRecord(id=f"req_{i}", started_at=1000.0, method="POST", path="/v1/chat/completions",
+                            api="openai.chat", model="gpt-4o", provider="openai")
+        rec.state, rec.status, rec.latency_ms = "ok", 200, 1.0
+        queue.append((rec, 0, None))
+    try:
+        await asyncio.to_thread(link._ship, everything=False)  # what a wake-up for a full batch sends
+        assert len(queue) == 2
+        await collector.wait_for(8)
+        assert len(collector.posts) == 2
+        await asyncio.to_thread(link._ship, everything=True)  # the schedule delay passed, or a flush
+        assert not queue
+        spans = await collector.wait_for(10)
+        assert len(collector.posts) == 3
+        assert [s.attributes["iron.request_id"] for s in spans] == [f"req_{i}" for i in range(10)]
+    finally:  # (the hand-over thread never ran: end the exporter as it would, by closing its stdin)
+        if link._current is not None and link._current.proc.stdin is not None:
+            link._current.proc.stdin.close()
+            await asyncio.to_thread(link._current.proc.wait, 30)

@@ -52,7 +52,7 @@ class Tracing:
             self.stats.drop("queue_full", 1)
             return
         q.append((rec, spent_micros, limit_micros))
-        if len(q) >= self._batch:
+        if len(q) >= self._batch and not self._wake.is_set():  # (set() takes a lock: not once per call)
             self._wake.set()
 
     @property
@@ -63,7 +63,7 @@ class Tracing:
         """Export everything queued now (blocking: call it from a thread). True when done in time."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            self._wake.set()
+            self._link.drain()
             if self._link.idle():
                 return True
             time.sleep(0.01)

@@ -24,7 +24,7 @@ _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 _UINT64 = 1 << 64
 _ONE_BYTE = [bytes((i,)) for i in range(128)]
-_DOUBLE = struct.Struct("<d")
+DOUBLE = struct.Struct("<d")
 _FIXED32 = struct.Struct("<I")
 
 # Tags: (field number << 3) | wire type (0 varint, 1 fixed64, 2 length-delimited, 5 fixed32).
@@ -94,7 +94,7 @@ def any_value(value: AttrValue) -> bytes:
     if isinstance(value, int):
         return ANY_INT + int64(value)
     if isinstance(value, float):
-        return ANY_DOUBLE + _DOUBLE.pack(value)
+        return ANY_DOUBLE + DOUBLE.pack(value)
     if isinstance(value, tuple):  # ArrayValue.values = 1, each an AnyValue string
         return field(ANY_ARRAY, b"".join(field(b"\x0a", field(ANY_STRING, utf8(v))) for v in value))
     return field(ANY_STRING, utf8(value))
@@ -112,35 +112,35 @@ def attributes(tag: bytes, items: Iterable[tuple[str, AttrValue]]) -> bytes:
 
 class SpanAttribute:
     """One attribute key of a span, its bytes made once; `text`/`integer`/`double` give the whole
-    `Span.attributes` field for a value. Called several times per span, so the common cases (a
+    `Span.attributes` field for a value. Used several times per span, so the common cases (a
     short string, a small int) are one table look-up and one concatenation (~0.1 µs, against ~0.4 µs
-    for building the fields)."""
+    for building the fields); the tables are public for the span loop, which reads them inline."""
 
-    __slots__ = ("_double", "_int_head", "_key", "_small_int", "_text_head")
+    __slots__ = ("_int_head", "_key", "double_head", "small_ints", "text_heads")
 
     def __init__(self, key: str) -> None:
         k = self._key = field(KV_KEY, utf8(key))
         # A double's KeyValue has a fixed length: all but the 8 value bytes are made here.
-        self._double = SPAN_ATTRIBUTE + varint(len(k) + 11) + k + KV_VALUE + b"\x09" + ANY_DOUBLE
+        self.double_head = SPAN_ATTRIBUTE + varint(len(k) + 11) + k + KV_VALUE + b"\x09" + ANY_DOUBLE
         # Everything before a string value of n bytes, for every n whose lengths fit one-byte varints.
-        self._text_head = [SPAN_ATTRIBUTE + varint(len(k) + 4 + n) + k + KV_VALUE + _ONE_BYTE[n + 2] + ANY_STRING
+        self.text_heads = [SPAN_ATTRIBUTE + varint(len(k) + 4 + n) + k + KV_VALUE + _ONE_BYTE[n + 2] + ANY_STRING
                            + _ONE_BYTE[n] for n in range(124 - len(k))] if len(k) < 124 else []
         # Everything before an int's varint of n bytes (1-10), and whole fields for 0-127.
         self._int_head = [b""] + [SPAN_ATTRIBUTE + varint(len(k) + 3 + n) + k + KV_VALUE + _ONE_BYTE[n + 1] + ANY_INT
                                   for n in range(1, 11)]
-        self._small_int = [self._int_head[1] + _ONE_BYTE[v] for v in range(128)]
+        self.small_ints = [self._int_head[1] + _ONE_BYTE[v] for v in range(128)]
 
     def text(self, value: str) -> bytes:
         b = value.encode("utf-8", "replace")  # (utf8()'s body: this runs several times per span)
-        if len(b) < len(self._text_head):
-            return self._text_head[len(b)] + b
+        if len(b) < len(self.text_heads):
+            return self.text_heads[len(b)] + b
         return field(SPAN_ATTRIBUTE, self._key + field(KV_VALUE, field(ANY_STRING, b)))
 
     def integer(self, value: int) -> bytes:
         if 0 <= value < 0x80:
-            return self._small_int[value]
+            return self.small_ints[value]
         v = int64(value)
         return self._int_head[len(v)] + v
 
     def double(self, value: float) -> bytes:
-        return self._double + _DOUBLE.pack(value)
+        return self.double_head + DOUBLE.pack(value)

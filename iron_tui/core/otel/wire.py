@@ -1,6 +1,11 @@
-"""What iron-tui hands its span exporter process: finished calls as compact tuples, `marshal`led, in
-length-prefixed frames over a pipe (~0.9 µs per call to pack). The exporter encodes spans from the
+"""What iron-tui hands its span exporter process: finished calls as compact tuples, pickled, in
+length-prefixed frames over a pipe (~0.5 µs per call to pack). The exporter encodes spans from the
 rows as they come, without making records of them again. The first frame is the export configuration.
+
+Pickle rather than `marshal`: for these rows its C pickler takes half marshal's time (~0.3 against
+~0.6 µs a call), and that time is iron-tui's. The rows hold only str, int, float, bool, None, tuples
+and lists; the exporter unpickles with no globals at all, so a frame can name no class or function
+(nothing to call), whoever wrote it.
 
 Only what a span needs crosses: the record's fields, the budget at its finish, the response preview
 (cut to its head and tail unless content capture needs all of it: the response facts live there),
@@ -9,7 +14,8 @@ the request preview only for content capture, and the attempts.
 
 from __future__ import annotations
 
-import marshal
+import io
+import pickle
 import struct
 from dataclasses import asdict
 from typing import IO, Any
@@ -23,12 +29,13 @@ QueuedCall = tuple[RequestRecord, int, int | None]  # the record, budget spent a
 Row = tuple[Any, ...]
 
 _LENGTH = struct.Struct(">I")
+_PROTOCOL = 5
 MAX_FRAME = 64 * 1024 * 1024
 _PREVIEW_HEAD = 4096  # response model and id are at the start of a response, finish reasons at the end
 
 
 def call_rows(calls: list[QueuedCall], content: bool) -> list[Row]:
-    """The calls as rows (what `pack_calls` marshals)."""
+    """The calls as rows (what `pack_calls` pickles)."""
     rows = []
     for rec, spent, limit in calls:
         up = rec.upstream_response
@@ -49,11 +56,23 @@ def call_rows(calls: list[QueuedCall], content: bool) -> list[Row]:
 
 
 def pack_calls(calls: list[QueuedCall], content: bool) -> bytes:
-    return marshal.dumps(call_rows(calls, content))
+    return pickle.dumps(call_rows(calls, content), _PROTOCOL)
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"a frame may hold plain values only, not {module}.{name}")
+
+
+def _loads(payload: bytes) -> Any:
+    try:
+        return _PlainUnpickler(io.BytesIO(payload)).load()
+    except (pickle.UnpicklingError, EOFError) as exc:
+        raise ValueError(f"not a frame of plain values: {exc}") from None
 
 
 def unpack_rows(payload: bytes) -> list[Row]:
-    rows = marshal.loads(payload)
+    rows = _loads(payload)
     if not isinstance(rows, list):
         raise ValueError("a frame of calls is not a list")
     return rows
@@ -82,18 +101,19 @@ def record_from_row(row: Row) -> RequestRecord:
 def pack_config(cfg: OtlpConfig, instance_id: str) -> bytes:
     fields = asdict(cfg)
     fields["sampler"] = (cfg.sampler.name, cfg.sampler.ratio)
-    return marshal.dumps({"config": fields, "instance_id": instance_id})
+    return pickle.dumps({"config": fields, "instance_id": instance_id}, _PROTOCOL)
 
 
 def unpack_config(payload: bytes) -> tuple[OtlpConfig, str]:
-    data: dict[str, Any] = marshal.loads(payload)
+    data: dict[str, Any] = _loads(payload)
     fields = dict(data["config"])
     fields["sampler"] = Sampler(*fields["sampler"])
     return OtlpConfig(**fields), str(data["instance_id"])
 
 
 def write_frame(out: IO[bytes], payload: bytes) -> None:
-    out.write(_LENGTH.pack(len(payload)) + payload)
+    out.write(_LENGTH.pack(len(payload)))
+    out.write(payload)  # not `head + payload`: a frame is ~400 KB, copied once more for nothing
     out.flush()
 
 
