@@ -1,9 +1,9 @@
 """iron-tui's side of span export: a thread that hands queued calls to the exporter process
 (`worker.py`) and one that reads what it reports.
 
-Why a process: encoding a span costs ~4 µs of Python (~8 µs with the official protobuf messages),
+Why a process: exporting a span costs ~4 µs of Python (~11 µs with the official protobuf messages),
 which on iron-tui's own core and GIL would be taken from the event loop; packing the call for the
-pipe costs ~0.7 µs. The work moves to another core, and the GIL is left to the event loop.
+pipe costs ~0.5 µs. The work moves to another core, and the GIL is left to the event loop.
 
 Nothing here can slow a call: the request path only appends to a bounded deque. When the exporter is
 behind (a slow or hanging collector), the pipe fills, this thread waits, the deque fills, and what

@@ -6,12 +6,13 @@ one child span per upstream attempt when the call was retried or fell back (`Req
 filled by the retry logic of issue 16).
 
 Runs in the exporter process (`worker.py`), never on the request path: ids, sampling and the response facts
-(model, id, finish reasons, read from the stored response preview) are all worked out here. It is
-written for speed all the same (its CPU comes from the same machine): spans are encoded straight
-from the rows that crossed the pipe (`wire.py`), with no record or message objects; the attributes
-that repeat (operation, provider, models, API, status, finish reasons, limit) are encoded once per
-distinct combination, and only the per-call values are encoded per span (~2 µs, against ~10 µs
-with the official messages).
+(model, id, finish reasons, read from the stored response preview: `response_facts.py`) are all worked
+out here. It is written for speed all the same (its CPU comes from the same machine): spans are
+encoded straight from the rows that crossed the pipe (`wire.py`), with no record or message objects;
+the attributes that repeat (operation, provider, models, API, status, finish reasons, limit) are
+encoded once per distinct combination, and only the per-call values are encoded per span: ~2.8 µs
+a span, ~1 µs of it reading the response facts (~4.2 µs before the loop was flattened, ~10 µs with
+the official messages).
 """
 
 from __future__ import annotations
