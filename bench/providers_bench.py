@@ -2,8 +2,8 @@
 
 One iron-tui process against the simulator, with a `[providers.bench]` table pointing at the same
 simulator (an OpenAI-compatible server, priced as OpenAI so both paths do the same money work) and an
-alias in `[models]`. Throughput runs alternate between the three names a client may use, so machine noise
-hits each alike:
+alias in `[models]`. Throughput runs alternate between the three names a client may use, each round
+starting one name later, so machine noise and a run's position in the round hit each alike:
 
 - `gpt-4o-mini`        the built-in OpenAI provider
 - `bench/gpt-4o-mini`  a configured provider, by its NAME/ prefix
@@ -48,8 +48,12 @@ async def compare(start_process: StartProcess, throughput: Throughput, sim_url: 
         url = ready.split()[2].removesuffix("/v1") + "/v1/chat/completions"
         headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in NAMES}
-        for _ in range(rounds):
-            for name, model in NAMES.items():
+        order = list(NAMES.items())
+        for r in range(rounds):
+            # Each round starts one name later, so every name runs in every position of a round as often
+            # (a fixed order let whatever the position costs — the first run after the previous round's
+            # last — fall on one name).
+            for name, model in order[r % len(order):] + order[:r % len(order)]:
                 runs[name].append(await throughput(url, {**payload, "model": model}, headers, 32, seconds,
                                                    {"proxy": proc.pid}))
         out: dict[str, Any] = {}
