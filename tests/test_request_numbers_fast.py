@@ -147,3 +147,25 @@ def test_a_bad_number_is_caught_alone_and_among_other_fields(api: str, field: st
     for body in ({field: bad}, {"model": "m", "messages": [], "stream": True, "tools": [], field: bad}):
         assert _err(api, body).param.startswith(field)
     validate_numbers(api, {"model": "m", "messages": [], "stream": True, "tools": [], "metadata": {"n": "x"}})
+
+
+def test_the_shortcut_sees_every_field_a_validator_reads() -> None:
+    """Fields read with get, `in` or [] all count, so a new check cannot be skipped by the shortcut; a
+    validator that refuses an empty body (a required field) gets no shortcut at all."""
+    from iron_tui.core.request_numbers import _fields_checked
+
+    def check(body: dict, max_output: int | None = None) -> None:
+        body.get("a")
+        if "b" in body:
+            raise AssertionError
+        try:
+            body["c"]
+        except KeyError:
+            pass
+
+    assert _fields_checked(check) == {"a", "b", "c"}
+
+    def required(body: dict, max_output: int | None = None) -> None:
+        body["max_tokens"]
+
+    assert _fields_checked(required) is None

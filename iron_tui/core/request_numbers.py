@@ -227,13 +227,21 @@ class _KeysRead(dict[str, Any]):
         self.read.add(key)
         return default
 
+    def __contains__(self, key: object) -> bool:
+        self.read.add(str(key))
+        return False
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        raise KeyError(key)
+
 
 def _fields_checked(check: Callable[..., None]) -> frozenset[str] | None:
     """The top-level fields `check` reads; None when an empty body is already an error (a required field)."""
     probe = _KeysRead()
     try:
         check(probe)
-    except TranslationError:
+    except (TranslationError, KeyError):
         return None
     return frozenset(probe.read)
 
