@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import threading
 import weakref
 from concurrent.futures import Future
@@ -126,7 +127,11 @@ class LlmRouter:
     def _shutdown_loop(self) -> None:
         if self._thread.is_alive():
             if hasattr(self, "_stop_event"):
-                self._loop.call_soon_threadsafe(self._stop_event.set)
+                # The loop may be closing already (the engine failed to start and `_run` is ending):
+                # then there is nothing to stop, and its "Event loop is closed" must not replace the
+                # start error the caller gets.
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(self._stop_event.set)
             self._thread.join(timeout=30)
 
     # --- properties ------------------------------------------------------------------------------

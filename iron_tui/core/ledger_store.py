@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from iron_tui.core.ledger_schema import SCHEMA, CallRow, LedgerStorageError, hold_lock, try_lock
+from iron_tui.core.sqlite_shared import open_shared
 
 LAZY_FLUSH_S = 0.05  # settlements
 PROGRESS_FLUSH_S = 0.5  # stream progress checkpoints
@@ -46,6 +47,12 @@ _AUTOCHECKPOINT_PAGES = 10_000  # backstop; the engine checkpoints from a worker
 # Queued operations: (kind, args). Kinds: admit, finish (progress is coalesced apart).
 _Op = tuple[str, tuple[Any, ...]]
 
+
+
+def _setup(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
+    conn.executescript(SCHEMA)
 
 class LedgerStore:
     """One process's handle on the shared state. Not thread-safe: used from the engine's loop only."""
@@ -67,12 +74,7 @@ class LedgerStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # Autocommit: every transaction below is explicit.
-            self._conn: sqlite3.Connection | None = sqlite3.connect(
-                self.path, isolation_level=None, timeout=5.0, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
-            self._conn.executescript(SCHEMA)
+            self._conn: sqlite3.Connection | None = open_shared(self.path, _setup)
             self._lock_fd = hold_lock(self.lock_path(self.holder))
             self._conn.execute("INSERT OR REPLACE INTO holders VALUES (?, ?, ?)",
                                (self.holder, os.getpid(), time.time()))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from iron_tui.core.safe_text import clean_text
+from iron_tui.core.sqlite_shared import open_shared
 
 _AUTOCHECKPOINT_PAGES = 10_000  # backstop only (~40 MB of WAL); the sync loop checkpoints each tick
 
@@ -41,6 +42,13 @@ CREATE TABLE IF NOT EXISTS dead_letter (
 """
 
 
+
+def _setup(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
+    db.executescript(_SCHEMA)
+    _add_event_id_column(db)
+
 class Outbox:
     """Pending analytics events in SQLite; safe for one process (any thread, serialised by a lock).
 
@@ -65,14 +73,7 @@ class Outbox:
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._lock = threading.Lock()
         # isolation_level=None: autocommit, so each add() is exactly one committed transaction.
-        self._db: sqlite3.Connection | None = sqlite3.connect(self.path, isolation_level=None,
-                                                              check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
-        self._db.executescript(_SCHEMA)
-        _add_event_id_column(self._db)
+        self._db: sqlite3.Connection | None = open_shared(self.path, _setup)
         self._ckpt_lock = threading.Lock()
         self._ckpt_db: sqlite3.Connection | None = None
         self.dirty = False  # written since the last checkpoint()
@@ -195,8 +196,16 @@ class Outbox:
 
 
 def _add_event_id_column(db: sqlite3.Connection) -> None:
-    """Outboxes from before event-id deduplication get the column (existing rows keep NULL)."""
-    columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
-    if "event_id" not in columns:
-        db.execute("ALTER TABLE outbox ADD COLUMN event_id TEXT")
-    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS outbox_event_id ON outbox (event_id)")
+    """Outboxes from before event-id deduplication get the column (existing rows keep NULL). Looked at
+    and added in one write transaction: two processes opening one new outbox would both add it."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+        if "event_id" not in columns:
+            db.execute("ALTER TABLE outbox ADD COLUMN event_id TEXT")
+        db.execute("CREATE UNIQUE INDEX IF NOT EXISTS outbox_event_id ON outbox (event_id)")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise

@@ -23,6 +23,7 @@ import orjson
 
 from iron_tui.core.dialects.base import RequestContext, TranslationError
 from iron_tui.core.dialects.responses.output import ResponsesState, decode_reasoning
+from iron_tui.core.sqlite_shared import open_shared
 
 __all__ = ["FILE_NAME", "MAX_BYTES", "MAX_RESPONSES", "ResponsesStore", "input_items"]
 
@@ -64,6 +65,11 @@ def input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
     return [item for item in raw if isinstance(item, dict)] if isinstance(raw, list) else []
 
 
+
+def _setup(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(_SCHEMA)
+
 class ResponsesStore:
     def __init__(self, path: Path | None, *, max_responses: int = MAX_RESPONSES,
                  max_bytes: int = MAX_BYTES) -> None:
@@ -77,10 +83,7 @@ class ResponsesStore:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         target = str(path) if path is not None else ":memory:"
-        self._db = sqlite3.connect(target, check_same_thread=False, isolation_level=None, timeout=10)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        self._db = open_shared(target, _setup, timeout=10)
 
     def close(self) -> None:
         with self._lock:
