@@ -7,9 +7,11 @@ A real aiohttp server on loopback answers the same request both ways; the raw by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -26,6 +28,19 @@ def _answer(kind: str, status: int, body: bytes, headers: dict[str, str]) -> web
     return web.Response(status=status, body=body, headers=headers)
 
 
+@contextlib.asynccontextmanager
+async def _serving(app: web.Application, **runner_options: Any) -> AsyncIterator[int]:
+    """`app` on a loopback port (yielded) until the block ends."""
+    runner = web.AppRunner(app, access_log=None, **runner_options)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[int]:
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -38,15 +53,8 @@ async def server() -> AsyncIterator[int]:
 
     app = web.Application()
     app.router.add_post("/{kind}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with _serving(app) as port:
         yield port
-    finally:
-        await runner.cleanup()
 
 
 async def _exchange(port: int, data: bytes, responses: int = 1) -> bytes:
@@ -130,12 +138,7 @@ async def test_a_client_gone_before_the_answer_is_not_an_error_of_the_server(
     app = web.Application()
     app.router.add_post("/slow", slow)
     app.router.add_post("/fast", fast)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with _serving(app, handler_cancellation=False) as port:
         _reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(_request("/slow"))
         async with asyncio.timeout(30):
@@ -145,8 +148,6 @@ async def test_a_client_gone_before_the_answer_is_not_an_error_of_the_server(
         release.set()
         raw = await _exchange(port, _request("/fast"))
         assert raw.startswith(b"HTTP/1.1 200") and raw.endswith(BODY)
-    finally:
-        await runner.cleanup()
     assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
 
 
@@ -184,14 +185,8 @@ async def stream_server() -> AsyncIterator[int]:
 
     app = web.Application()
     app.router.add_post("/{kind}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    finally:
-        await runner.cleanup()
+    async with _serving(app) as port:
+        yield port
 
 
 async def _read_stream(port: int, data: bytes) -> bytes:
@@ -241,16 +236,11 @@ async def test_a_stream_waits_for_a_client_that_does_not_read() -> None:
 
     app = web.Application()
     app.router.add_post("/s", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # a small window: the client is slow
-    sock.connect(("127.0.0.1", port))
-    sock.setblocking(False)
-    try:
+    async with _serving(app) as port:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # a small window: the client is slow
+        sock.connect(("127.0.0.1", port))
+        sock.setblocking(False)
         reader, writer = await asyncio.open_connection(sock=sock)
         writer.write(_request("/s"))
         received = 0
@@ -263,8 +253,6 @@ async def test_a_stream_waits_for_a_client_that_does_not_read() -> None:
                 await asyncio.sleep(0)  # read slowly: let the writer fill what it may
             await done.wait()
         writer.close()
-    finally:
-        await runner.cleanup()
     assert received == count * len(chunk)
     # Never more than the high-water mark and one chunk waiting in the process (16 MiB were written).
     assert most_buffered <= MAX_DIRECT_BYTES + 2 * len(chunk) + 64

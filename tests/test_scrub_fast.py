@@ -18,6 +18,7 @@ def _scrubber() -> StreamScrubber:
     with mock.patch("iron_tui.core.proxy.scrub.registered_secrets", return_value=tuple(s.encode() for s in SECRETS)):
         return StreamScrubber()
 
+
 # Stream text made of SSE framing, the secrets and their pieces (so cuts land inside them).
 _PIECES = st.sampled_from([b"data: ", b"\n\n", b"{\"x\":\"", b"\"}", b"sk-", b"zz-", b"s", b"z", b"-", b"]",
                            *(s.encode() for s in SECRETS), *(s.encode()[:n] for s in SECRETS for n in (3, 10, 20))])

@@ -48,11 +48,11 @@ _AUTOCHECKPOINT_PAGES = 10_000  # backstop; the engine checkpoints from a worker
 _Op = tuple[str, tuple[Any, ...]]
 
 
-
 def _setup(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
     conn.executescript(SCHEMA)
+
 
 class LedgerStore:
     """One process's handle on the shared state. Not thread-safe: used from the engine's loop only."""

@@ -42,12 +42,12 @@ CREATE TABLE IF NOT EXISTS dead_letter (
 """
 
 
-
 def _setup(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
     db.executescript(_SCHEMA)
     _add_event_id_column(db)
+
 
 class Outbox:
     """Pending analytics events in SQLite; safe for one process (any thread, serialised by a lock).

@@ -65,10 +65,10 @@ def input_items(body: dict[str, Any]) -> list[dict[str, Any]]:
     return [item for item in raw if isinstance(item, dict)] if isinstance(raw, list) else []
 
 
-
 def _setup(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute(_SCHEMA)
+
 
 class ResponsesStore:
     def __init__(self, path: Path | None, *, max_responses: int = MAX_RESPONSES,

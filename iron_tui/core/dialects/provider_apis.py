@@ -91,11 +91,7 @@ def usage_of(api: str, body: dict[str, Any]) -> TokenUsage | None:
         return None
     if api == "anthropic":
         return TokenUsage.from_anthropic(usage)
-    found = TokenUsage.from_openai(usage)
-    if api != "openai-responses":
-        return found
-    searches = len(_search_ids(body.get("output")))
-    return dataclasses.replace(found, web_search_requests=searches) if searches else found
+    return _with_searches(TokenUsage.from_openai(usage), web_search_calls(api, body))
 
 
 def web_search_calls(api: str, body: dict[str, Any]) -> int:
@@ -105,6 +101,10 @@ def web_search_calls(api: str, body: dict[str, Any]) -> int:
     if api != "openai-responses":
         return 0
     return len(_search_ids(body.get("output")))
+
+
+def _with_searches(usage: TokenUsage, searches: int) -> TokenUsage:
+    return dataclasses.replace(usage, web_search_requests=searches) if searches else usage
 
 
 def _search_ids(output: Any) -> list[str | None]:
@@ -319,9 +319,7 @@ class ResponsesAccount(StreamAccount):
     def usage(self) -> TokenUsage | None:
         if self._usage is None:
             return None
-        found = TokenUsage.from_openai(self._usage)
-        searches = self.web_searches
-        return dataclasses.replace(found, web_search_requests=searches) if searches else found
+        return _with_searches(TokenUsage.from_openai(self._usage), self.web_searches)
 
 
 def stream_account(api: str) -> StreamAccount:

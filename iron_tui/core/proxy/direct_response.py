@@ -95,6 +95,11 @@ def direct_head(resp: web.StreamResponse, request: web.BaseRequest, framing: str
     return "".join(lines).encode("utf-8", "surrogateescape")
 
 
+def _chunk(data: bytes) -> bytes:
+    """`data` in HTTP/1.1 chunked framing."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
 def _transport(request: web.BaseRequest) -> asyncio.Transport:
     transport = request.transport
     if transport is None or transport.is_closing():
@@ -163,7 +168,7 @@ class ChunkedResponse(web.StreamResponse):
         if self._eof_sent:
             raise RuntimeError("Cannot call write() after write_eof()")
         if data:
-            self._send(request, b"%x\r\n%b\r\n" % (len(data), data if isinstance(data, bytes) else bytes(data)))
+            self._send(request, _chunk(data if isinstance(data, bytes) else bytes(data)))
             self._body_length += len(data)
             await self._drained(request)
 
@@ -174,7 +179,7 @@ class ChunkedResponse(web.StreamResponse):
             return
         if self._eof_sent:
             return
-        self._send(request, (b"%x\r\n%b\r\n" % (len(data), data) if data else b"") + b"0\r\n\r\n")
+        self._send(request, (_chunk(data) if data else b"") + b"0\r\n\r\n")
         self._eof_sent = True
         self._body_length += len(data)
         await self._drained(request)
