@@ -3,7 +3,9 @@
 One iron-tui process against the simulator, with a `[providers.bench]` table pointing at the same
 simulator (an OpenAI-compatible server, priced as OpenAI so both paths do the same money work) and an
 alias in `[models]`. Throughput runs alternate between the three names a client may use, each round
-starting one name later, so machine noise and a run's position in the round hit each alike:
+starting one name later, so machine noise and a run's position in the round hit each alike. Beside
+the medians it reports each name's CPU per call minus built-in's in the same round, averaged over the
+rounds, with its standard error: a difference that medians cannot tell from noise.
 
 - `gpt-4o-mini`        the built-in OpenAI provider
 - `bench/gpt-4o-mini`  a configured provider, by its NAME/ prefix
@@ -57,10 +59,16 @@ async def compare(start_process: StartProcess, throughput: Throughput, sim_url: 
                 runs[name].append(await throughput(url, {**payload, "model": model}, headers, 32, seconds,
                                                    {"proxy": proc.pid}))
         out: dict[str, Any] = {}
+        base = [r["cpu_us_per_call"]["proxy"] for r in runs["built-in"]]
         for name, rs in runs.items():
+            cpu = [r["cpu_us_per_call"]["proxy"] for r in rs]
+            # Paired by round (each round runs every name back to back): what a round's machine state
+            # adds hits both sides of a difference alike, so it is far less noisy than the medians.
+            diffs = [c - b for c, b in zip(cpu, base)]
             out[name] = {"model": NAMES[name], "rps": statistics.median(r["rps"] for r in rs),
-                         "rps_all": [r["rps"] for r in rs],
-                         "cpu_us_per_call": statistics.median(r["cpu_us_per_call"]["proxy"] for r in rs)}
+                         "rps_all": [r["rps"] for r in rs], "cpu_us_per_call": statistics.median(cpu),
+                         "cpu_diff_us": statistics.mean(diffs),
+                         "cpu_diff_se": statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else 0.0}
         return out
     finally:
         proc.terminate()
@@ -74,5 +82,6 @@ def report(t: dict[str, Any]) -> list[str]:
     for name, r in t.items():
         lines.append(f"providers @32    {name:10s} {r['model']:18s} {r['rps']:6.0f} req/s "
                      f"({', '.join(f'{x:.0f}' for x in r['rps_all'])}), proxy CPU {r['cpu_us_per_call']:.0f} µs/call"
-                     f" = {100 * r['cpu_us_per_call'] / base['cpu_us_per_call']:.1f}% of built-in")
+                     f" = {100 * r['cpu_us_per_call'] / base['cpu_us_per_call']:.1f}% of built-in"
+                     + ("" if r is base else f"; paired by round {r['cpu_diff_us']:+.1f} ± {r['cpu_diff_se']:.1f} µs"))
     return lines

@@ -326,7 +326,7 @@ async def providers(args: argparse.Namespace, sim_url: str) -> dict[str, Any]:
 
     return await compare(start_process, throughput, sim_url, TOKEN,
                          {"openai": OPENAI_KEY, "anthropic": ANTHROPIC_KEY}, CHAT,
-                         seconds=3.0 if args.quick else 5.0, rounds=3 if args.quick else 6)
+                         seconds=3.0 if args.quick else 4.0, rounds=3 if args.quick else 12)
 
 
 def report(r: dict[str, Any]) -> str:
