@@ -64,7 +64,7 @@ async def compare(start_process: StartProcess, throughput: Throughput, sim_url: 
             cpu = [r["cpu_us_per_call"]["proxy"] for r in rs]
             # Paired by round (each round runs every name back to back): what a round's machine state
             # adds hits both sides of a difference alike, so it is far less noisy than the medians.
-            diffs = [c - b for c, b in zip(cpu, base)]
+            diffs = [c - b for c, b in zip(cpu, base, strict=True)]
             out[name] = {"model": NAMES[name], "rps": statistics.median(r["rps"] for r in rs),
                          "rps_all": [r["rps"] for r in rs], "cpu_us_per_call": statistics.median(cpu),
                          "cpu_diff_us": statistics.mean(diffs),
