@@ -1,5 +1,5 @@
 """Real iron-tui processes on one data dir: one daily budget shared by two of them, and a process killed
-mid-stream whose call the next start charges and reports exactly once."""
+mid-stream whose call the next start charges (its web searches included) and reports exactly once."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import openai
 
+from iron_tui.core.estimate import estimate_output_tokens_from_text
 from iron_tui.core.pricing import Pricer
 from iron_tui.core.token_usage import TokenUsage
 from iron_tui.sim import ProviderSim
@@ -126,3 +128,38 @@ async def test_a_call_killed_mid_stream_is_charged_and_reported_once_after_resta
     # Charged at least what was relayed (1 token per 2 characters checkpointed), plus the input estimate.
     relayed = Pricer().cost("openai", "gpt-4o-mini", TokenUsage(output_tokens=(relayed_chars + 1) // 2))
     assert relayed is not None and spent >= relayed
+
+
+async def test_the_web_searches_of_a_stream_killed_mid_answer_are_charged_after_restart(
+        sim: ProviderSim, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    extra = ("--budget", "5", "--budget-period", "day")
+    async with iron_tui(sim, data, *extra) as (proc, url):
+        client = openai.AsyncOpenAI(base_url=url, api_key=IC_TOKEN, max_retries=0)
+        stream = await client.responses.create(
+            model="gpt-5", input="[[sim:searches=3]] [[sim:slow_stream=10]] [[sim:words=3000]] Weather?",
+            tools=[{"type": "web_search"}], stream=True)
+        searched = 0
+        async with asyncio.timeout(HANG_GUARD_S):
+            async for event in stream:  # read until the journal holds the 3 searches and some answer text
+                searched += event.type == "response.web_search_call.completed"
+                rows = db_rows(data, "SELECT web_searches, output_chars FROM calls")
+                if event.type == "response.output_text.delta" and rows and rows[0][0] == 3 and rows[0][1] > 200:
+                    break
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+        await client.close()
+    assert searched == 3
+    (inp, out, chars, searches), = db_rows(data, "SELECT input_tokens, output_tokens, output_chars, web_searches "
+                                                 "FROM calls")
+    assert db_rows(data, "SELECT sum(spent_micros) FROM budget_periods") == [(None,)]  # not charged yet
+    async with iron_tui(sim, data, *extra):
+        async with asyncio.timeout(HANG_GUARD_S):
+            while db_rows(data, "SELECT count(*) FROM calls") != [(0,)]:
+                await asyncio.sleep(0.05)
+        (spent,), = db_rows(data, "SELECT sum(spent_micros) FROM budget_periods")
+    # The tokens relayed (1 token per 2 characters) and the 3 searches at gpt-5's $10 per 1,000.
+    usage = TokenUsage(input_tokens=inp, output_tokens=max(out, estimate_output_tokens_from_text(chars)))
+    tokens = Pricer().cost("openai", "gpt-5", usage)
+    assert searches == 3 and tokens is not None
+    assert spent == tokens + 3 * 10_000

@@ -141,13 +141,15 @@ class BudgetLedger(LedgerState):
         if res.journaled and self._store is not None:
             await self._store.durable()
 
-    def progress(self, res: Reservation, *, input_tokens: int, output_tokens: int, output_chars: int) -> None:
-        """Checkpoint what a journaled call has relayed (batched; charged if the process dies).
-        `input_tokens` < 0: not reported yet (the admission estimate stays)."""
+    def progress(self, res: Reservation, *, input_tokens: int, output_tokens: int, output_chars: int,
+                 web_searches: int = 0) -> None:
+        """Checkpoint what a journaled call has relayed (batched; charged if the process dies), with the
+        server-side web searches finished so far. `input_tokens` < 0: not reported yet (the admission
+        estimate stays)."""
         if res.journaled and not res.settled and self._store is not None:
             if input_tokens >= 0:
                 res.input_tokens = input_tokens
-            self._store.progress(res.id, res.input_tokens, output_tokens, output_chars)
+            self._store.progress(res.id, res.input_tokens, output_tokens, output_chars, web_searches)
 
     # -- settlement -----------------------------------------------------------------------------
 

@@ -22,9 +22,15 @@ CREATE TABLE IF NOT EXISTS calls (
     started_at REAL NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL, api TEXT NOT NULL,
     agent_id TEXT, event_id TEXT, input_tokens INTEGER NOT NULL DEFAULT 0,
     output_tokens INTEGER NOT NULL DEFAULT 0, output_chars INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (holder, id));
+    web_searches INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (holder, id));
 CREATE TABLE IF NOT EXISTS holders (holder TEXT PRIMARY KEY, pid INTEGER NOT NULL, started_at REAL NOT NULL);
 """
+
+# Columns added to a table after its first release: (table, column, declaration). A ledger file from
+# before gets them when it is opened; its rows read the declaration's default.
+MIGRATIONS = (
+    ("calls", "web_searches", "INTEGER NOT NULL DEFAULT 0"),
+)
 
 
 class LedgerStorageError(RuntimeError):
@@ -47,6 +53,7 @@ class CallRow:
     input_tokens: int = 0  # known from the provider, or iron-tui's estimate at admission
     output_tokens: int = 0  # reported by the provider so far (0: unknown)
     output_chars: int = 0  # characters relayed to the client so far
+    web_searches: int = 0  # server-side web searches finished so far (billed per search)
 
 
 def hold_lock(path: Path) -> int:

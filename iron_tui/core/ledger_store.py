@@ -7,7 +7,7 @@ Tables (in `state.sqlite3`; the schema is in ledger_schema.py):
   memory. Invariant kept by `grow_slice` (one `BEGIN IMMEDIATE` transaction): spent + Σ slices ≤ limit,
   so processes admitting calls from their own slices together never pass the limit.
 * `calls(holder, id, …)`: the journal: one row per admitted call, written before the call goes upstream,
-  its relayed progress updated now and then, deleted when the call is settled — in the same
+  its relayed progress (tokens, characters, finished web searches) updated now and then, deleted when the call is settled — in the same
   transaction that adds its cost to `spent` and takes it out of the holder's slice, so a call is
   charged exactly once.
 * `holders(holder, pid, started_at)`: who is (or was) running.
@@ -37,8 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from iron_tui.core.ledger_schema import SCHEMA, CallRow, LedgerStorageError, hold_lock, try_lock
-from iron_tui.core.sqlite_shared import open_shared
+from iron_tui.core.ledger_schema import MIGRATIONS, SCHEMA, CallRow, LedgerStorageError, hold_lock, try_lock
+from iron_tui.core.sqlite_shared import add_columns, open_shared
 
 LAZY_FLUSH_S = 0.05  # settlements
 PROGRESS_FLUSH_S = 0.5  # stream progress checkpoints
@@ -52,6 +52,7 @@ def _setup(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
     conn.executescript(SCHEMA)
+    add_columns(conn, MIGRATIONS)
 
 
 class LedgerStore:
@@ -66,7 +67,7 @@ class LedgerStore:
         self.on_error = on_error
         self.failed = False  # a write failed: the ledger falls back to enforcing in memory
         self._queue: list[_Op] = []
-        self._progress: dict[str, tuple[int, int, int]] = {}
+        self._progress: dict[str, tuple[int, int, int, int]] = {}
         self._waiters: list[asyncio.Future[None]] = []
         self._urgent: asyncio.Handle | None = None
         self._lazy: asyncio.TimerHandle | None = None
@@ -121,12 +122,13 @@ class LedgerStore:
         self._enqueue(("admit", (row.id, row.period_key, row.reserved_micros, row.started_at, row.provider,
                                  row.model, row.api, row.agent_id, row.event_id, row.input_tokens)), urgent=True)
 
-    def progress(self, call_id: str, input_tokens: int, output_tokens: int, output_chars: int) -> None:
+    def progress(self, call_id: str, input_tokens: int, output_tokens: int, output_chars: int,
+                 web_searches: int = 0) -> None:
         """Checkpoint a call's progress (coalesced: the latest values go out with the next commit, at
         most `PROGRESS_FLUSH_S` later)."""
         if self.failed:
             return
-        self._progress[call_id] = (input_tokens, output_tokens, output_chars)
+        self._progress[call_id] = (input_tokens, output_tokens, output_chars, web_searches)
         self._schedule(urgent=False, delay=PROGRESS_FLUSH_S)
 
     def finish(self, call_id: str | None, period_key: str, cost: int, slice_delta: int) -> None:
@@ -175,7 +177,7 @@ class LedgerStore:
     def calls_of(self, holder: str) -> list[CallRow]:
         rows = self._db().execute(
             "SELECT id, period_key, reserved_micros, started_at, provider, model, api, agent_id, event_id, "
-            "input_tokens, output_tokens, output_chars FROM calls WHERE holder = ? ORDER BY started_at",
+            "input_tokens, output_tokens, output_chars, web_searches FROM calls WHERE holder = ? ORDER BY started_at",
             (holder,)).fetchall()
         return [CallRow(*r) for r in rows]
 
@@ -283,7 +285,7 @@ class LedgerStore:
             self.on_commit(touched)
         return result
 
-    def _apply(self, db: sqlite3.Connection, ops: list[_Op], progress: dict[str, tuple[int, int, int]]
+    def _apply(self, db: sqlite3.Connection, ops: list[_Op], progress: dict[str, tuple[int, int, int, int]]
                ) -> dict[str, tuple[int, int]]:
         touched: dict[str, tuple[int, int]] = {}
         holder = self.holder
@@ -304,9 +306,9 @@ class LedgerStore:
                         db.execute("UPDATE budget_slices SET micros = max(0, micros + ?) "
                                    "WHERE holder = ? AND period_key = ?", (delta, holder, period_key))
         if progress:
-            db.executemany("UPDATE calls SET input_tokens = ?, output_tokens = ?, output_chars = ? "
-                           "WHERE holder = ? AND id = ?",
-                           [(i, o, c, holder, call_id) for call_id, (i, o, c) in progress.items()])
+            db.executemany("UPDATE calls SET input_tokens = ?, output_tokens = ?, output_chars = ?, "
+                           "web_searches = ? WHERE holder = ? AND id = ?",
+                           [(*values, holder, call_id) for call_id, values in progress.items()])
         return touched
 
     @staticmethod

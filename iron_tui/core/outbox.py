@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from iron_tui.core.safe_text import clean_text
-from iron_tui.core.sqlite_shared import open_shared
+from iron_tui.core.sqlite_shared import add_columns, open_shared
 
 _AUTOCHECKPOINT_PAGES = 10_000  # backstop only (~40 MB of WAL); the sync loop checkpoints each tick
 
@@ -46,7 +46,9 @@ def _setup(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
     db.executescript(_SCHEMA)
-    _add_event_id_column(db)
+    # Outboxes from before event-id deduplication get the column (existing rows keep NULL).
+    add_columns(db, [("outbox", "event_id", "TEXT")],
+                then=["CREATE UNIQUE INDEX IF NOT EXISTS outbox_event_id ON outbox (event_id)"])
 
 
 class Outbox:
@@ -193,19 +195,3 @@ class Outbox:
             if self._db is not None:
                 self._db.close()  # the last connection to close checkpoints and removes the WAL
                 self._db = None
-
-
-def _add_event_id_column(db: sqlite3.Connection) -> None:
-    """Outboxes from before event-id deduplication get the column (existing rows keep NULL). Looked at
-    and added in one write transaction: two processes opening one new outbox would both add it."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
-        if "event_id" not in columns:
-            db.execute("ALTER TABLE outbox ADD COLUMN event_id TEXT")
-        db.execute("CREATE UNIQUE INDEX IF NOT EXISTS outbox_event_id ON outbox (event_id)")
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise

@@ -7,8 +7,11 @@ journaled and not settled:
 * it is charged at least what was relayed: the input as iron-tui estimated it at admission (or as the
   provider reported it, when a stream said so before it was cut) plus the output relayed so far
   (provider-reported tokens, else one token per 2 relayed characters), at the model's price, never
-  more than the call's reservation (its true upper bound). The last checkpoint is at most
-  `PROGRESS_FLUSH_S` old, so output relayed after it is not counted;
+  more than the call's reservation (its true upper bound). The server-side web searches it had
+  finished are charged too, at the model's per-search price, as a settled call's are: they are
+  counted, not estimated, so they are charged in full even when they pass the reservation (a search
+  allowance is a guess where the API sets no bound). The last checkpoint is at most `PROGRESS_FLUSH_S`
+  old, so output relayed and searches finished after it are not counted;
 * ONE analytics event is stored for it, marked interrupted (`llm_request_failed`, error_code
   `interrupted`), under the event id the call was admitted with — so if the dead process had stored
   the call's own event just before dying, the outbox (and the control server) keep only one;
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,23 +67,27 @@ class RecoveryReport:
 
 
 def interrupted_usage(row: CallRow) -> TokenUsage:
-    """What the dead call is known to have used: its input and the output it relayed."""
+    """What the dead call is known to have used: its input, the output it relayed, its web searches."""
     output = max(row.output_tokens, estimate_output_tokens_from_text(row.output_chars))
-    return TokenUsage(input_tokens=max(0, row.input_tokens), output_tokens=output)
+    return TokenUsage(input_tokens=max(0, row.input_tokens), output_tokens=output,
+                      web_search_requests=max(0, row.web_searches))
 
 
 def interrupted_charge(row: CallRow, usage: TokenUsage, pricer: Pricer) -> int | None:
     """What to charge (None: the model is unpriced, nothing is charged)."""
     cost = pricer.cost(row.provider, row.model, usage)
-    if cost is None:
-        return None
-    return min(cost, row.reserved_micros) if row.reserved_micros > 0 else cost
+    if cost is None or row.reserved_micros <= 0:
+        return cost
+    tokens_only = pricer.cost(row.provider, row.model, dataclasses.replace(usage, web_search_requests=0)) or 0
+    return max(min(cost, row.reserved_micros), cost - tokens_only)  # the searches in full, tokens capped
 
 
 def interrupted_message(call: RecoveredCall) -> str:
+    searches = call.usage.web_search_requests
     return (f"interrupted: the iron-tui relaying this call stopped before it settled; charged "
             f"{money(call.charge_micros)} for {tokens(call.usage.input_tokens)} input and "
-            f"{tokens(call.usage.output_tokens)} relayed output tokens (estimated)")
+            f"{tokens(call.usage.output_tokens)} relayed output tokens (estimated)"
+            + (f" and {searches} web search{'es' if searches != 1 else ''}" if searches else ""))
 
 
 def interrupted_record(call: RecoveredCall) -> RequestRecord:

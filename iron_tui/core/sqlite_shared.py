@@ -4,6 +4,7 @@ Two processes that open a new database at the same moment race to switch it to W
 tables, and SQLite answers the loser "database is locked" at once, without waiting for its busy timeout
 (18 of 90 simultaneous opens of a new budget ledger failed that way). So opening is retried, after a
 short randomised pause that grows, until `wait_s` has passed; only then is the error the caller's.
+`add_columns` migrates a database from an older release, safely when several processes open it at once.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 _BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
@@ -45,3 +46,31 @@ def open_shared(path: Path | str, setup: Callable[[sqlite3.Connection], None], *
             raise
         time.sleep(pause * (0.5 + random.random()))
         pause = min(pause * 2, 0.25)
+
+
+def add_columns(db: sqlite3.Connection, columns: Iterable[tuple[str, str, str]], then: Iterable[str] = ()) -> None:
+    """Add each (table, column, declaration) a database from an older release lacks, then run `then`
+    (e.g. an index on a new column). Looked at and altered in one write transaction: two processes
+    opening one old database at once would otherwise both add a column, and the second would fail."""
+    columns, then = list(columns), list(then)
+
+    def missing() -> list[tuple[str, str, str]]:
+        have: dict[str, set[str]] = {}
+        for table, _column, _decl in columns:
+            if table not in have:
+                have[table] = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        return [c for c in columns if c[1] not in have[c[0]]]
+
+    if not then and not missing():
+        return  # the usual case: nothing to change, no write lock taken
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for table, column, decl in missing():
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        for statement in then:
+            db.execute(statement)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise

@@ -243,11 +243,13 @@ class StreamRelay:
 
 def _checkpoint(eng: Engine, res: Reservation, account: StreamAccount) -> None:
     """Journal what a stream has relayed so far (batched by the ledger: one write per interval, not per
-    chunk), so a crash charges it."""
+    chunk), so a crash charges it — the web searches finished so far included (billed per search)."""
     usage = account.usage()
-    eng.ledger.progress(res, input_tokens=usage.total_input_tokens if usage is not None else -1,
-                        output_tokens=usage.output_tokens if usage is not None else 0,
-                        output_chars=account.text_chars)
+    inp, out, searches = -1, 0, account.web_searches
+    if usage is not None:
+        inp, out, searches = usage.total_input_tokens, usage.output_tokens, max(searches, usage.web_search_requests)
+    eng.ledger.progress(res, input_tokens=inp, output_tokens=out, output_chars=account.text_chars,
+                        web_searches=searches)
 
 
 def _translate(translator: StreamTranslator, account: StreamAccount, events: list[tuple[str, str, bytes]],
