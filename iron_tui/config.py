@@ -28,6 +28,7 @@ Mode = Literal["direct", "server"]
 MAX_BUDGET_USD = 1_000_000_000
 MAX_SECONDS = 86_400  # a day
 MAX_PRICE_PER_MTOK = 1_000_000
+MAX_PRICE_PER_1K_SEARCHES = 1_000_000
 
 
 class AgentPresetConfig(BaseModel):
@@ -44,7 +45,8 @@ class AgentPresetConfig(BaseModel):
 
 
 class PriceConfig(BaseModel):
-    """A price override or addition, in USD per million tokens (`[prices."model-name"]`)."""
+    """A price override or addition, in USD per million tokens and per 1,000 web searches
+    (`[prices."model-name"]`)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -54,6 +56,10 @@ class PriceConfig(BaseModel):
                                               description="USD per million cache-read tokens.")
     cache_write_per_mtok: float | None = Field(default=None, ge=0, le=MAX_PRICE_PER_MTOK,
                                                description="USD per million cache-write tokens.")
+    web_search_per_1k: float | None = Field(
+        default=None, ge=0, le=MAX_PRICE_PER_1K_SEARCHES,
+        description="USD per 1,000 server-side web searches; unset keeps the model's genai-prices price "
+                    "(none for a model it does not list), 0 makes them free.")
     max_output_tokens: int | None = Field(default=None, ge=1, le=2**31 - 1,
                                           description="The model's maximum output tokens (bounds budget reservations).")
     context_window: int | None = Field(default=None, ge=1, le=2**31 - 1,

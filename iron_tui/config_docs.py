@@ -204,7 +204,8 @@ def render_config_reference() -> str:
         "",
         '## Price overrides: `[prices."MODEL"]`\n',
         "Prices normally come from the `genai-prices` package. A table here overrides (or adds) one model's "
-        "price, in USD per million tokens (config file only).\n",
+        "price, in USD per million tokens (config file only). An override keeps the model's genai-prices "
+        "price per web search unless it sets `web_search_per_1k`.\n",
         "| key | type | default | description |",
         "|---|---|---|---|",
     ]

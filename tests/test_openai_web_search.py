@@ -198,3 +198,17 @@ async def test_the_budget_books_the_searches(make_engine: EngineFactory) -> None
     rec = engine.history.recent(1)[0]
     assert rec.state == "ok" and _searches_charged(rec) == 1
     assert engine.ledger.status()[0] == rec.cost_micros and engine.ledger.reserved == 0
+
+
+async def test_a_configured_token_price_keeps_the_per_search_price(make_engine: EngineFactory) -> None:
+    # [prices."gpt-5"] with token prices only: the searches still cost gpt-5's $10 per 1,000;
+    # web_search_per_1k sets the price for another model.
+    engine = await make_engine(prices={"gpt-5": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
+                                       "o3": {"input_per_mtok": 1.0, "output_per_mtok": 2.0, "web_search_per_1k": 30}})
+    client = _client(engine)
+    for model, per_search in (("gpt-5", PER_SEARCH), ("o3", 30_000)):
+        await client.responses.create(model=model, input="[[sim:searches=2]] Weather?", tools=SEARCH)  # type: ignore[list-item]
+        rec = engine.history.recent(1)[0]
+        assert rec.state == "ok" and rec.model == model
+        tokens = rec.input_tokens * 1 + rec.output_tokens * 2  # µ$: the configured $1 / $2 per Mtok
+        assert rec.cost_micros == tokens + 2 * per_search, model

@@ -63,6 +63,8 @@ def test_non_finite_budget_from_the_environment(value: str, monkeypatch: pytest.
     ("upstream_timeout = 1e300", ["invalid upstream_timeout", "at most 86400"]),
     ("sync_interval = inf", ["invalid sync_interval", "finite number"]),
     ('[prices."m"]\ninput_per_mtok = inf\noutput_per_mtok = 1', ["prices.m.input_per_mtok", "finite number"]),
+    ('[prices."m"]\ninput_per_mtok = 1\noutput_per_mtok = 1\nweb_search_per_1k = nan',
+     ["prices.m.web_search_per_1k", "finite number"]),
 ])
 def test_absurd_numbers_in_the_config_file(toml: str, expect: list[str], clean_env: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:

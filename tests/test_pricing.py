@@ -236,6 +236,37 @@ def test_config_override_applies_to_every_alias() -> None:
     assert mini is not None and mini.source == "genai-prices"
 
 
+def test_an_override_of_token_prices_keeps_the_models_price_per_search() -> None:
+    # gpt-5 and claude-sonnet-4-5 cost $10 per 1,000 searches in genai-prices: a token override (by the
+    # name, an alias, or provider/name) must not make searches free.
+    p = Pricer({"gpt-5": PriceOverride(1.0, 2.0), "gpt-4o": PriceOverride(1.0, 2.0),
+                "anthropic/claude-sonnet-4-5": PriceOverride(1.0, 2.0)})
+    usage = TokenUsage(input_tokens=1000, output_tokens=1000, web_search_requests=3)
+    for provider, model in (("openai", "gpt-5"), ("openai", "gpt-4o-2024-08-06"),
+                            ("anthropic", "claude-sonnet-4-5")):
+        r = p.rates(provider, model)
+        assert r is not None and r.source == "config" and r.web_search == 10_000, model
+        assert p.cost(provider, model, usage) == 1000 + 2000 + 3 * 10_000, model
+        worst = p.worst_case(provider, model, 1000, 1000, cache_writes=False, web_searches=10)
+        assert worst == 1000 + 2000 + 10 * 10_000, model
+
+
+def test_the_per_search_price_can_be_configured_set_or_zeroed() -> None:
+    usage = TokenUsage(input_tokens=1000, output_tokens=1000, web_search_requests=4)
+    p = Pricer({"gpt-5": PriceOverride(1.0, 2.0, web_search_per_1k=25),
+                "gpt-4o": PriceOverride(1.0, 2.0, web_search_per_1k=0),
+                "my-finetuned-gpt": PriceOverride(1.0, 2.0),
+                "my-search-gpt": PriceOverride(1.0, 2.0, web_search_per_1k=12.5)})
+    assert p.cost("openai", "gpt-5", usage) == 3000 + 4 * 25_000  # $25 per 1,000 = 25,000 µ$ per search
+    assert p.cost("openai", "gpt-4o", usage) == 3000  # zeroed
+    assert p.cost("openai", "my-finetuned-gpt", usage) == 3000  # added by config only: no search price
+    assert p.cost("openai", "my-search-gpt", usage) == 3000 + 4 * 12_500
+    # A local provider (free unless configured) gets no genai-prices search price either.
+    local = Pricer({"gpt-5": PriceOverride(1.0, 2.0)}, price_ids={"ollama": None})
+    assert local.cost("ollama", "gpt-5", usage) == 3000
+    assert local.cost("ollama", "llama3", usage) == 0
+
+
 def test_config_adds_an_unknown_model() -> None:
     p = Pricer({"my-local-llm": PriceOverride(0.075, 0.3), "anthropic/claude-internal": PriceOverride(2, 8)})
     assert p.cost("openai", "my-local-llm", TokenUsage(input_tokens=1000, output_tokens=100)) == 75 + 30

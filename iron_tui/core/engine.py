@@ -101,7 +101,7 @@ class Engine:
         self.pricer = Pricer(
             {
                 name: PriceOverride(p.input_per_mtok, p.output_per_mtok, p.cache_read_per_mtok,
-                                    p.cache_write_per_mtok)
+                                    p.cache_write_per_mtok, p.web_search_per_1k)
                 for name, p in settings.prices.items()
             },
             strict=settings.strict_pricing,

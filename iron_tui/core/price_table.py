@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 __all__ = ["PriceEntry", "PriceOverride", "RateTier", "Rates", "entry_from_genai", "entry_from_override",
-           "genai_lookup"]
+           "genai_lookup", "genai_search_price"]
 
 # --- rates ----------------------------------------------------------------------------------------
 
@@ -59,12 +59,15 @@ def _money(value: float) -> str:
 class PriceOverride:
     """A configured price, USD per million tokens. Cache prices left None default to the provider's
     rule: Anthropic reads 0.1× and writes 1.25× (1-hour writes 2×) the input price; others the input price.
+    `web_search_per_1k` (USD per 1,000 server-side web searches) left None keeps the model's genai-prices
+    per-search price (none for a model genai-prices does not know).
     """
 
     input_per_mtok: float
     output_per_mtok: float
     cache_read_per_mtok: float | None = None
     cache_write_per_mtok: float | None = None
+    web_search_per_1k: float | None = None
 
 
 # Exact rate vector: (input, output, cache_read, cache_write, cache_write_1h), µ$ per token.
@@ -170,8 +173,9 @@ def genai_lookup(provider: str, model: str) -> tuple[str, Any, int | None] | Non
     return info.id, info.get_prices(datetime.now(tz=UTC)), info.context_window
 
 
-def entry_from_override(provider: str, model_id: str, o: PriceOverride,
-                        context_window: int | None) -> PriceEntry:
+def entry_from_override(provider: str, model_id: str, o: PriceOverride, context_window: int | None,
+                        genai_price: Any = None) -> PriceEntry:
+    """`genai_price`: the model's genai-prices ModelPrice, for the per-search price `o` does not set."""
     inp, out = _dec(o.input_per_mtok), _dec(o.output_per_mtok)
     anthropic = provider.lower() == "anthropic"
     read = _dec(o.cache_read_per_mtok) if o.cache_read_per_mtok is not None else (
@@ -180,11 +184,22 @@ def entry_from_override(provider: str, model_id: str, o: PriceOverride,
         inp * Decimal("1.25") if anthropic else inp)
     write_1h = max(write, inp * 2) if anthropic else write
     base: _Vec = (inp, out, read, write, write_1h)
+    per_search = _dec(o.web_search_per_1k) * 1000 if o.web_search_per_1k is not None else (
+        genai_search_price(genai_price) if genai_price is not None else Decimal(0))
     rates = Rates(
         input=float(inp), output=float(out), cache_read=float(read), cache_write=float(write),
         source="config", model_id=model_id, cache_write_1h=float(write_1h), context_window=context_window,
+        web_search=float(per_search) if per_search else None,
     )
-    return _make_entry(rates, base, ())
+    return _make_entry(rates, base, (), per_search)
+
+
+def genai_search_price(mp: Any) -> Decimal:
+    """µ$ per server-side web search from a genai-prices ModelPrice (0: it has none)."""
+    from genai_prices.types import TieredPrices
+
+    kcount = getattr(mp, "web_searches_kcount", None)  # USD per 1,000 searches
+    return Decimal(kcount) * 1000 if kcount is not None and not isinstance(kcount, TieredPrices) else Decimal(0)
 
 
 def entry_from_genai(model_id: str, mp: Any, context_window: int | None) -> PriceEntry | None:
@@ -232,10 +247,7 @@ def entry_from_genai(model_id: str, mp: Any, context_window: int | None) -> Pric
         return float(v[0]), float(v[1]), float(v[2]), float(v[3]), float(v[4])
 
     b = floats(base)
-    # USD per 1,000 searches → µ$ per search.
-    kcount = getattr(mp, "web_searches_kcount", None)
-    per_search = Decimal(kcount) * 1000 if kcount is not None and not isinstance(kcount, TieredPrices) \
-        else Decimal(0)
+    per_search = genai_search_price(mp)
     rates = Rates(
         input=b[0], output=b[1], cache_read=b[2], cache_write=b[3], source="genai-prices",
         model_id=model_id, cache_write_1h=b[4],

@@ -22,7 +22,8 @@ Why the design looks like this:
   by the hour, moderation) is unpriced.
 * Server-side web searches (`TokenUsage.web_search_requests`: Anthropic's
   `usage.server_tool_use.web_search_requests`, the `web_search_call` items of an OpenAI Responses answer)
-  are priced per search from genai-prices' `web_searches_kcount` (none there: tokens only). Not priced:
+  are priced per search from genai-prices' `web_searches_kcount` (none there: tokens only); a config
+  override of a model's token prices keeps that per-search price unless it sets `web_search_per_1k`. Not priced:
   the searches of OpenAI's Chat Completions search models (their answers count none, and genai-prices
   has no per-search price for them), other hosted-tool fees (file search, code interpreter) and
   audio/image token modalities.
@@ -182,16 +183,19 @@ class Pricer:
         return None
 
     def _resolve(self, provider: str, model: str) -> PriceEntry | None:
+        local = provider in self._price_ids and self._price_ids[provider] is None  # free unless configured
         override = self._override(provider, model)
-        if override is not None:
+        if override is not None and (local or override.web_search_per_1k is not None):
             return entry_from_override(provider, model, override, None)
-        if provider in self._price_ids and self._price_ids[provider] is None:  # a local provider: free
+        if override is None and local:
             return entry_from_override(provider, model, PriceOverride(0.0, 0.0, 0.0, 0.0), None)
         found = genai_lookup(self._price_ids.get(provider) or provider, model)
+        if override is not None:  # the model's own per-search price stays (an added model has none)
+            return entry_from_override(provider, model, override, None, found[1] if found else None)
         if found is None:
             return None
         model_id, model_price, context_window = found
         override = self._override(provider, model_id)
         if override is not None:
-            return entry_from_override(provider, model_id, override, context_window)
+            return entry_from_override(provider, model_id, override, context_window, model_price)
         return entry_from_genai(model_id, model_price, context_window)
