@@ -14,6 +14,7 @@ from iron_tui.sim.anthropic_extras import (
     structured_reply,
     thinking_reply,
 )
+from iron_tui.sim.anthropic_search import search_blocks, search_events, server_tool_usage
 from iron_tui.sim.anthropic_validation import RequestScan, validate_request
 from iron_tui.sim.base import ProviderApi, ReceivedRequest, exchange
 from iron_tui.sim.script import (
@@ -53,14 +54,8 @@ _MODEL_INFO = {
     m: {"type": "model", "id": m, "display_name": name, "created_at": at, "lifecycle": "active"}
     for m, name, at in MODELS
 }
-_MODELS_BODY = json.dumps(
-    {
-        "data": list(_MODEL_INFO.values()),
-        "has_more": False,
-        "first_id": MODELS[0][0],
-        "last_id": MODELS[-1][0],
-    }
-).encode()
+_MODELS_BODY = json.dumps({"data": list(_MODEL_INFO.values()), "has_more": False, "first_id": MODELS[0][0],
+                           "last_id": MODELS[-1][0]}).encode()
 _JSON = "application/json"
 _SSE = "text/event-stream; charset=utf-8"
 _OVERLOADED_EVENT = (
@@ -88,9 +83,10 @@ _USAGE = (
 )
 
 
-def _usage_json(usage: dict[str, Any], output: int) -> str:
+def _usage_json(usage: dict[str, Any], output: int, searches: list[dict[str, Any]]) -> str:
     write = usage["cache_creation_input_tokens"]
-    return _USAGE % (usage["input_tokens"], write, usage["cache_read_input_tokens"], write, output)
+    out = _USAGE % (usage["input_tokens"], write, usage["cache_read_input_tokens"], write, output)
+    return out[:-1] + ',"server_tool_use":' + json.dumps(server_tool_usage(searches)) + "}" if searches else out
 
 
 def _sse(name: str, payload: str) -> bytes:
@@ -173,7 +169,11 @@ class AnthropicSim(ProviderApi):
         usage = None if d.no_usage else self._usage(scan)
         text, calls = self._reply(body, scan, d, prompt, user_turn)
         thought = thinking_reply(body, prompt or scan.tool_result_text)
+        choice = body.get("tool_choice")
+        searches = search_blocks(body, prompt, d.searches, self.sim.next_id) \
+            if user_turn and (not isinstance(choice, dict) or choice.get("type") != "none") else []
         output = (text.tokens if text else 0) + sum(tool_tokens(c.name, c.json) for c in calls)
+        output += sum(tool_tokens(b["name"], json.dumps(b["input"])) for b in searches if "input" in b)
         output += thought[0].tokens if thought else 0
         if calls:
             stop_reason, stop_seq = "tool_use", None
@@ -187,11 +187,12 @@ class AnthropicSim(ProviderApi):
         model = body["model"]
         if stream:
             return await self._stream(
-                request, d, msg_id, model, text, calls, stop_reason, stop_seq, usage, output, thought
+                request, d, msg_id, model, text, calls, stop_reason, stop_seq, usage, output, thought, searches
             )
         content: list[dict[str, Any]] = []
         if thought is not None:
             content.append({"type": "thinking", "thinking": thought[0].text, "signature": thought[1]})
+        content.extend(searches)
         if text is not None:
             content.append({"type": "text", "text": text.text})
         content.extend({"type": "tool_use", "id": c.id, "name": c.name, "input": c.input} for c in calls)
@@ -202,7 +203,7 @@ class AnthropicSim(ProviderApi):
             json.dumps(content),
             stop_reason,
             json.dumps(stop_seq),
-            "" if usage is None else ',"usage":' + _usage_json(usage, output),
+            "" if usage is None else ',"usage":' + _usage_json(usage, output, searches),
         )
         return web.Response(body=out.encode(), headers=self.headers())
 
@@ -280,6 +281,7 @@ class AnthropicSim(ProviderApi):
         usage: dict[str, Any] | None,
         output: int,
         thought: tuple[TextReply, str] | None = None,
+        searches: list[dict[str, Any]] | None = None,
     ) -> web.StreamResponse:
         headers = {**self.headers(_SSE), "Cache-Control": "no-cache"}
         delay = self.chunk_delay(d)
@@ -309,18 +311,18 @@ class AnthropicSim(ProviderApi):
                 "type": "signature_delta", "signature": thought[1]}})))
             events.append(_sse("content_block_stop", '{"type":"content_block_stop","index":0}'))
             index = 1
+        if searches:
+            events.extend(search_events(searches, index))
+            index += len(searches)
+        cut = 3 + _PREVIEW + (len(events) - 1 if searches else 0)  # a fault cuts after the searches
         if text is not None:
-            events.append(
-                _sse(
-                    "content_block_start",
-                    f'{{"type":"content_block_start","index":{index},"content_block":{{"type":"text","text":""}}}}',
-                )
-            )
+            events.append(_sse("content_block_start", f'{{"type":"content_block_start","index":{index},'
+                                                      '"content_block":{"type":"text","text":""}}'))
             events.append(_sse("ping", '{"type": "ping"}'))
             head = f'event: content_block_delta\ndata: {{"type":"content_block_delta","index":{index},"delta":{{"type":"text_delta","text":'
             events.extend((head + json.dumps(p) + "}}\n\n").encode() for p in text.pieces)
             if d.midstream_error or d.stall:
-                events = events[: 3 + _PREVIEW]
+                events = events[:cut]
                 if d.midstream_error:
                     events.append(_OVERLOADED_EVENT)
                 return await self.sim.stream(request, headers, events, delay, stall=d.stall)
@@ -328,26 +330,18 @@ class AnthropicSim(ProviderApi):
             index += 1
         for c in calls:
             block = {"type": "tool_use", "id": c.id, "name": c.name, "input": {}}
-            events.append(
-                _sse(
-                    "content_block_start",
-                    json.dumps({"type": "content_block_start", "index": index, "content_block": block}),
-                )
-            )
+            events.append(_sse("content_block_start", json.dumps(
+                {"type": "content_block_start", "index": index, "content_block": block})))
             if index == 0:
                 events.append(_sse("ping", '{"type": "ping"}'))
             for piece in ["", *split_json(c.json)]:
                 delta = {"type": "input_json_delta", "partial_json": piece}
-                events.append(
-                    _sse(
-                        "content_block_delta",
-                        json.dumps({"type": "content_block_delta", "index": index, "delta": delta}),
-                    )
-                )
+                events.append(_sse("content_block_delta", json.dumps(
+                    {"type": "content_block_delta", "index": index, "delta": delta})))
             events.append(_sse("content_block_stop", f'{{"type":"content_block_stop","index":{index}}}'))
             index += 1
         if d.midstream_error or d.stall:  # a tool-only reply: cut after the first block
-            events = events[: 3 + _PREVIEW]
+            events = events[:cut]
             if d.midstream_error:
                 events.append(_OVERLOADED_EVENT)
             return await self.sim.stream(request, headers, events, delay, stall=d.stall)
@@ -357,6 +351,8 @@ class AnthropicSim(ProviderApi):
         }
         if usage is not None:
             delta_body["usage"] = {"output_tokens": output}
+            if searches:
+                delta_body["usage"]["server_tool_use"] = server_tool_usage(searches)
         events.append(_sse("message_delta", json.dumps(delta_body)))
         events.append(_sse("message_stop", '{"type":"message_stop"}'))
         return await self.sim.stream(request, headers, events, delay)

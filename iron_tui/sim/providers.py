@@ -32,8 +32,10 @@ translation); they are removed from the echoed text:
     [[sim:call=Read(/a/b)]]  call the tool named Read (chat and messages), with only its required
                              arguments and /a/b in the first required string one; repeat the directive
                              for parallel calls; a tool the request does not offer is not called
-    [[sim:searches=3]]       Responses with a `web_search*` tool: run N web searches (`web_search_call`
-                             items ahead of the answer; 1 without the directive, 0 for none)
+    [[sim:searches=3]]       a request with a web search tool (Responses `web_search*`, Messages
+                             `web_search_*`) runs N searches ahead of the answer (1 without the directive,
+                             0 for none): `web_search_call` items, or `server_tool_use` +
+                             `web_search_tool_result` blocks counted in `usage.server_tool_use`
     [[sim:latency=200]]      wait 200 ms before the response / first byte
     [[sim:words=500]]        reply length in words (= output tokens)
     [[sim:hang]]             never answer (timeout tests); ends when the client goes away

@@ -23,7 +23,7 @@ class Directives:
     midstream_error: bool = False
     prestream_error: bool = False
     tools: int | None = None
-    searches: int | None = None  # web searches a Responses request with a web_search tool runs
+    searches: int | None = None  # web searches a request with a web search tool runs
     latency_ms: float | None = None
     words: int | None = None
     hang: bool = False

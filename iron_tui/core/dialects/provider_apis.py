@@ -23,6 +23,7 @@ __all__ = ["StreamAccount", "error_info", "output_cap", "stream_account", "usage
 # Bytes of JSON framing around a streamed Anthropic delta: only used to estimate tokens of a cut stream
 # when the native relay does not parse content deltas.
 _DELTA_OVERHEAD = 80
+_SEARCH_RESULT = '"web_search_tool_result"'  # only such block starts are parsed by a native relay
 
 Event = tuple[str, str, bytes]  # (event name, data, raw bytes) from core/proxy/sse.py
 
@@ -178,7 +179,16 @@ class StreamAccount:
 
 
 class AnthropicAccount(StreamAccount):
-    __slots__ = ()
+    """Anthropic Messages events. Server-side web searches (billed per search) are counted as their
+    results stream — each `web_search_tool_result` block that holds results, as an error result is not
+    billed — so a stream cut before its final `message_delta` is still charged for them; that event's
+    `usage.server_tool_use.web_search_requests`, when larger, wins."""
+
+    __slots__ = ("_searches",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._searches = 0
 
     def raw(self, events: list[Event]) -> None:
         for ev, data, _raw in events:
@@ -187,7 +197,8 @@ class AnthropicAccount(StreamAccount):
                 self.text_chars += max(0, len(data) - _DELTA_OVERHEAD)
             elif ev == "message_stop":
                 self.finished = True
-            elif ev in ("message_start", "message_delta", "error"):
+            elif ev in ("message_start", "message_delta", "error") or (
+                    ev == "content_block_start" and _SEARCH_RESULT in data):
                 obj = _loads(data)
                 if obj is not None:
                     self.obj(ev, obj)
@@ -201,6 +212,11 @@ class AnthropicAccount(StreamAccount):
                     piece = delta.get(field)
                     if isinstance(piece, str):
                         self.text_chars += len(piece)
+        elif kind == "content_block_start":
+            block = obj.get("content_block")
+            if isinstance(block, dict) and block.get("type") == "web_search_tool_result" \
+                    and isinstance(block.get("content"), list):
+                self._searches += 1
         elif kind == "message_start":
             msg = obj.get("message")
             self._fold(msg.get("usage") if isinstance(msg, dict) else None)
@@ -222,10 +238,15 @@ class AnthropicAccount(StreamAccount):
             if v is not None:
                 acc[k] = v
 
+    @property
+    def web_searches(self) -> int:
+        return self._searches
+
     def usage(self) -> TokenUsage | None:
         if self._usage is None or self._usage.get("input_tokens") is None:
             return None
-        return TokenUsage.from_anthropic(self._usage)
+        usage = TokenUsage.from_anthropic(self._usage)
+        return _with_searches(usage, self._searches) if self._searches > usage.web_search_requests else usage
 
 
 class ChatAccount(StreamAccount):
