@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import re
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -57,14 +57,14 @@ async def server() -> AsyncIterator[int]:
         yield port
 
 
-async def _exchange(port: int, data: bytes, responses: int = 1) -> bytes:
-    """Send `data`, read until the server closes or `responses` answers arrived (a hang guard only)."""
+async def _read_until(port: int, data: bytes, done: Callable[[bytes], bool]) -> bytes:
+    """Send `data`, read until the server closes or `done(what arrived)` (a hang guard only)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     out = b""
     try:
         writer.write(data)
         async with asyncio.timeout(30):
-            while out.count(b"HTTP/1.") < responses or not _complete(out, responses):
+            while not done(out):
                 chunk = await reader.read(65536)
                 if not chunk:
                     break
@@ -72,6 +72,11 @@ async def _exchange(port: int, data: bytes, responses: int = 1) -> bytes:
     finally:
         writer.close()
     return out
+
+
+async def _exchange(port: int, data: bytes, responses: int = 1) -> bytes:
+    """`responses` whole answers (or what came before the server closed)."""
+    return await _read_until(port, data, lambda out: out.count(b"HTTP/1.") >= responses and _complete(out, responses))
 
 
 def _complete(data: bytes, responses: int) -> bool:
@@ -190,19 +195,8 @@ async def stream_server() -> AsyncIterator[int]:
 
 
 async def _read_stream(port: int, data: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    out = b""
-    try:
-        writer.write(data)
-        async with asyncio.timeout(30):
-            while not out.endswith(b"0\r\n\r\n"):
-                chunk = await reader.read(65536)
-                if not chunk:
-                    break
-                out += chunk
-    finally:
-        writer.close()
-    return out
+    """A chunked answer, through its last chunk."""
+    return await _read_until(port, data, lambda out: out.endswith(b"0\r\n\r\n"))
 
 
 @pytest.mark.parametrize(("version", "extra"), [("1.1", ""), ("1.1", "Connection: close\r\n"), ("1.0", "")])
