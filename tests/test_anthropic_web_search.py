@@ -6,7 +6,6 @@ before its end is charged, and journaled, for the searches it ran."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import sqlite3
 import time
@@ -21,25 +20,23 @@ from iron_tui.core.budget import BudgetLedger, CallInfo
 from iron_tui.core.clock import FixedClock
 from iron_tui.core.dialects.provider_apis import StreamAccount, stream_account
 from iron_tui.core.ledger_store import LedgerStore
-from iron_tui.core.pricing import Pricer, TokenUsage
+from iron_tui.core.pricing import TokenUsage
 from iron_tui.core.proxy.sse import SSEParser
 from iron_tui.core.proxy.stream_relay import _checkpoint
 from iron_tui.core.recovery import recover_dead
 from iron_tui.sim.anthropic_search import search_blocks, search_events
 from tests.conftest import EngineFactory
+from tests.helpers.search_charges import PRICER, searches_charged, tokens_only
 
 CASSETTES = Path(__file__).parent / "cassettes" / "anthropic"
 STREAM = CASSETTES / "test_anthropic_model_web_search_tool_stream__0.sse"
 PER_SEARCH = 10_000  # µ$: genai-prices' Claude web_searches_kcount = 10 ($10 per 1,000)
-PRICER = Pricer()
 RESULT = b'"content_block":{"type":"web_search_tool_result"'
 SEARCH: Any = [{"type": "web_search_20250305", "name": "web_search", "max_uses": 2}]
 
 
 def _tokens_only(model: str, usage: TokenUsage) -> int:
-    cost = PRICER.cost("anthropic", model, dataclasses.replace(usage, web_search_requests=0))
-    assert cost is not None
-    return cost
+    return tokens_only("anthropic", model, usage)
 
 
 def _account(raw: bytes, parsed: bool = False) -> StreamAccount:
@@ -153,12 +150,6 @@ def _client(engine: Any) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(base_url=engine.base_url, api_key=engine.token, max_retries=0)
 
 
-def _searches_charged(rec: Any) -> float:
-    """(cost − what the record's tokens cost) in searches."""
-    tokens = TokenUsage(input_tokens=rec.input_tokens, output_tokens=rec.output_tokens)
-    return (rec.cost_micros - _tokens_only(rec.model, tokens)) / PER_SEARCH
-
-
 async def _settled(engine: Any) -> None:
     for _ in range(500):  # a hang guard, not a timing
         if engine.proxy.inflight == 0 and engine.ledger.reserved == 0:
@@ -175,7 +166,7 @@ async def test_searches_are_charged_once_whole_and_streamed(make_engine: EngineF
     assert [b.type for b in whole.content].count("web_search_tool_result") == 3
     assert whole.usage.server_tool_use is not None and whole.usage.server_tool_use.web_search_requests == 2
     rec = engine.history.recent(1)[0]
-    assert rec.state == "ok" and not rec.cost_estimated and _searches_charged(rec) == 2
+    assert rec.state == "ok" and not rec.cost_estimated and searches_charged(rec, PER_SEARCH) == 2
     async with client.messages.stream(model="claude-sonnet-4-6", max_tokens=300, tools=SEARCH,
                                       messages=prompt) as stream:
         final = await stream.get_final_message()
@@ -183,7 +174,7 @@ async def test_searches_are_charged_once_whole_and_streamed(make_engine: EngineF
     assert final.usage.server_tool_use is not None and final.usage.server_tool_use.web_search_requests == 2
     streamed = engine.history.recent(1)[0]
     assert streamed.stream and streamed.state == "ok" and not streamed.cost_estimated
-    assert _searches_charged(streamed) == 2 and streamed.cost_micros == rec.cost_micros
+    assert searches_charged(streamed, PER_SEARCH) == 2 and streamed.cost_micros == rec.cost_micros
     await _settled(engine)
     assert engine.ledger.status()[0] == rec.cost_micros + streamed.cost_micros
 
@@ -205,5 +196,5 @@ async def test_a_stream_the_client_closes_after_the_searches_is_charged_for_them
     await _settled(engine)
     rec = engine.history.recent(1)[0]
     assert rec.state == "error" and rec.error_code == "client_disconnected" and rec.cost_estimated
-    assert _searches_charged(rec) == 2
+    assert searches_charged(rec, PER_SEARCH) == 2
     assert engine.ledger.status()[0] == rec.cost_micros and engine.ledger.reserved == 0

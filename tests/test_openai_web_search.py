@@ -4,7 +4,6 @@ them at genai-prices' per-search price and books them in the budget, end to end 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -13,23 +12,21 @@ import openai
 import pytest
 
 from iron_tui.core.dialects.provider_apis import stream_account, usage_of
-from iron_tui.core.pricing import Pricer, TokenUsage
+from iron_tui.core.pricing import TokenUsage
 from iron_tui.core.proxy.admission import WEB_SEARCH_ALLOWANCE, web_searches
 from iron_tui.core.proxy.sse import SSEParser
 from iron_tui.sim.openai_responses import ResponsesState, build_response, response_events
 from tests.conftest import EngineFactory
+from tests.helpers.search_charges import PRICER, searches_charged, tokens_only
 
 CASSETTES = Path(__file__).parent / "cassettes" / "openai_responses"
 WHOLE = sorted(p for p in CASSETTES.glob("*web_search*.json") if not p.name.endswith(".request.json"))
 STREAM = CASSETTES / "test_openai_responses_model_web_search_tool_stream__0.sse"
 PER_SEARCH = 10_000  # µ$: genai-prices' gpt-5 web_searches_kcount = 10 ($10 per 1,000)
-PRICER = Pricer()
 
 
 def _tokens_only(model: str, usage: TokenUsage) -> int:
-    cost = PRICER.cost("openai", model, dataclasses.replace(usage, web_search_requests=0))
-    assert cost is not None
-    return cost
+    return tokens_only("openai", model, usage)
 
 
 def _events(raw: bytes) -> list[dict[str, Any]]:
@@ -137,12 +134,6 @@ def _client(engine: Any) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=engine.openai_base_url, api_key=engine.token, max_retries=0)
 
 
-def _searches_charged(rec: Any) -> float:
-    """(cost − what the record's tokens cost) in searches."""
-    tokens = TokenUsage(input_tokens=rec.input_tokens, output_tokens=rec.output_tokens)
-    return (rec.cost_micros - _tokens_only(rec.model, tokens)) / PER_SEARCH
-
-
 async def test_searches_are_charged_and_spent(make_engine: EngineFactory) -> None:
     engine = await make_engine(budget=5.0)
     raw = await _client(engine).responses.with_raw_response.create(
@@ -150,7 +141,7 @@ async def test_searches_are_charged_and_spent(make_engine: EngineFactory) -> Non
     r = raw.parse()
     assert [i.type for i in r.output] == ["web_search_call", "web_search_call", "message"]
     rec = engine.history.recent(1)[0]
-    assert rec.state == "ok" and not rec.cost_estimated and _searches_charged(rec) == 2
+    assert rec.state == "ok" and not rec.cost_estimated and searches_charged(rec, PER_SEARCH) == 2
     assert float(raw.headers["x-iron-cost-usd"]) == pytest.approx(rec.cost_micros / 1e6)
     assert engine.ledger.status()[0] == rec.cost_micros
     # The search allowance was booked before the call went upstream.
@@ -161,7 +152,7 @@ async def test_an_answer_without_usage_is_still_charged_for_its_search(make_engi
     engine = await make_engine()
     await _client(engine).responses.create(model="gpt-5", input="[[sim:no_usage]] Weather?", tools=SEARCH)  # type: ignore[list-item]
     rec = engine.history.recent(1)[0]
-    assert rec.state == "ok" and rec.cost_estimated and _searches_charged(rec) == 1
+    assert rec.state == "ok" and rec.cost_estimated and searches_charged(rec, PER_SEARCH) == 1
 
 
 async def test_a_streamed_search_is_charged(make_engine: EngineFactory) -> None:
@@ -170,7 +161,7 @@ async def test_a_streamed_search_is_charged(make_engine: EngineFactory) -> None:
         kinds = [event.type async for event in stream]
     assert kinds.count("response.web_search_call.completed") == 1
     rec = engine.history.recent(1)[0]
-    assert rec.state == "ok" and rec.stream and _searches_charged(rec) == 1
+    assert rec.state == "ok" and rec.stream and searches_charged(rec, PER_SEARCH) == 1
 
 
 async def test_a_stream_cut_after_a_search_is_charged_for_it(make_engine: EngineFactory) -> None:
@@ -183,7 +174,7 @@ async def test_a_stream_cut_after_a_search_is_charged_for_it(make_engine: Engine
     assert kinds[-1] == "error" and "response.completed" not in kinds
     assert kinds.count("response.web_search_call.completed") == 1 and kinds.count("response.output_item.done") == 1
     rec = engine.history.recent(1)[0]
-    assert rec.state == "error" and rec.cost_estimated and _searches_charged(rec) == 1
+    assert rec.state == "error" and rec.cost_estimated and searches_charged(rec, PER_SEARCH) == 1
 
 
 async def test_the_budget_books_the_searches(make_engine: EngineFactory) -> None:
@@ -196,7 +187,7 @@ async def test_the_budget_books_the_searches(make_engine: EngineFactory) -> None
     await client.responses.create(model="gpt-5", input="Weather?", tools=SEARCH, max_output_tokens=500,  # type: ignore[list-item]
                                   max_tool_calls=2)
     rec = engine.history.recent(1)[0]
-    assert rec.state == "ok" and _searches_charged(rec) == 1
+    assert rec.state == "ok" and searches_charged(rec, PER_SEARCH) == 1
     assert engine.ledger.status()[0] == rec.cost_micros and engine.ledger.reserved == 0
 
 
